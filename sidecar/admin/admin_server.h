@@ -1,0 +1,43 @@
+#pragma once
+// Admin HTTP (cpp-httplib, its own threads): PUT/GET /v1/topology, /healthz, /readyz, /metrics.
+// Never touches data-plane objects: it validates into a Topology and hands it to the loop.
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "common/status.h"
+#include "sidecar/admin/topology_store.h"
+
+namespace httplib { class Server; }
+
+namespace memha {
+
+class Metrics;
+class Proxy;
+
+class AdminServer {
+ public:
+  struct Options {
+    std::string address = "127.0.0.1";
+    uint16_t port = 0;
+    std::string token;  // empty: PUT is refused
+  };
+  AdminServer(Options options, Proxy* proxy, Metrics* metrics, TopologyStore* store);
+  ~AdminServer();
+
+  Status Start();  // binds, then serves on a thread
+  void Stop();
+  int port() const { return bound_port_; }
+
+ private:
+  Options options_;
+  Proxy* proxy_;
+  Metrics* metrics_;
+  TopologyStore* store_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  int bound_port_ = 0;
+};
+
+}  // namespace memha

@@ -1,0 +1,238 @@
+#include "sidecar/backend/member.h"
+
+#include <algorithm>
+
+#include "common/log.h"
+
+namespace memha {
+namespace {
+
+constexpr size_t kReplayBatch = 256;
+
+bool TextSafeKey(std::string_view key) {
+  for (unsigned char c : key) {
+    if (c <= ' ' || c == 0x7f) return false;
+  }
+  return !key.empty();
+}
+
+std::string Base64Encode(std::string_view in) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  for (size_t i = 0; i < in.size(); i += 3) {
+    uint32_t n = uint32_t(static_cast<unsigned char>(in[i])) << 16;
+    if (i + 1 < in.size()) n |= uint32_t(static_cast<unsigned char>(in[i + 1])) << 8;
+    if (i + 2 < in.size()) n |= uint32_t(static_cast<unsigned char>(in[i + 2]));
+    out.push_back(kAlphabet[(n >> 18) & 63]);
+    out.push_back(kAlphabet[(n >> 12) & 63]);
+    out.push_back(i + 1 < in.size() ? kAlphabet[(n >> 6) & 63] : '=');
+    out.push_back(i + 2 < in.size() ? kAlphabet[n & 63] : '=');
+  }
+  return out;
+}
+
+}  // namespace
+
+Member::Member(const BackendEnv& env, std::string name, HostPort endpoint, MemberHealth initial)
+    : env_(env), name_(std::move(name)), endpoint_(std::move(endpoint)), health_(initial),
+      probe_wait_(env.tunables->probe_interval) {
+  for (int i = 0; i < env_.tunables->connections_per_member; ++i) {
+    conns_.push_back(std::make_unique<BackendConnection>(env_.base, env_.dns, endpoint_, this));
+  }
+  state_gauge_ = &env_.metrics->MemberState(name_, endpoint_.ToString());
+  state_gauge_->Set(static_cast<double>(health_));
+  auto now = Clock::now();
+  healthy_since_ = warming_since_ = now;
+  if (health_ == MemberHealth::kDown) next_probe_ = now;
+}
+
+Member::~Member() {
+  *alive_ = false;
+  env_.metrics->RemoveMemberState(state_gauge_);
+}
+
+Clock::time_point Member::Deadline() const { return Clock::now() + env_.tunables->request_timeout; }
+
+void Member::Send(uint32_t hash, std::string_view wire, protocol::ReplyKind kind, OpCallback done) {
+  conns_[hash % conns_.size()]->Send(wire, kind, Deadline(), std::move(done));
+}
+
+void Member::Send2(uint32_t hash, std::string_view head, std::string_view body, protocol::ReplyKind kind,
+                   OpCallback done) {
+  conns_[hash % conns_.size()]->Send2(head, body, kind, Deadline(), std::move(done));
+}
+
+void Member::SetHealth(MemberHealth h) {
+  if (h == health_) return;
+  MEMHA_LOG(kInfo, "member", name_ << " (" << endpoint_.ToString() << ") " << ToString(health_) << " -> "
+                                   << ToString(h));
+  health_ = h;
+  auto now = Clock::now();
+  if (h == MemberHealth::kWarming) {
+    warming_since_ = now;
+    warm_lookups_ = warm_found_ = 0;
+  }
+  if (h == MemberHealth::kWarming || h == MemberHealth::kUp) {
+    if (healthy_since_ == Clock::time_point{}) healthy_since_ = now;
+  }
+  state_gauge_->Set(controller_down_ ? 0.0 : static_cast<double>(h));
+}
+
+void Member::CloseAll(OpStatus why) {
+  for (auto& c : conns_) c->Close(why);
+}
+
+void Member::MarkDown(OpStatus why) {
+  if (health_ == MemberHealth::kDown) return;
+  auto now = Clock::now();
+  const Tunables& t = *env_.tunables;
+  // Flapping (down again soon after coming back) doubles the wait before the next probe, up to the cap.
+  bool flapping = healthy_since_ != Clock::time_point{} && now - healthy_since_ < t.flap_window;
+  probe_wait_ = flapping ? std::min<Clock::duration>(probe_wait_ * 2, t.probe_backoff_cap)
+                         : Clock::duration(t.probe_interval);
+  healthy_since_ = Clock::time_point{};
+  next_probe_ = now + probe_wait_;
+  consecutive_failures_ = 0;
+  SetHealth(MemberHealth::kDown);
+  MEMHA_LOG(kWarn, "member", name_ << " marked down: " << ToString(why) << ", next probe in "
+                                   << std::chrono::duration_cast<std::chrono::milliseconds>(probe_wait_).count()
+                                   << "ms");
+  CloseAll(why);
+}
+
+void Member::OnConnectionFailed(BackendConnection*, OpStatus why) {
+  env_.metrics->BackendError(why);
+  if (health_ == MemberHealth::kDown || controller_down_) return;
+  if (why == OpStatus::kTimeout && ++consecutive_failures_ < env_.tunables->failure_limit) return;
+  MarkDown(why);
+}
+
+void Member::StartProbe() {
+  probing_ = true;
+  auto deadline = Clock::now() + env_.tunables->connect_timeout + env_.tunables->request_timeout;
+  std::weak_ptr<bool> alive = alive_;
+  conns_[0]->Send("version\r\n", protocol::ReplyKind::kLine, deadline, [this, alive](const OpResult& r) {
+    if (alive.expired()) return;
+    bool ok = r.status == OpStatus::kOk && r.reply->line.in(r.buf).substr(0, 8) == "VERSION ";
+    OnProbeDone(ok);
+  });
+}
+
+void Member::OnProbeDone(bool ok) {
+  probing_ = false;
+  if (controller_down_ || health_ != MemberHealth::kDown) return;
+  if (!ok) {
+    probe_wait_ = std::min<Clock::duration>(probe_wait_ * 2, env_.tunables->probe_backoff_cap);
+    next_probe_ = Clock::now() + probe_wait_;
+    CloseAll(OpStatus::kConnectFailed);
+    return;
+  }
+  MEMHA_LOG(kInfo, "member", name_ << " answers again; replaying " << missed_.size() << " missed invalidations"
+                                   << (flush_needed_ ? " after a flush" : ""));
+  StartReplay();
+}
+
+void Member::StartReplay() {
+  SetHealth(MemberHealth::kReplaying);
+  if (flush_needed_) {
+    std::weak_ptr<bool> alive = alive_;
+    replay_outstanding_ = 1;
+    conns_[0]->Send("flush_all\r\n", protocol::ReplyKind::kLine, Deadline(), [this, alive](const OpResult& r) {
+      if (alive.expired() || health_ != MemberHealth::kReplaying) return;
+      replay_outstanding_ = 0;
+      if (r.status != OpStatus::kOk || r.reply->line.in(r.buf) != "OK") return;  // connection failure marks down
+      flush_needed_ = false;
+      missed_.clear();
+      env_.metrics->replay_flushes().Increment();
+      ReplayBatch();
+    });
+    return;
+  }
+  ReplayBatch();
+}
+
+void Member::ReplayBatch() {
+  if (missed_.empty()) {
+    SetHealth(MemberHealth::kWarming);
+    return;
+  }
+  std::vector<std::string> batch;
+  for (auto it = missed_.begin(); it != missed_.end() && batch.size() < kReplayBatch; ++it) batch.push_back(*it);
+  replay_outstanding_ = batch.size();
+  std::weak_ptr<bool> alive = alive_;
+  for (std::string& key : batch) {
+    std::string wire = TextSafeKey(key) ? "delete " + key + "\r\n" : "md " + Base64Encode(key) + " b\r\n";
+    auto kind = TextSafeKey(key) ? protocol::ReplyKind::kLine : protocol::ReplyKind::kMeta;
+    conns_[0]->Send(wire, kind, Deadline(), [this, alive, key = std::move(key)](const OpResult& r) {
+      if (alive.expired() || health_ != MemberHealth::kReplaying) return;
+      if (r.status != OpStatus::kOk || r.reply->error) return;  // the member goes down; the key stays logged
+      missed_.erase(key);
+      env_.metrics->replayed_invalidations().Increment();
+      if (--replay_outstanding_ == 0) ReplayBatch();
+    });
+  }
+}
+
+void Member::RecordMissed(std::string_view key) {
+  env_.metrics->missed_writes().Increment();
+  if (flush_needed_) return;
+  if (missed_.size() >= env_.tunables->replay_log_limit && !missed_.count(std::string(key))) {
+    RecordMissedAll();
+    return;
+  }
+  missed_.emplace(key);
+}
+
+void Member::RecordMissedAll() {
+  if (!flush_needed_) MEMHA_LOG(kWarn, "member", name_ << " missed too much; it will be flushed on return");
+  flush_needed_ = true;
+  missed_.clear();
+}
+
+void Member::SetControllerState(MemberState state) {
+  bool down = state != MemberState::kUp;
+  if (down == controller_down_) return;
+  controller_down_ = down;
+  if (down) {
+    MEMHA_LOG(kInfo, "member", name_ << " taken out by the controller (" << ToString(state) << ")");
+    health_ = MemberHealth::kDown;
+    state_gauge_->Set(0);
+    CloseAll(OpStatus::kMemberDown);
+  } else {
+    // Back in service: it may have restarted empty. Probe now, replay what it missed, then warm.
+    MEMHA_LOG(kInfo, "member", name_ << " put back by the controller");
+    health_ = MemberHealth::kDown;
+    probing_ = false;
+    next_probe_ = Clock::now();
+    probe_wait_ = env_.tunables->probe_interval;
+    state_gauge_->Set(0);
+  }
+}
+
+void Member::NoteWarmupLookup(bool found_on_backup) {
+  ++warm_lookups_;
+  if (found_on_backup) ++warm_found_;
+}
+
+bool Member::Idle() const {
+  for (const auto& c : conns_) {
+    if (!c->idle()) return false;
+  }
+  return true;
+}
+
+void Member::Tick(Clock::time_point now) {
+  for (auto& c : conns_) c->CheckDeadlines(now, env_.tunables->connect_timeout);
+  if (controller_down_) return;
+  if (health_ == MemberHealth::kDown && !probing_ && now >= next_probe_) StartProbe();
+  if (health_ == MemberHealth::kWarming) {
+    const Tunables& t = *env_.tunables;
+    bool timed_out = now - warming_since_ >= t.warmup_max;
+    bool caught_up = warm_lookups_ >= t.warmup_min_lookups &&
+                     static_cast<double>(warm_found_) < t.warmup_exit_fill_ratio * static_cast<double>(warm_lookups_);
+    if (timed_out || caught_up) SetHealth(MemberHealth::kUp);
+  }
+}
+
+}  // namespace memha

@@ -1,0 +1,90 @@
+#pragma once
+// A memcached member as the sidecar sees it: its connections, its health (up / down / replaying / warming),
+// and the invalidations it missed while unreachable. Keyed by address: a pod that returns with a new IP is a
+// new, cold member; one that returns on the same address replays what it missed, then warms.
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include "common/topology.h"
+#include "sidecar/backend/connection.h"
+#include "sidecar/backend/tunables.h"
+#include "sidecar/metrics/metrics.h"
+
+namespace memha {
+
+struct BackendEnv {
+  event_base* base = nullptr;
+  evdns_base* dns = nullptr;
+  const Tunables* tunables = nullptr;
+  Metrics* metrics = nullptr;
+};
+
+class Member : public BackendConnection::Listener {
+ public:
+  Member(const BackendEnv& env, std::string name, HostPort endpoint, MemberHealth initial);
+  ~Member() override;
+
+  const std::string& name() const { return name_; }
+  const HostPort& endpoint() const { return endpoint_; }
+  MemberHealth health() const { return health_; }
+  bool controller_down() const { return controller_down_; }
+  // Serves requests: up or warming, and not taken out by the controller.
+  bool Usable() const {
+    return !controller_down_ && (health_ == MemberHealth::kUp || health_ == MemberHealth::kWarming);
+  }
+  bool Warming() const { return health_ == MemberHealth::kWarming; }
+
+  // Sends on the connection chosen by `hash`, so requests for one key stay in order.
+  void Send(uint32_t hash, std::string_view wire, protocol::ReplyKind kind, OpCallback done);
+  void Send2(uint32_t hash, std::string_view head, std::string_view body, protocol::ReplyKind kind, OpCallback done);
+
+  // A write this member did not apply (it was down, timed out or the mirror was dropped): invalidate the key
+  // before the member serves again. Overflow of the bounded log turns into a flush on return.
+  void RecordMissed(std::string_view key);
+  void RecordMissedAll();
+  size_t missed_count() const { return missed_.size(); }
+
+  void SetControllerState(MemberState state);
+  void NoteWarmupLookup(bool found_on_backup);
+  void Tick(Clock::time_point now);
+  bool Idle() const;
+
+  size_t mirror_in_flight = 0;  // async mirror writes outstanding (as a backup member)
+
+ private:
+  void MarkDown(OpStatus why);
+  void StartProbe();
+  void OnProbeDone(bool ok);
+  void StartReplay();
+  void ReplayBatch();
+  void SetHealth(MemberHealth h);
+  void CloseAll(OpStatus why);
+  void OnConnectionFailed(BackendConnection* conn, OpStatus why) override;
+  void OnReplyReceived(BackendConnection*) override { consecutive_failures_ = 0; }
+  Clock::time_point Deadline() const;
+
+  BackendEnv env_;
+  std::string name_;
+  HostPort endpoint_;
+  std::vector<std::unique_ptr<BackendConnection>> conns_;
+  MemberHealth health_;
+  bool controller_down_ = false;
+  int consecutive_failures_ = 0;
+  bool probing_ = false;
+  Clock::time_point next_probe_{};
+  Clock::duration probe_wait_;
+  Clock::time_point healthy_since_{};
+  Clock::time_point warming_since_{};
+  size_t warm_lookups_ = 0;
+  size_t warm_found_ = 0;
+  std::unordered_set<std::string> missed_;
+  bool flush_needed_ = false;
+  size_t replay_outstanding_ = 0;
+  prometheus::Gauge* state_gauge_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // guards callbacks that outlive the member
+};
+
+}  // namespace memha

@@ -1,0 +1,39 @@
+#pragma once
+// Command-line options of memha-sidecar: magent-compatible static mode (-p/-l/-s/-b), a topology file, or
+// pushes from the controller. Parsing is pure so it is unit-tested; errors are one line.
+#include <string>
+#include <vector>
+
+#include "common/topology.h"
+#include "sidecar/backend/tunables.h"
+
+namespace memha {
+
+struct SidecarOptions {
+  // Static mode.
+  uint16_t port = 11211;
+  std::string listen_address = "127.0.0.1";
+  std::vector<std::string> primary;
+  std::vector<std::string> backup;
+  WritePolicy write_policy = WritePolicy::kAsync;
+  bool warmup = true;
+  std::string config_file;
+  // Pushed mode.
+  std::string state_file;
+  std::string admin_address = "127.0.0.1";
+  uint16_t admin_port = 11299;
+  bool admin_enabled = true;
+  std::string admin_token_file;
+  std::string log_level = "info";
+  Tunables tunables;
+  bool help = false;
+  bool version = false;
+};
+
+// Returns the options, or an error whose message is the one-line reason.
+Result<SidecarOptions> ParseSidecarOptions(const std::vector<std::string>& args);
+// The static topology built from -s/-b, if any were given.
+Result<Topology> StaticTopology(const SidecarOptions& options);
+std::string SidecarUsage();
+
+}  // namespace memha

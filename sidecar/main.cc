@@ -1,0 +1,110 @@
+// memha-sidecar: the data-plane proxy. See --help.
+#include <signal.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "common/log.h"
+#include "sidecar/admin/admin_server.h"
+#include "sidecar/admin/topology_store.h"
+#include "sidecar/config/options.h"
+#include "sidecar/metrics/metrics.h"
+#include "sidecar/proxy/proxy.h"
+
+namespace {
+
+int Fail(const std::string& why, int code) {
+  std::fprintf(stderr, "memha-sidecar: %s\n", why.c_str());
+  return code;
+}
+
+bool ReadToken(const std::string& path, std::string* token) {
+  std::ifstream in(path);
+  if (!in) return false;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  *token = ss.str();
+  while (!token->empty() && std::isspace(static_cast<unsigned char>(token->back()))) token->pop_back();
+  return !token->empty();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace memha;
+  signal(SIGPIPE, SIG_IGN);
+  auto parsed = ParseSidecarOptions(std::vector<std::string>(argv + 1, argv + argc));
+  if (!parsed.ok()) return Fail(parsed.status().message() + " (see --help)", 2);
+  const SidecarOptions& opt = parsed.value();
+  if (opt.help) {
+    std::cout << SidecarUsage();
+    return 0;
+  }
+  if (opt.version) {
+    std::cout << "memha-sidecar " << MEMHA_VERSION << "\n";
+    return 0;
+  }
+  log::Level level;
+  log::ParseLevel(opt.log_level, &level);
+  log::SetLevel(level);
+
+  std::string token;
+  if (!opt.admin_token_file.empty() && !ReadToken(opt.admin_token_file, &token)) {
+    return Fail("--admin-token-file " + opt.admin_token_file + ": missing or empty", 2);
+  }
+
+  Metrics metrics;
+  Proxy proxy(opt.tunables, &metrics);
+  TopologyStore store(opt.state_file);
+  auto apply_here = [&proxy](const Topology& t) { return proxy.ApplyTopology(t); };
+
+  std::optional<Topology> initial;
+  if (!opt.primary.empty()) {
+    auto t = StaticTopology(opt);
+    if (!t.ok()) return Fail(t.status().message(), 2);
+    initial = t.value();
+  } else if (!opt.config_file.empty()) {
+    auto t = TopologyStore::Load(opt.config_file);
+    if (!t.ok()) return Fail(t.status().message(), 2);
+    initial = t.value();
+  } else if (!opt.state_file.empty()) {
+    auto t = TopologyStore::Load(opt.state_file);
+    if (t.ok()) {
+      initial = t.value();
+      MEMHA_LOG(kInfo, "topology", "loaded last good topology from " << opt.state_file);
+    } else if (t.status().code() != Status::Code::kNotFound) {
+      MEMHA_LOG(kWarn, "topology", "ignoring state file: " << t.status().message());
+    }
+  }
+  if (initial) {
+    if (Status s = store.Offer(*initial, apply_here, /*force=*/true); !s.ok()) return Fail(s.message(), 1);
+  }
+  if (!opt.config_file.empty()) {
+    proxy.SetReloadHook([&] {
+      auto t = TopologyStore::Load(opt.config_file);
+      if (!t.ok()) {
+        MEMHA_LOG(kError, "topology", "reload failed, keeping the current topology: " << t.status().message());
+        return;
+      }
+      if (Status s = store.Offer(t.value(), apply_here, /*force=*/true); !s.ok()) {
+        MEMHA_LOG(kError, "topology", "reload failed, keeping the current topology: " << s.message());
+      }
+    });
+  }
+
+  std::unique_ptr<AdminServer> admin;
+  if (opt.admin_enabled) {
+    admin = std::make_unique<AdminServer>(AdminServer::Options{opt.admin_address, opt.admin_port, token}, &proxy,
+                                          &metrics, &store);
+    if (Status s = admin->Start(); !s.ok()) return Fail(s.message(), 1);
+  }
+  for (const auto& [pool, addr] : proxy.BoundListeners()) {
+    MEMHA_LOG(kInfo, "proxy", "pool " << pool << " listening on " << addr);
+  }
+  proxy.Run();
+  if (admin) admin->Stop();
+  MEMHA_LOG(kInfo, "proxy", "drained, exiting");
+  return 0;
+}

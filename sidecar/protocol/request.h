@@ -1,0 +1,80 @@
+#pragma once
+// Client-side request parsing for the memcached text and meta protocols. No I/O: the parser reads a contiguous
+// view of buffered bytes and reports Ok (with the bytes consumed), NeedMore (with how many bytes it needs at
+// least), or Error (the reply memcached would give, and what to do with the stream). Tokens are offsets into the
+// input, so a request can be forwarded byte-for-byte.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace memha::protocol {
+
+enum class Command : uint8_t {
+  kGet, kGets, kGat, kGats,
+  kSet, kAdd, kReplace, kAppend, kPrepend, kCas,
+  kDelete, kIncr, kDecr, kTouch,
+  kVersion, kStats, kVerbosity, kFlushAll, kQuit,
+  kMetaGet, kMetaSet, kMetaDelete, kMetaArithmetic, kMetaNoop, kMetaDebug,
+  kCount
+};
+std::string_view CommandName(Command c);
+
+bool IsRetrieval(Command c);  // get gets gat gats
+bool IsStorage(Command c);    // set add replace append prepend cas
+bool IsMeta(Command c);
+
+struct Span {
+  uint32_t off = 0;
+  uint32_t len = 0;
+  std::string_view in(std::string_view base) const { return base.substr(off, len); }
+};
+
+struct Request {
+  Command cmd = Command::kGet;
+  Span line;                 // the command line without its "\r\n" / "\n"
+  std::vector<Span> keys;    // retrieval: every key in order; keyed commands: one
+  Span data;                 // storage/ms: the value without its trailing "\r\n"
+  Span meta_flags;           // meta: everything after the key (and datalen for ms)
+  uint32_t client_flags = 0;
+  int64_t exptime = 0;       // also gat's exptime, touch's exptime, flush_all's delay
+  uint64_t cas_unique = 0;
+  uint64_t delta = 0;
+  uint32_t value_len = 0;
+  bool noreply = false;      // text noreply, or meta q (quiet)
+  bool meta_base64 = false;  // meta b flag: the key is base64, routing uses the decoded key
+  std::string decoded_key;   // set when meta_base64
+  size_t consumed = 0;       // line + data bytes
+};
+
+struct Limits {
+  size_t max_key = 250;
+  size_t max_value = 1024 * 1024;     // larger values are answered "object too large" and swallowed
+  size_t max_line = 2048;             // memcached closes a connection whose line has no newline by then
+  size_t max_retrieval_line = 256 * 1024;  // multi-key get lines may be longer, but stay bounded
+};
+
+enum class ParseStatus { kOk, kNeedMore, kError };
+
+struct ParseError {
+  std::string reply;     // bytes to send (may be empty)
+  size_t consume = 0;    // bytes of the input to drop
+  size_t swallow = 0;    // further bytes to discard as they arrive (an oversized value)
+  bool close = false;    // close the connection after sending reply
+};
+
+struct ParseResult {
+  ParseStatus status = ParseStatus::kNeedMore;
+  size_t need = 0;       // kNeedMore: total bytes required before parsing again (0 = unknown, wait for more)
+  ParseError error;      // kError
+};
+
+ParseResult ParseRequest(std::string_view in, const Limits& limits, Request* out);
+
+// The key a request routes by (decoded when the meta b flag is set).
+std::string_view RoutingKey(const Request& r, std::string_view base, size_t i = 0);
+
+bool Base64Decode(std::string_view in, std::string* out);
+
+}  // namespace memha::protocol

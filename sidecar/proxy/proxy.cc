@@ -1,0 +1,314 @@
+#include "sidecar/proxy/proxy.h"
+
+#include <event2/dns.h>
+#include <event2/thread.h>
+#include <netdb.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <ctime>
+#include <set>
+#include <sstream>
+
+#include "common/log.h"
+#include "sidecar/proxy/client_conn.h"
+
+namespace memha {
+namespace {
+
+constexpr auto kTickInterval = std::chrono::milliseconds(10);
+constexpr auto kDrainTimeout = std::chrono::seconds(10);
+
+std::once_flag g_threads_once;
+
+Result<ListenerPtr> Bind(event_base* base, const HostPort& hp, evconnlistener_cb cb, void* arg) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  std::string port = std::to_string(hp.port);
+  if (int rc = getaddrinfo(hp.host.c_str(), port.c_str(), &hints, &res); rc != 0) {
+    return Status::InvalidArgument("listen " + hp.ToString() + ": " + gai_strerror(rc));
+  }
+  ListenerPtr l(evconnlistener_new_bind(base, cb, arg, LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                                        1024, res->ai_addr, static_cast<int>(res->ai_addrlen)));
+  int err = errno;
+  freeaddrinfo(res);
+  if (!l) return Status::Unavailable("listen " + hp.ToString() + ": " + std::strerror(err));
+  return l;
+}
+
+}  // namespace
+
+Proxy::Proxy(Tunables tunables, Metrics* metrics) : tunables_(std::move(tunables)), metrics_(metrics) {
+  std::call_once(g_threads_once, [] { evthread_use_pthreads(); });
+  limits_.max_value = tunables_.max_value;
+  base_.reset(event_base_new());
+  dns_ = evdns_base_new(base_.get(), EVDNS_BASE_INITIALIZE_NAMESERVERS);
+  if (dns_ == nullptr) dns_ = evdns_base_new(base_.get(), 0);  // no resolv.conf: numeric addresses still work
+  env_ = BackendEnv{base_.get(), dns_, &tunables_, metrics_};
+  tick_event_.reset(event_new(base_.get(), -1, EV_PERSIST, &TickCb, this));
+  timeval tv = ToTimeval(kTickInterval);
+  event_add(tick_event_.get(), &tv);
+  apply_event_.reset(event_new(base_.get(), -1, 0, &ApplyCb, this));
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
+    signal_events_.emplace_back(evsignal_new(base_.get(), sig, &SignalCb, this));
+    event_add(signal_events_.back().get(), nullptr);
+  }
+  started_ = Clock::now();
+}
+
+Proxy::~Proxy() {
+  clients_.clear();
+  closed_clients_.clear();
+  listeners_.clear();
+  pools_.clear();
+  members_.clear();
+  retiring_.clear();
+  signal_events_.clear();
+  tick_event_.reset();
+  apply_event_.reset();
+  if (dns_) evdns_base_free(dns_, 0);
+}
+
+std::shared_ptr<Member> Proxy::MemberFor(const MemberSpec& spec, bool initial,
+                                         std::unordered_map<std::string, std::shared_ptr<Member>>* next) {
+  std::string key = spec.endpoint.ToString();
+  if (auto it = next->find(key); it != next->end()) return it->second;
+  std::shared_ptr<Member> m;
+  if (auto it = members_.find(key); it != members_.end()) {
+    m = it->second;
+  } else {
+    // Members present at start are taken as warm; a member that appears later is new, hence cold.
+    m = std::make_shared<Member>(env_, spec.name, spec.endpoint, initial ? MemberHealth::kUp : MemberHealth::kWarming);
+  }
+  m->SetControllerState(spec.state);
+  (*next)[key] = m;
+  return m;
+}
+
+Status Proxy::ApplyTopology(const Topology& topology) {
+  // Listeners first: a pool whose address cannot be bound rejects the whole topology, and nothing changes.
+  std::map<std::string, Listener> next_listeners;
+  for (const PoolSpec& pool : topology.pools) {
+    std::string addr = pool.listen_endpoint.ToString();
+    bool reused = false;
+    for (auto& [name, l] : listeners_) {
+      if (l.address == addr && l.listener) {
+        next_listeners[pool.name] = Listener{pool.name, addr, std::move(l.listener)};
+        reused = true;
+        break;
+      }
+    }
+    if (reused) continue;
+    next_listeners[pool.name] = Listener{pool.name, addr, nullptr};
+  }
+  for (auto& [name, l] : next_listeners) {
+    if (l.listener) continue;
+    const PoolSpec* spec = nullptr;
+    for (const PoolSpec& p : topology.pools) {
+      if (p.name == name) spec = &p;
+    }
+    auto bound = Bind(base_.get(), spec->listen_endpoint, &AcceptCb, nullptr);
+    if (!bound.ok()) {
+      // Give reused listeners back; drop the ones bound for this attempt.
+      for (auto& [n, nl] : next_listeners) {
+        for (auto& [o, ol] : listeners_) {
+          if (ol.address == nl.address && !ol.listener && nl.listener) ol.listener = std::move(nl.listener);
+        }
+      }
+      metrics_->topology_updates(false).Increment();
+      return bound.status();
+    }
+    l.listener = std::move(bound).value();
+  }
+  listeners_ = std::move(next_listeners);
+  for (auto& [name, l] : listeners_) {
+    l.proxy = this;
+    evconnlistener_set_cb(l.listener.get(), &AcceptCb, &l);
+  }
+
+  const bool initial = !has_topology_;
+  std::unordered_map<std::string, std::shared_ptr<Member>> next_members;
+  std::map<std::string, PoolPtr> next_pools;
+  for (const PoolSpec& spec : topology.pools) {
+    std::vector<std::shared_ptr<Member>> primary, backup;
+    for (const MemberSpec& m : spec.primary) primary.push_back(MemberFor(m, initial, &next_members));
+    for (const MemberSpec& m : spec.backup) backup.push_back(MemberFor(m, initial, &next_members));
+    next_pools[spec.name] = std::make_shared<const Pool>(spec, std::move(primary), std::move(backup));
+  }
+  for (auto& [key, m] : members_) {
+    if (!next_members.count(key)) retiring_.push_back(m);
+  }
+  members_ = std::move(next_members);
+  pools_ = std::move(next_pools);
+  current_ = topology;
+  has_topology_ = true;
+  metrics_->topology_epoch().Set(static_cast<double>(topology.epoch));
+  metrics_->topology_version().Set(static_cast<double>(topology.version));
+  metrics_->topology_updates(true).Increment();
+  MEMHA_LOG(kInfo, "topology", "applied epoch=" << topology.epoch << " version=" << topology.version << " pools="
+                                                << topology.pools.size() << " members=" << members_.size());
+  return Status::Ok();
+}
+
+Status Proxy::PostTopology(Topology topology) {
+  auto pending = std::make_unique<PendingTopology>();
+  pending->topology = std::move(topology);
+  std::future<Status> result = pending->done.get_future();
+  {
+    std::lock_guard<std::mutex> lock(post_mu_);
+    posted_.push_back(std::move(pending));
+  }
+  event_active(apply_event_.get(), 0, 0);
+  if (result.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    return Status::Unavailable("the data plane did not apply the topology within 10s");
+  }
+  return result.get();
+}
+
+void Proxy::RequestShutdown() {
+  {
+    std::lock_guard<std::mutex> lock(post_mu_);
+    shutdown_requested_ = true;
+  }
+  event_active(apply_event_.get(), 0, 0);
+}
+
+void Proxy::RequestReload() {
+  {
+    std::lock_guard<std::mutex> lock(post_mu_);
+    reload_requested_ = true;
+  }
+  event_active(apply_event_.get(), 0, 0);
+}
+
+void Proxy::ApplyCb(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Proxy*>(arg);
+  std::vector<std::unique_ptr<PendingTopology>> posted;
+  bool shutdown, reload;
+  {
+    std::lock_guard<std::mutex> lock(self->post_mu_);
+    posted.swap(self->posted_);
+    shutdown = self->shutdown_requested_;
+    reload = self->reload_requested_;
+    self->reload_requested_ = false;
+  }
+  for (auto& p : posted) p->done.set_value(self->ApplyTopology(p->topology));
+  if (reload && self->reload_hook_) self->reload_hook_();
+  if (shutdown) self->BeginDrain();
+}
+
+void Proxy::SignalCb(evutil_socket_t sig, short, void* arg) {
+  auto* self = static_cast<Proxy*>(arg);
+  if (sig == SIGHUP) {
+    if (self->reload_hook_) self->reload_hook_();
+    return;
+  }
+  MEMHA_LOG(kInfo, "proxy", "signal " << sig << ": draining");
+  self->BeginDrain();
+}
+
+void Proxy::BeginDrain() {
+  if (draining_) return;
+  draining_ = true;
+  drain_deadline_ = Clock::now() + kDrainTimeout;
+  listeners_.clear();  // stop accepting
+  std::vector<ClientConn*> clients;
+  for (auto& [ptr, c] : clients_) clients.push_back(ptr);
+  for (ClientConn* c : clients) c->CloseWhenIdle();
+}
+
+void Proxy::AcceptCb(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
+  auto* l = static_cast<Listener*>(arg);
+  Proxy* self = l->proxy;
+  if (self->draining_) {
+    evutil_closesocket(fd);
+    return;
+  }
+  auto client = std::make_unique<ClientConn>(self, l->pool, fd);
+  ClientConn* key = client.get();
+  self->clients_[key] = std::move(client);
+  ++self->total_connections_;
+  self->metrics_->client_connections().Increment();
+  self->metrics_->client_connections_total().Increment();
+}
+
+void Proxy::TickCb(evutil_socket_t, short, void* arg) { static_cast<Proxy*>(arg)->Tick(); }
+
+void Proxy::Tick() {
+  auto now = Clock::now();
+  for (auto& [key, m] : members_) m->Tick(now);
+  for (auto it = retiring_.begin(); it != retiring_.end();) {
+    (*it)->Tick(now);
+    if (it->use_count() == 1 && (*it)->Idle()) {
+      it = retiring_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  closed_clients_.clear();
+  if (draining_ && (clients_.empty() || now > drain_deadline_)) {
+    if (!clients_.empty()) MEMHA_LOG(kWarn, "proxy", clients_.size() << " clients still busy at drain deadline");
+    event_base_loopexit(base_.get(), nullptr);
+  }
+}
+
+void Proxy::RemoveClient(ClientConn* client) {
+  auto it = clients_.find(client);
+  if (it == clients_.end()) return;
+  closed_clients_.push_back(std::move(it->second));
+  clients_.erase(it);
+  metrics_->client_connections().Decrement();
+}
+
+PoolPtr Proxy::CurrentPool(const std::string& name) const {
+  auto it = pools_.find(name);
+  return it == pools_.end() ? nullptr : it->second;
+}
+
+std::map<std::string, std::string> Proxy::BoundListeners() const {
+  std::map<std::string, std::string> out;
+  for (const auto& [name, l] : listeners_) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    getsockname(evconnlistener_get_fd(l.listener.get()), reinterpret_cast<sockaddr*>(&ss), &len);
+    char host[NI_MAXHOST], port[NI_MAXSERV];
+    getnameinfo(reinterpret_cast<sockaddr*>(&ss), len, host, sizeof host, port, sizeof port,
+                NI_NUMERICHOST | NI_NUMERICSERV);
+    HostPort hp{host, static_cast<uint16_t>(std::stoi(port))};
+    out[name] = hp.ToString();
+  }
+  return out;
+}
+
+std::string Proxy::StatsText(const std::string& pool_name) const {
+  std::ostringstream os;
+  auto uptime = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started_).count();
+  os << "STAT pid " << getpid() << "\r\n"
+     << "STAT uptime " << uptime << "\r\n"
+     << "STAT time " << std::time(nullptr) << "\r\n"
+     << "STAT version " << kVersionString << "\r\n"
+     << "STAT curr_connections " << clients_.size() << "\r\n"
+     << "STAT total_connections " << total_connections_ << "\r\n"
+     << "STAT memha_topology_epoch " << current_.epoch << "\r\n"
+     << "STAT memha_topology_version " << current_.version << "\r\n";
+  if (PoolPtr pool = CurrentPool(pool_name)) {
+    os << "STAT memha_pool " << pool->spec.name << "\r\n";
+    for (const auto& [role, list] : {std::pair{"primary", &pool->primary}, std::pair{"backup", &pool->backup}}) {
+      for (const auto& m : *list) {
+        os << "STAT memha_" << role << ":" << m->name() << " "
+           << (m->controller_down() ? "down" : ToString(m->health())) << "\r\n";
+      }
+    }
+  }
+  os << "END\r\n";
+  return os.str();
+}
+
+int Proxy::Run() { return event_base_dispatch(base_.get()); }
+
+}  // namespace memha

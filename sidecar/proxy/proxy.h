@@ -1,0 +1,101 @@
+#pragma once
+// The data plane: one libevent loop that owns listeners, client connections, members and pool snapshots.
+// Other threads hand it a validated topology through PostTopology(); it is swapped in on the loop thread
+// without dropping connections or in-flight requests.
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/topology.h"
+#include "sidecar/core/libevent.h"
+#include "sidecar/router/pool.h"
+
+namespace memha {
+
+class ClientConn;
+
+class Proxy {
+ public:
+  static constexpr const char* kVersionString = "1.6.0-memha-" MEMHA_VERSION;
+
+  Proxy(Tunables tunables, Metrics* metrics);
+  ~Proxy();
+
+  // Loop thread. Binds listeners for new pools before anything changes; on failure nothing changes.
+  Status ApplyTopology(const Topology& topology);
+  // Any thread: applies on the loop thread and waits for the result.
+  Status PostTopology(Topology topology);
+
+  int Run();                   // runs the loop until Shutdown() completes
+  void RequestShutdown();      // any thread: stop accepting, finish in-flight requests, exit
+  void RequestReload();        // any thread: calls the reload hook on the loop thread (SIGHUP)
+  void SetReloadHook(std::function<void()> hook) { reload_hook_ = std::move(hook); }
+
+  // For the client connections.
+  event_base* base() const { return base_.get(); }
+  const Tunables& tunables() const { return tunables_; }
+  const protocol::Limits& limits() const { return limits_; }
+  Metrics& metrics() { return *metrics_; }
+  PoolPtr CurrentPool(const std::string& name) const;
+  void RemoveClient(ClientConn* client);
+  std::string StatsText(const std::string& pool_name) const;
+  bool has_topology() const { return has_topology_; }
+  // Bound listen addresses, for tests that listen on port 0 ("pool name" -> "host:port").
+  std::map<std::string, std::string> BoundListeners() const;
+
+ private:
+  struct Listener {
+    std::string pool;
+    std::string address;
+    ListenerPtr listener;
+    Proxy* proxy = nullptr;
+  };
+  struct PendingTopology {
+    Topology topology;
+    std::promise<Status> done;
+  };
+
+  static void AcceptCb(evconnlistener* l, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
+  static void TickCb(evutil_socket_t, short, void* arg);
+  static void ApplyCb(evutil_socket_t, short, void* arg);
+  static void SignalCb(evutil_socket_t sig, short, void* arg);
+  void Tick();
+  void BeginDrain();
+  std::shared_ptr<Member> MemberFor(const MemberSpec& spec, bool initial,
+                                    std::unordered_map<std::string, std::shared_ptr<Member>>* next);
+
+  Tunables tunables_;
+  protocol::Limits limits_;
+  Metrics* metrics_;
+  EventBasePtr base_;
+  evdns_base* dns_ = nullptr;
+  BackendEnv env_;
+  EventPtr tick_event_;
+  EventPtr apply_event_;
+  std::vector<EventPtr> signal_events_;
+  std::function<void()> reload_hook_;
+
+  std::map<std::string, PoolPtr> pools_;
+  std::unordered_map<std::string, std::shared_ptr<Member>> members_;  // by address
+  std::vector<std::shared_ptr<Member>> retiring_;  // out of the topology, ticked until idle
+  std::map<std::string, Listener> listeners_;       // by pool name
+  std::unordered_map<ClientConn*, std::unique_ptr<ClientConn>> clients_;
+  std::vector<std::unique_ptr<ClientConn>> closed_clients_;
+  bool has_topology_ = false;
+  Topology current_;
+  Clock::time_point started_;
+  uint64_t total_connections_ = 0;
+
+  std::mutex post_mu_;
+  std::vector<std::unique_ptr<PendingTopology>> posted_;
+  bool shutdown_requested_ = false;  // guarded by post_mu_
+  bool reload_requested_ = false;    // guarded by post_mu_
+  bool draining_ = false;
+  Clock::time_point drain_deadline_;
+};
+
+}  // namespace memha
