@@ -43,7 +43,7 @@ Member::Member(const BackendEnv& env, std::string name, HostPort endpoint, Membe
   state_gauge_ = &env_.metrics->MemberState(name_, endpoint_.ToString());
   state_gauge_->Set(static_cast<double>(health_));
   auto now = Clock::now();
-  healthy_since_ = warming_since_ = now;
+  warming_since_ = now;  // healthy_since_ stays unset: only a member that came back can flap
   if (health_ == MemberHealth::kDown) next_probe_ = now;
 }
 
@@ -84,6 +84,7 @@ void Member::CloseAll(OpStatus why) {
 }
 
 void Member::MarkDown(OpStatus why) {
+  settling_ = false;
   if (health_ == MemberHealth::kDown) return;
   auto now = Clock::now();
   const Tunables& t = *env_.tunables;
@@ -128,9 +129,12 @@ void Member::OnProbeDone(bool ok) {
     CloseAll(OpStatus::kConnectFailed);
     return;
   }
+  // A member that was frozen may still execute writes queued on its old sockets once it thaws. Let those run
+  // before replaying, so a replayed invalidation is never overtaken by a stale write.
+  settling_ = true;
+  replay_at_ = Clock::now() + env_.tunables->request_timeout;
   MEMHA_LOG(kInfo, "member", name_ << " answers again; replaying " << missed_.size() << " missed invalidations"
                                    << (flush_needed_ ? " after a flush" : ""));
-  StartReplay();
 }
 
 void Member::StartReplay() {
@@ -204,6 +208,7 @@ void Member::SetControllerState(MemberState state) {
     MEMHA_LOG(kInfo, "member", name_ << " put back by the controller");
     health_ = MemberHealth::kDown;
     probing_ = false;
+    settling_ = false;
     next_probe_ = Clock::now();
     probe_wait_ = env_.tunables->probe_interval;
     state_gauge_->Set(0);
@@ -225,7 +230,12 @@ bool Member::Idle() const {
 void Member::Tick(Clock::time_point now) {
   for (auto& c : conns_) c->CheckDeadlines(now, env_.tunables->connect_timeout);
   if (controller_down_) return;
-  if (health_ == MemberHealth::kDown && !probing_ && now >= next_probe_) StartProbe();
+  if (health_ == MemberHealth::kDown && settling_ && now >= replay_at_) {
+    settling_ = false;
+    StartReplay();
+  } else if (health_ == MemberHealth::kDown && !probing_ && !settling_ && now >= next_probe_) {
+    StartProbe();
+  }
   if (health_ == MemberHealth::kWarming) {
     const Tunables& t = *env_.tunables;
     bool timed_out = now - warming_since_ >= t.warmup_max;

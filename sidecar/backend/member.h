@@ -74,6 +74,8 @@ class Member : public BackendConnection::Listener {
   bool controller_down_ = false;
   int consecutive_failures_ = 0;
   bool probing_ = false;
+  bool settling_ = false;           // answered a probe; replay starts at replay_at_
+  Clock::time_point replay_at_{};
   Clock::time_point next_probe_{};
   Clock::duration probe_wait_;
   Clock::time_point healthy_since_{};

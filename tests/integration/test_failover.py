@@ -1,0 +1,233 @@
+"""HA behaviour against real memcached processes: a killed, frozen and cold primary, under client traffic."""
+import random
+import threading
+import time
+import unittest
+
+from harness import Client, Figures, Memcached, Sidecar, main
+
+KEYS = 600
+WORKERS = 4
+
+
+class Traffic:
+    """Closed-loop clients; each worker owns a slice of the keys, so it knows the latest value of each of them
+    and every read is checked: a hit must return the latest acknowledged value (else it is stale), a miss of a
+    key that exists is counted, a deleted key that comes back is a resurrected delete."""
+
+    def __init__(self, port, write_ratio=0.1, delete_ratio=0.0):
+        self.port = port
+        self.write_ratio = write_ratio
+        self.delete_ratio = delete_ratio
+        self.lock = threading.Lock()
+        self.stop_flag = threading.Event()
+        self.latest = {}          # key -> value (None: deleted)
+        self.reset_counts()
+        self.threads = []
+
+    def reset_counts(self):
+        with getattr(self, "lock", threading.Lock()):
+            self.ops = self.errors = self.hits = self.misses = self.stale = self.resurrected = 0
+            self.max_latency = 0.0
+            self.error_samples = []
+
+    def preload(self):
+        c = Client(self.port)
+        for k in range(KEYS):
+            key = f"key:{k}"
+            value = f"v0-{k}"
+            assert c.set(key, value) == b"STORED"
+            self.latest[key] = value.encode()
+        c.close()
+
+    def _worker(self, wid):
+        rng = random.Random(wid)
+        mine = [f"key:{k}" for k in range(KEYS) if k % WORKERS == wid]
+        client = Client(self.port)
+        seq = 0
+        while not self.stop_flag.is_set():
+            key = rng.choice(mine)
+            roll = rng.random()
+            t0 = time.monotonic()
+            try:
+                if roll < self.delete_ratio:
+                    reply = client.cmd(f"delete {key}")
+                    ok = reply in (b"DELETED", b"NOT_FOUND")
+                    if ok:
+                        self.latest[key] = None
+                    result = "write" if ok else reply
+                elif roll < self.delete_ratio + self.write_ratio:
+                    seq += 1
+                    value = f"w{wid}-{seq}-{key}"
+                    reply = client.set(key, value)
+                    if reply == b"STORED":
+                        self.latest[key] = value.encode()
+                    result = "write" if reply == b"STORED" else reply
+                else:
+                    value = client.get(key)
+                    expected = self.latest[key]
+                    if value is None:
+                        result = "miss" if expected is not None else "hit_absent"
+                    elif expected is None:
+                        result = "resurrected"
+                    else:
+                        result = "hit" if value == expected else "stale"
+            except Exception as e:  # noqa: BLE001 - any client-visible failure counts
+                result = f"exception {e!r}"
+                client.close()
+                client = Client(self.port)
+            dt = time.monotonic() - t0
+            with self.lock:
+                self.ops += 1
+                self.max_latency = max(self.max_latency, dt)
+                if result in ("hit", "hit_absent"):
+                    self.hits += 1
+                elif result == "miss":
+                    self.misses += 1
+                elif result == "stale":
+                    self.stale += 1
+                elif result == "resurrected":
+                    self.resurrected += 1
+                elif result != "write":
+                    self.errors += 1
+                    if len(self.error_samples) < 5:
+                        self.error_samples.append(str(result))
+        client.close()
+
+    def start(self):
+        self.threads = [threading.Thread(target=self._worker, args=(w,), daemon=True) for w in range(WORKERS)]
+        for t in self.threads:
+            t.start()
+
+    def stop(self):
+        self.stop_flag.set()
+        for t in self.threads:
+            t.join(10)
+
+    def window(self, seconds):
+        self.reset_counts()
+        time.sleep(seconds)
+        with self.lock:
+            reads = self.hits + self.misses + self.stale + self.resurrected
+            return dict(ops=self.ops, errors=self.errors, hits=self.hits, reads=reads,
+                        hit_ratio=round(self.hits / reads, 4) if reads else 0.0, stale=self.stale,
+                        resurrected=self.resurrected, max_latency_ms=round(self.max_latency * 1000, 1),
+                        error_samples=list(self.error_samples))
+
+
+class FailoverTest(unittest.TestCase):
+    def setUp(self):
+        self.primary = Memcached()
+        self.backup = Memcached()
+        self.sidecar = Sidecar(primary=[self.primary.address], backup=[self.backup.address])
+        self.traffic = None
+
+    def tearDown(self):
+        if self.traffic:
+            self.traffic.stop()
+        rc = self.sidecar.stop()
+        self.primary.stop()
+        self.backup.stop()
+        print(self.sidecar.logs()[-2000:])
+        self.assertEqual(rc, 0, "sidecar did not drain and exit cleanly on SIGTERM")
+
+    def test_primary_killed_then_returns_empty(self):
+        t = self.traffic = Traffic(self.sidecar.port)
+        t.preload()
+        t.start()
+        before = t.window(1.0)
+        self.primary.kill()
+        outage = t.window(2.0)
+        Figures.report("primary_killed", **outage)
+        self.assertEqual(outage["errors"], 0, outage["error_samples"])
+        self.assertGreaterEqual(outage["hit_ratio"], 0.99)
+        self.assertEqual(outage["stale"], 0)
+
+        self.primary.start()  # same port, empty
+        returned = t.window(3.0)
+        Figures.report("primary_returned_empty", before_hit_ratio=before["hit_ratio"], **returned)
+        self.assertEqual(returned["errors"], 0, returned["error_samples"])
+        self.assertGreaterEqual(returned["hit_ratio"], 0.97)
+        self.assertEqual(returned["stale"], 0)
+        t.stop()
+        direct = Client(self.primary.port)
+        warmed = sum(1 for k in range(KEYS) if direct.get(f"key:{k}") is not None)
+        direct.close()
+        fills = self.sidecar.metric("memha_warmup_total", event="fill")
+        Figures.report("warmup", keys_on_restarted_primary=warmed, of=KEYS, fills=fills)
+        self.assertGreater(warmed, KEYS // 2, "the restarted primary was not warmed from the backup")
+        self.assertGreater(fills, 0)
+
+    def test_primary_frozen_then_thawed(self):
+        t = self.traffic = Traffic(self.sidecar.port, write_ratio=0.15, delete_ratio=0.05)
+        t.preload()
+        t.start()
+        t.window(1.0)
+        self.primary.freeze()
+        frozen = t.window(2.5)
+        Figures.report("primary_frozen", **frozen)
+        self.assertEqual(frozen["errors"], 0, frozen["error_samples"])
+        self.assertEqual(frozen["stale"], 0)
+        self.assertEqual(frozen["resurrected"], 0)
+        # One request timeout (250 ms) plus scheduling slack on a shared machine, never several timeouts.
+        self.assertLess(frozen["max_latency_ms"], 250 + 250)
+
+        self.primary.thaw()
+        thawed = t.window(2.5)
+        Figures.report("primary_thawed", **thawed)
+        self.assertEqual(thawed["errors"], 0, thawed["error_samples"])
+        self.assertEqual(thawed["stale"], 0)
+        self.assertEqual(thawed["resurrected"], 0)
+        t.stop()
+        # The thawed primary itself must hold nothing older than the last acknowledged write, and no deleted key.
+        direct = Client(self.primary.port)
+        stale = resurrected = 0
+        for key, latest in t.latest.items():
+            value = direct.get(key)
+            if value is not None and latest is None:
+                resurrected += 1
+            elif value is not None and value != latest:
+                stale += 1
+        direct.close()
+        replayed = self.sidecar.metric("memha_replay_total", event="invalidation")
+        Figures.report("thawed_primary_contents", stale=stale, resurrected=resurrected, replayed=replayed)
+        self.assertEqual(stale, 0)
+        self.assertEqual(resurrected, 0)
+        self.assertGreater(replayed, 0)
+
+
+class WritePolicyTest(unittest.TestCase):
+    def run_policy(self, policy):
+        primary, backup = Memcached(), Memcached()
+        sidecar = Sidecar(primary=[primary.address], backup=[backup.address], extra=["--write-policy", policy])
+        try:
+            c = Client(sidecar.port)
+            self.assertEqual(c.set("k", "v1"), b"STORED")
+            self.assertEqual(c.cmd("set n 0 0 1\r\n5"), b"STORED")
+            self.assertEqual(c.cmd("incr n 2"), b"7")
+            self.assertEqual(c.cmd("append k 0 0 1\r\nx"), b"STORED")
+            time.sleep(0.2)  # async mirrors land in the background
+            b = Client(backup.port)
+            result = b.get("k"), b.get("n")
+            b.close()
+            c.close()
+            return result
+        finally:
+            sidecar.stop()
+            primary.stop()
+            backup.stop()
+
+    def test_sync_and_async_mirror_results_not_commands(self):
+        for policy in ("sync", "async"):
+            k, n = self.run_policy(policy)
+            self.assertEqual(k, b"v1x", policy)  # appended once, on the backup too
+            self.assertEqual(n, b"7", policy)    # incremented once
+
+    def test_primary_only_does_not_mirror(self):
+        k, n = self.run_policy("primary-only")
+        self.assertIsNone(k)
+        self.assertIsNone(n)
+
+
+if __name__ == "__main__":
+    main()
