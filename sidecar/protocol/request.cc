@@ -333,7 +333,9 @@ ParseResult ParseRequest(std::string_view in, const Limits& limits, Request* out
       if (tok.n > 3) return Fail(kError, line_bytes);
       out->noreply = tok.n > 1 && tokv(tok.n - 1) == "noreply";
       size_t args = tok.n - 1 - (out->noreply ? 1 : 0);
-      if (args == 1 && !ParseI32(tokv(1), &out->exptime)) return Fail(kBadFormat, line_bytes, out->noreply);
+      if (args == 1 && !ParseI32(tokv(1), &out->exptime)) {
+        return Fail("CLIENT_ERROR invalid exptime argument\r\n", line_bytes, out->noreply);
+      }
       if (args > 1) return Fail(kBadFormat, line_bytes, out->noreply);
       return Ok();
     }

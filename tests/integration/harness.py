@@ -205,6 +205,8 @@ class Client:
                 out += chunk
         except socket.timeout:
             pass
+        except ConnectionResetError:  # closed with our unread input still queued: a close, as the client sees it
+            out += b"<closed>"
         return out
 
     def close(self):
