@@ -71,7 +71,7 @@ void Member::SetHealth(MemberHealth h) {
   auto now = Clock::now();
   if (h == MemberHealth::kWarming) {
     warming_since_ = now;
-    warm_lookups_ = warm_found_ = 0;
+    warm_reads_ = warm_lookups_ = warm_found_ = 0;
   }
   if (h == MemberHealth::kWarming || h == MemberHealth::kUp) {
     if (healthy_since_ == Clock::time_point{}) healthy_since_ = now;
@@ -239,8 +239,9 @@ void Member::Tick(Clock::time_point now) {
   if (health_ == MemberHealth::kWarming) {
     const Tunables& t = *env_.tunables;
     bool timed_out = now - warming_since_ >= t.warmup_max;
-    bool caught_up = warm_lookups_ >= t.warmup_min_lookups &&
-                     static_cast<double>(warm_found_) < t.warmup_exit_fill_ratio * static_cast<double>(warm_lookups_);
+    // Warm once, over enough reads, few of them still had to be filled from the backup.
+    bool caught_up = warm_reads_ >= t.warmup_min_reads &&
+                     static_cast<double>(warm_found_) < t.warmup_exit_fill_ratio * static_cast<double>(warm_reads_);
     if (timed_out || caught_up) SetHealth(MemberHealth::kUp);
   }
 }

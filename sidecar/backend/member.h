@@ -48,6 +48,7 @@ class Member : public BackendConnection::Listener {
   size_t missed_count() const { return missed_.size(); }
 
   void SetControllerState(MemberState state);
+  void NoteWarmupRead() { ++warm_reads_; }  // a key read on this member while it warms
   void NoteWarmupLookup(bool found_on_backup);
   void Tick(Clock::time_point now);
   bool Idle() const;
@@ -80,6 +81,7 @@ class Member : public BackendConnection::Listener {
   Clock::duration probe_wait_;
   Clock::time_point healthy_since_{};
   Clock::time_point warming_since_{};
+  size_t warm_reads_ = 0;
   size_t warm_lookups_ = 0;
   size_t warm_found_ = 0;
   std::unordered_set<std::string> missed_;

@@ -26,6 +26,7 @@ class MetaReadJob : public std::enable_shared_from_this<MetaReadJob> {
     if (res.status != OpStatus::kOk) return Failover(res.status);
     std::string_view line = res.reply->line.in(res.buf);
     Member* b = r_->pool->BackupFor(hash_);
+    if (r_->req.cmd == Command::kMetaGet && primary_->Warming()) primary_->NoteWarmupRead();
     if (r_->req.cmd == Command::kMetaGet && line.substr(0, 2) == "EN" && r_->pool->spec.warmup &&
         primary_->Warming() && b != nullptr && b->Usable()) {
       return Warm(b);

@@ -100,6 +100,7 @@ class RetrievalJob : public std::enable_shared_from_this<RetrievalJob> {
     size_t j = 0;
     for (uint32_t i : idx) {
       KeyResult& k = keys_[i];
+      if (member->Warming()) member->NoteWarmupRead();
       if (j < reply.items.size() && reply.items[j].key.in(res.buf) == k.key) {
         k.state = State::kHit;
         k.block.assign(reply.items[j].whole.in(res.buf));

@@ -149,6 +149,11 @@ class FailoverTest(unittest.TestCase):
         self.assertEqual(returned["errors"], 0, returned["error_samples"])
         self.assertGreaterEqual(returned["hit_ratio"], 0.97)
         self.assertEqual(returned["stale"], 0)
+        # Once nearly every read is a hit on the primary itself, it leaves warming (state 1 = up).
+        deadline = time.time() + 5
+        while time.time() < deadline and self.sidecar.metric("memha_member_state", address=self.primary.address) != 1:
+            time.sleep(0.1)
+        self.assertEqual(self.sidecar.metric("memha_member_state", address=self.primary.address), 1)
         t.stop()
         direct = Client(self.primary.port)
         warmed = sum(1 for k in range(KEYS) if direct.get(f"key:{k}") is not None)
