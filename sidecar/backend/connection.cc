@@ -3,6 +3,7 @@
 #include <event2/dns.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <utility>
@@ -80,12 +81,25 @@ void BackendConnection::Close(OpStatus why) {
   }
 }
 
+// A deadline only counts if the member is really silent: when the loop itself was busy (a burst of clients, a
+// slow machine), the connect completion or the reply may already wait on the socket, unprocessed.
+bool BackendConnection::SocketHas(short events) const {
+  if (!bev_) return false;
+  pollfd p{bufferevent_getfd(bev_.get()), events, 0};
+  if (p.fd < 0 || poll(&p, 1, 0) != 1) return false;
+  return (p.revents & events) != 0 && (p.revents & (POLLERR | POLLNVAL)) == 0;
+}
+
 void BackendConnection::CheckDeadlines(Clock::time_point now, Clock::duration connect_timeout) {
   if (state_ == State::kConnecting && now - connect_started_ > connect_timeout) {
+    if (connect_started_ != Clock::time_point::min() && SocketHas(POLLOUT)) return;  // connected, event pending
     Close(OpStatus::kConnectFailed);
     return;
   }
-  if (!pending_.empty() && now > pending_.front().deadline) Close(OpStatus::kTimeout);
+  if (!pending_.empty() && now > pending_.front().deadline) {
+    if (SocketHas(POLLIN)) return;  // the reply has arrived; the read callback runs in this loop iteration
+    Close(OpStatus::kTimeout);
+  }
 }
 
 void BackendConnection::ReadCb(bufferevent*, void* arg) { static_cast<BackendConnection*>(arg)->OnRead(); }

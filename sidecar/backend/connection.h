@@ -61,6 +61,7 @@ class BackendConnection {
   };
 
   void Connect();
+  bool SocketHas(short events) const;
   void Enqueue(protocol::ReplyKind kind, Clock::time_point deadline, OpCallback done);
   void OnRead();
   void OnEvent(short what);

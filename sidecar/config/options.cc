@@ -160,11 +160,11 @@ Result<Topology> StaticTopology(const SidecarOptions& o) {
   Topology t;
   PoolSpec pool;
   pool.name = "static";
-  HostPort listen{o.listen_address, o.port};
-  if (o.listen_address.find(':') == std::string::npos) {
-    auto parsed = ParseHostPort(o.listen_address + ":" + std::to_string(o.port));
-    if (!parsed.ok()) return Status::InvalidArgument("-l: " + parsed.status().message());
-  }
+  std::string host = o.listen_address;  // "127.0.0.1", "::1" or "[::1]"
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  HostPort listen{host, o.port};
+  auto parsed = ParseHostPort(listen.ToString());
+  if (!parsed.ok()) return Status::InvalidArgument("-l: " + parsed.status().message());
   pool.listen = listen.ToString();
   pool.write_policy = o.write_policy;
   pool.warmup = o.warmup;
@@ -179,7 +179,7 @@ Result<Topology> StaticTopology(const SidecarOptions& o) {
       out->push_back(m);
     }
   }
-  pool.listen_endpoint = ParseHostPort(pool.listen).value();
+  pool.listen_endpoint = parsed.value();
   t.pools.push_back(pool);
   if (Status s = ValidateTopology(t); !s.ok()) return s;
   return t;

@@ -348,12 +348,18 @@ ParseResult ParseRequest(std::string_view in, const Limits& limits, Request* out
       out->keys.push_back(tok.t[1]);
       if (!key_ok(1)) return Fail(kBadFormat, line_bytes);
       ScanMetaFlags(in, tok, cmd == Command::kMetaSet ? 3 : 2, out);
+      int64_t vlen = 0;
+      if (cmd == Command::kMetaSet && !ParseI32(tokv(2), &vlen)) return Fail(kBadFormat, line_bytes);
       if (out->meta_base64 && !Base64Decode(tokv(1), &out->decoded_key)) {
-        return Fail("CLIENT_ERROR error decoding key\r\n", line_bytes);
+        ParseResult r = Fail("CLIENT_ERROR error decoding key\r\n", line_bytes);
+        if (cmd == Command::kMetaSet && vlen >= 0) {  // like memcached, the value block is swallowed too
+          size_t have = in.size() - line_bytes, total = static_cast<size_t>(vlen) + 2;
+          r.error.consume = line_bytes + std::min(have, total);
+          r.error.swallow = total - std::min(have, total);
+        }
+        return r;
       }
       if (cmd != Command::kMetaSet) return Ok();
-      int64_t vlen = 0;
-      if (!ParseI32(tokv(2), &vlen)) return Fail(kBadFormat, line_bytes);
       return value_block(vlen, /*suppress_errors=*/false);
     }
     default:
