@@ -234,5 +234,69 @@ class WritePolicyTest(unittest.TestCase):
         self.assertIsNone(n)
 
 
+class MultiMemberTest(unittest.TestCase):
+    def test_one_member_failing_moves_only_its_keys(self):
+        primaries = [Memcached() for _ in range(3)]
+        backup = Memcached()
+        sidecar = Sidecar(primary=[m.address for m in primaries], backup=[backup.address])
+        try:
+            c = Client(sidecar.port)
+            keys = [f"mk:{i}" for i in range(120)]
+            for k in keys:
+                self.assertEqual(c.set(k, "v-" + k), b"STORED")
+            owner = {}
+            for idx, m in enumerate(primaries):
+                d = Client(m.port)
+                for k in keys:
+                    if d.get(k) is not None:
+                        owner[k] = idx
+                d.close()
+            self.assertEqual(len(owner), len(keys))
+            primaries[1].kill()
+            on_dead = sum(1 for k in keys if owner[k] == 1)
+            c.send("get " + " ".join(keys) + "\r\n")
+            got = []
+            while True:
+                line = c.line()
+                if line == b"END":
+                    break
+                self.assertTrue(line.startswith(b"VALUE "), line)
+                got.append((line.split()[1].decode(), c.exact(int(line.split()[3]) + 2)[:-2].decode()))
+            self.assertEqual(got, [(k, "v-" + k) for k in keys], "every key, in the client's order")
+            failed_over = sidecar.metric("memha_failovers_total")
+            Figures.report("multi_get_one_member_down", keys=len(keys), on_dead_member=on_dead,
+                           failed_over=failed_over)
+            self.assertEqual(failed_over, on_dead, "only the dead member's keys went to the backup")
+            c.close()
+        finally:
+            self.assertEqual(sidecar.stop(), 0)
+            for m in primaries + [backup]:
+                m.stop()
+
+
+class ReplayOverflowTest(unittest.TestCase):
+    def test_overflowing_missed_log_flushes_the_member(self):
+        primary, backup = Memcached(), Memcached()
+        sidecar = Sidecar(primary=[primary.address], backup=[backup.address], extra=["--replay-log-limit", "5"])
+        try:
+            c = Client(sidecar.port)
+            self.assertEqual(c.set("old", "1"), b"STORED")
+            primary.freeze()
+            for i in range(20):
+                self.assertEqual(c.set(f"new{i}", str(i)), b"STORED")  # served by the backup, missed by the primary
+            primary.thaw()
+            deadline = time.time() + 5
+            while time.time() < deadline and sidecar.metric("memha_replay_total", event="flush") != 1:
+                time.sleep(0.05)
+            self.assertEqual(sidecar.metric("memha_replay_total", event="flush"), 1)
+            self.assertIsNone(Client(primary.port).get("old"), "an overflowed member is flushed before it serves")
+            self.assertEqual(c.get("new7"), b"7")
+            self.assertEqual(c.get("old"), b"1", "and warmed again from the backup")
+        finally:
+            self.assertEqual(sidecar.stop(), 0)
+            primary.stop()
+            backup.stop()
+
+
 if __name__ == "__main__":
     main()
