@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
@@ -166,3 +167,21 @@ TEST(Ketama, SingleAndEmptyRings) {
 
 }  // namespace
 }  // namespace memha
+
+// Golden vectors: pinned placements for named members; a change here breaks key placement for every user.
+TEST(KetamaGolden, MatchesPinnedPlacements) {
+  const std::vector<std::string> names = {"cache-a-0", "cache-a-1", "cache-a-2", "cache-a-3"};
+  memha::KetamaRing ring(names);
+  std::ifstream in(std::string(MEMHA_UNIT_GOLDEN_DIR) + "/ketama_4_members.txt");
+  ASSERT_TRUE(in.good());
+  std::string line;
+  int checked = 0;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    auto space = line.find(' ');
+    std::string key = line.substr(0, space), want = line.substr(space + 1);
+    EXPECT_EQ(names[ring.MemberFor(key)], want) << key;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 500);
+}
