@@ -37,6 +37,7 @@ export KUBECONFIG="$1"
 work="$(mktemp -d "${TMPDIR:-/tmp}/memha-k8s-smoke.XXXXXX")"
 webhook_pid=""
 ns=""
+# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
     [ -n "$webhook_pid" ] && kill "$webhook_pid" 2>/dev/null
     if [ -n "$ns" ] && [ -n "${KUBECTL:-}" ]; then
@@ -184,7 +185,7 @@ for _ in $(seq 1 20); do ksa -n "$ns" get pods >/dev/null 2>&1 && break; sleep 0
 check "RBAC allows the service account after the RoleBinding" ksa -n "$ns" get pods
 
 # ---------------------------------------------------------------- a mutating webhook the apiserver really calls
-(
+if (
     cd "$work"
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -sha256 -days 1 \
         -keyout wh-ca.key -out wh-ca.crt -subj "/CN=memha-smoke-webhook-ca" \
@@ -194,7 +195,7 @@ check "RBAC allows the service account after the RoleBinding" ksa -n "$ns" get p
         printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >wh.ext &&
         openssl x509 -req -in wh.csr -CA wh-ca.crt -CAkey wh-ca.key -CAcreateserial -sha256 -days 1 \
             -extfile wh.ext -out wh.crt
-) >>"$work/cmd.log" 2>&1 && ok "webhook serving certificate for 127.0.0.1" || bad "webhook serving certificate"
+) >>"$work/cmd.log" 2>&1; then ok "webhook serving certificate for 127.0.0.1"; else bad "webhook serving certificate"; fi
 
 python3 "$here/webhook_server.py" --cert "$work/wh.crt" --key "$work/wh.key" --port-file "$work/wh.port" \
     --timeout 240 >"$work/webhook.log" 2>&1 &
