@@ -3,7 +3,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config
       libevent-dev libcpp-httplib-dev nlohmann-json3-dev prometheus-cpp-dev googletest libgtest-dev libssl-dev
-      memcached nutcracker libmemcached-tools python3 python3-pymemcache python3-pylibmc procps)
+      memcached nutcracker libmemcached-tools python3 python3-pymemcache python3-pylibmc procps
+      openssl curl util-linux)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
