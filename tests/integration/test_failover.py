@@ -298,5 +298,30 @@ class ReplayOverflowTest(unittest.TestCase):
             backup.stop()
 
 
+class DrainTest(unittest.TestCase):
+    def test_sigterm_finishes_in_flight_requests(self):
+        primary, backup = Memcached(), Memcached()
+        sidecar = Sidecar(primary=[primary.address], backup=[backup.address])
+        try:
+            c = Client(sidecar.port)
+            self.assertEqual(c.set("k", "v"), b"STORED")
+            primary.freeze()                      # the next read waits one request timeout, then fails over
+            c.send("get k\r\n")
+            time.sleep(0.05)
+            sidecar.proc.send_signal(15)          # SIGTERM while the read is in flight
+            self.assertEqual(c.line(), b"VALUE k 0 1")
+            self.assertEqual(c.line(), b"v")
+            self.assertEqual(c.line(), b"END")
+            self.assertTrue(c.read_all(idle=2).endswith(b"<closed>"), "closed once idle")
+            with self.assertRaises(OSError):
+                Client(sidecar.port, timeout=1)   # no longer accepting
+            self.assertEqual(sidecar.proc.wait(10), 0)
+        finally:
+            primary.thaw()
+            sidecar.stop()
+            primary.stop()
+            backup.stop()
+
+
 if __name__ == "__main__":
     main()
