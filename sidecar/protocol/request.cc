@@ -85,6 +85,16 @@ ParseResult Fail(std::string_view reply, size_t consume, bool suppress = false) 
   return r;
 }
 
+// An error after a value length was read: memcached discards the value block too, as it arrives.
+ParseResult FailSwallowing(std::string_view reply, std::string_view in, size_t line_bytes, int64_t vlen,
+                           bool suppress) {
+  ParseResult r = Fail(reply, line_bytes, suppress);
+  size_t have = in.size() - line_bytes, total = static_cast<size_t>(vlen) + 2;
+  r.error.consume = line_bytes + std::min(have, total);
+  r.error.swallow = total - std::min(have, total);
+  return r;
+}
+
 ParseResult Ok() {
   ParseResult r;
   r.status = ParseStatus::kOk;
@@ -253,12 +263,7 @@ ParseResult ParseRequest(std::string_view in, const Limits& limits, Request* out
   auto value_block = [&](int64_t vlen, bool suppress_errors) -> ParseResult {
     if (vlen < 0) return Fail(kBadFormat, line_bytes, suppress_errors);
     if (static_cast<uint64_t>(vlen) > limits.max_value) {
-      ParseResult r = Fail(kTooLarge, line_bytes, suppress_errors);
-      size_t have = in.size() - line_bytes;
-      size_t total = static_cast<size_t>(vlen) + 2;
-      r.error.consume = line_bytes + std::min(have, total);
-      r.error.swallow = total - std::min(have, total);
-      return r;
+      return FailSwallowing(kTooLarge, in, line_bytes, vlen, suppress_errors);
     }
     size_t total = line_bytes + static_cast<size_t>(vlen) + 2;
     if (in.size() < total) return ParseResult{ParseStatus::kNeedMore, total, {}};
@@ -351,13 +356,9 @@ ParseResult ParseRequest(std::string_view in, const Limits& limits, Request* out
       int64_t vlen = 0;
       if (cmd == Command::kMetaSet && !ParseI32(tokv(2), &vlen)) return Fail(kBadFormat, line_bytes);
       if (out->meta_base64 && !Base64Decode(tokv(1), &out->decoded_key)) {
-        ParseResult r = Fail("CLIENT_ERROR error decoding key\r\n", line_bytes);
-        if (cmd == Command::kMetaSet && vlen >= 0) {  // like memcached, the value block is swallowed too
-          size_t have = in.size() - line_bytes, total = static_cast<size_t>(vlen) + 2;
-          r.error.consume = line_bytes + std::min(have, total);
-          r.error.swallow = total - std::min(have, total);
-        }
-        return r;
+        constexpr std::string_view kBadKey = "CLIENT_ERROR error decoding key\r\n";
+        if (cmd == Command::kMetaSet && vlen >= 0) return FailSwallowing(kBadKey, in, line_bytes, vlen, false);
+        return Fail(kBadKey, line_bytes);
       }
       if (cmd != Command::kMetaSet) return Ok();
       return value_block(vlen, /*suppress_errors=*/false);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <algorithm>
 #include <ctime>
 #include <set>
 #include <sstream>
@@ -91,39 +92,32 @@ std::shared_ptr<Member> Proxy::MemberFor(const MemberSpec& spec, bool initial,
 }
 
 Status Proxy::ApplyTopology(const Topology& topology) {
-  // Listeners first: a pool whose address cannot be bound rejects the whole topology, and nothing changes.
-  std::map<std::string, Listener> next_listeners;
+  // Listeners first: bind what is new into `fresh`; if any bind fails, `fresh` is dropped and nothing changes.
+  std::map<std::string, ListenerPtr> fresh;  // by address
   for (const PoolSpec& pool : topology.pools) {
     std::string addr = pool.listen_endpoint.ToString();
-    bool reused = false;
-    for (auto& [name, l] : listeners_) {
-      if (l.address == addr && l.listener) {
-        next_listeners[pool.name] = Listener{pool.name, addr, std::move(l.listener)};
-        reused = true;
-        break;
-      }
-    }
-    if (reused) continue;
-    next_listeners[pool.name] = Listener{pool.name, addr, nullptr};
-  }
-  for (auto& [name, l] : next_listeners) {
-    if (l.listener) continue;
-    const PoolSpec* spec = nullptr;
-    for (const PoolSpec& p : topology.pools) {
-      if (p.name == name) spec = &p;
-    }
-    auto bound = Bind(base_.get(), spec->listen_endpoint, &AcceptCb, nullptr);
+    bool bound_now = std::any_of(listeners_.begin(), listeners_.end(),
+                                 [&](const auto& kv) { return kv.second.address == addr; });
+    if (bound_now || fresh.count(addr)) continue;
+    auto bound = Bind(base_.get(), pool.listen_endpoint, &AcceptCb, nullptr);
     if (!bound.ok()) {
-      // Give reused listeners back; drop the ones bound for this attempt.
-      for (auto& [n, nl] : next_listeners) {
-        for (auto& [o, ol] : listeners_) {
-          if (ol.address == nl.address && !ol.listener && nl.listener) ol.listener = std::move(nl.listener);
-        }
-      }
       metrics_->topology_updates(false).Increment();
       return bound.status();
     }
-    l.listener = std::move(bound).value();
+    fresh[addr] = std::move(bound).value();
+  }
+  std::map<std::string, Listener> next_listeners;  // by pool name; a kept address keeps its socket
+  for (const PoolSpec& pool : topology.pools) {
+    std::string addr = pool.listen_endpoint.ToString();
+    ListenerPtr socket;
+    if (auto it = fresh.find(addr); it != fresh.end()) {
+      socket = std::move(it->second);
+    } else {
+      for (auto& [name, l] : listeners_) {
+        if (l.address == addr && l.listener) socket = std::move(l.listener);
+      }
+    }
+    next_listeners[pool.name] = Listener{pool.name, addr, std::move(socket)};
   }
   listeners_ = std::move(next_listeners);
   for (auto& [name, l] : listeners_) {

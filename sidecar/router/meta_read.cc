@@ -15,7 +15,8 @@ class MetaReadJob : public std::enable_shared_from_this<MetaReadJob> {
   void Start() {
     hash_ = KetamaRing::HashKey(r_->key());
     primary_ = r_->pool->PrimaryFor(hash_);
-    wire_ = r_->req.noreply ? LineWithout(r_->line(), "q") : r_->raw;
+    if (r_->req.noreply) stripped_ = LineWithout(r_->line(), "q");
+    wire_ = r_->req.noreply ? std::string_view(stripped_) : std::string_view(r_->raw);
     if (!primary_->Usable()) return Failover(OpStatus::kMemberDown);
     primary_->Send(hash_, wire_, protocol::ReplyKind::kMeta,
                    [self = shared_from_this()](const OpResult& res) { self->OnPrimary(res); });
@@ -78,7 +79,8 @@ class MetaReadJob : public std::enable_shared_from_this<MetaReadJob> {
   RoutedPtr r_;
   uint32_t hash_ = 0;
   Member* primary_ = nullptr;
-  std::string wire_;
+  std::string stripped_;   // the line without q, when the client asked for quiet mode
+  std::string_view wire_;  // what members get: stripped_ or the client's bytes
   std::string reply_;
 };
 

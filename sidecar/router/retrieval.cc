@@ -57,7 +57,6 @@ class RetrievalJob : public std::enable_shared_from_this<RetrievalJob> {
   bool Touches() const { return r_->req.cmd == Command::kGat || r_->req.cmd == Command::kGats; }
 
   std::string Wire(const std::vector<uint32_t>& idx) const {
-    if (single_group_) return r_->raw;  // all keys on one member: forward the client's line unchanged
     std::string wire(protocol::CommandName(r_->req.cmd));
     if (Touches()) wire += " " + std::to_string(r_->req.exptime);
     for (uint32_t i : idx) {
@@ -70,7 +69,9 @@ class RetrievalJob : public std::enable_shared_from_this<RetrievalJob> {
 
   void SendGroup(Member* member, std::vector<uint32_t> idx) {
     ++outstanding_;
-    std::string wire = Wire(idx);
+    std::string composed;
+    // All keys on one member: forward the client's line unchanged.
+    std::string_view wire = single_group_ ? std::string_view(r_->raw) : (composed = Wire(idx));
     uint32_t hash = keys_[idx.front()].hash;
     member->Send(hash, wire, protocol::ReplyKind::kRetrieval,
                  [self = shared_from_this(), member, idx = std::move(idx)](const OpResult& res) {

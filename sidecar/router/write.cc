@@ -56,7 +56,7 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
       return FailoverTo(OpStatus::kMemberDown);
     }
     primary_pending_ = true;
-    primary_->Send2(hash_, head_, body_, protocol::ReplyKind(kind_),
+    primary_->Send2(hash_, head_view_, body_, protocol::ReplyKind(kind_),
                     [self = shared_from_this()](const OpResult& res) { self->OnPrimary(res); });
     if (mirrors_ && mode_ == MirrorMode::kParallel) parallel_sent_ = Mirror(MirrorHead(), body_, kind_);
   }
@@ -72,18 +72,21 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
         body_.assign(r_->data());
         body_ += "\r\n";
       }
+      head_view_ = head_;
     } else {
-      head_ = r_->raw;  // line and data block, unchanged
+      head_view_ = r_->raw;  // line and data block, unchanged
     }
   }
 
   // Deletes mirror as plain deletes: a compare-and-delete must not leave the backup's copy behind.
-  std::string MirrorHead() const {
-    if (r_->req.cmd == Command::kMetaDelete) {
-      return "md " + std::string(r_->key_token()) + (r_->req.meta_base64 ? " b" : "") + "\r\n";
-    }
-    if (r_->req.cmd == Command::kDelete) return "delete " + std::string(key_) + "\r\n";
-    return head_;
+  std::string_view MirrorHead() {
+    if (r_->req.cmd == Command::kMetaDelete) return mirror_head_ = MetaDelete();
+    if (r_->req.cmd == Command::kDelete) return mirror_head_ = "delete " + std::string(key_) + "\r\n";
+    return head_view_;
+  }
+
+  std::string MetaDelete() const {
+    return "md " + std::string(r_->key_token()) + (r_->req.meta_base64 ? " b" : "") + "\r\n";
   }
 
   void OnPrimary(const OpResult& res) {
@@ -127,7 +130,7 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
     }
     r_->metrics->Failover(why);
     primary_pending_ = true;
-    backup_->Send2(hash_, head_, body_, kind_, [self = shared_from_this()](const OpResult& res) {
+    backup_->Send2(hash_, head_view_, body_, kind_, [self = shared_from_this()](const OpResult& res) {
       self->primary_pending_ = false;
       if (res.status != OpStatus::kOk) {
         self->backup_->RecordMissed(self->key_);
@@ -141,7 +144,7 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
 
   // Sends one mirror write to the backup. Async mode bounds the writes in flight; a dropped or failed mirror
   // leaves the key logged as missed on the backup (or invalidated there at once if it is still up).
-  bool Mirror(const std::string& head, const std::string& body, protocol::ReplyKind kind) {
+  bool Mirror(std::string_view head, std::string_view body, protocol::ReplyKind kind) {
     Metrics* m = r_->metrics;
     if (!backup_->Usable()) {
       backup_->RecordMissed(key_);
@@ -182,7 +185,7 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
       backup_->RecordMissed(key_);
       return;
     }
-    std::string wire = "md " + std::string(r_->key_token()) + (r_->req.meta_base64 ? " b" : "") + "\r\n";
+    std::string wire = MetaDelete();
     auto self = shared_from_this();
     backup_->Send(hash_, wire, protocol::ReplyKind::kMeta, [self](const OpResult& res) {
       if (res.status != OpStatus::kOk) self->backup_->RecordMissed(self->key_);
@@ -227,7 +230,9 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
   uint32_t hash_ = 0;
   Member* primary_ = nullptr;
   Member* backup_ = nullptr;
-  std::string head_, body_;
+  std::string head_, body_;   // head_ holds a rewritten line only when noreply/q had to be stripped
+  std::string_view head_view_;  // what members get: head_, or the client's bytes unchanged
+  std::string mirror_head_;     // a delete mirrored as a plain delete
   protocol::ReplyKind kind_ = protocol::ReplyKind::kLine;
   MirrorMode mode_ = MirrorMode::kParallel;
   bool sync_ = false;
