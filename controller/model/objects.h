@@ -1,0 +1,51 @@
+#pragma once
+// What the controller keeps of Kubernetes objects: only the fields it needs (issue 5: "only the fields the
+// controller needs are kept in memory"). Filled from API JSON by controller/model/parse.*.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace memha::model {
+
+using StringMap = std::map<std::string, std::string>;
+
+struct ObjectMeta {
+  std::string ns;
+  std::string name;
+  std::string uid;
+  std::string resource_version;
+  StringMap labels;
+  StringMap annotations;
+  bool deleting = false;  // metadata.deletionTimestamp is set
+  std::string Key() const { return ns + "/" + name; }
+};
+
+struct ContainerPort {
+  std::string name;
+  int port = 0;
+  bool operator==(const ContainerPort&) const = default;
+};
+
+struct PodInfo {
+  ObjectMeta meta;
+  std::string pod_ip;
+  std::string phase;      // Pending | Running | Succeeded | Failed | Unknown
+  bool ready = false;     // condition Ready == True
+  std::vector<ContainerPort> ports;  // all containers' declared ports (for named targetPorts)
+};
+
+struct ServicePort {
+  std::string name;
+  int port = 0;
+  int target_port = 0;             // numeric targetPort (0 when named or absent)
+  std::string target_port_name;    // named targetPort, resolved against the pod's container ports
+};
+
+struct ServiceInfo {
+  ObjectMeta meta;
+  StringMap selector;              // empty selector: no pods (Kubernetes semantics for Endpoints)
+  std::vector<ServicePort> ports;
+};
+
+}  // namespace memha::model

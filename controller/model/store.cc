@@ -1,0 +1,113 @@
+#include "controller/model/store.h"
+
+#include <utility>
+
+namespace memha::model {
+namespace {
+
+bool SameMeta(const ObjectMeta& a, const ObjectMeta& b) {
+  return a.resource_version == b.resource_version && a.uid == b.uid && a.deleting == b.deleting;
+}
+
+template <typename T>
+bool ReplaceAll(std::map<std::string, T>* into, std::vector<T> objects) {
+  std::map<std::string, T> next;
+  for (T& o : objects) {
+    std::string key = o.meta.Key();
+    next.insert_or_assign(std::move(key), std::move(o));
+  }
+  bool changed = next.size() != into->size();
+  if (!changed) {
+    for (auto a = next.begin(), b = into->begin(); a != next.end(); ++a, ++b) {
+      if (a->first != b->first || !SameMeta(a->second.meta, b->second.meta)) {
+        changed = true;
+        break;
+      }
+    }
+  }
+  *into = std::move(next);
+  return changed;
+}
+
+template <typename T>
+bool Upsert(std::map<std::string, T>* into, T object) {
+  std::string key = object.meta.Key();
+  auto it = into->find(key);
+  if (it != into->end() && SameMeta(it->second.meta, object.meta)) return false;
+  into->insert_or_assign(std::move(key), std::move(object));
+  return true;
+}
+
+}  // namespace
+
+void Store::ReplacePods(std::vector<PodInfo> objects) {
+  std::lock_guard lock(mu_);
+  bool first = !pods_listed_;
+  pods_listed_ = true;
+  if (ReplaceAll(&pods_, std::move(objects)) || first) Changed();
+}
+
+void Store::ReplaceServices(std::vector<ServiceInfo> objects) {
+  std::lock_guard lock(mu_);
+  bool first = !services_listed_;
+  services_listed_ = true;
+  if (ReplaceAll(&services_, std::move(objects)) || first) Changed();
+}
+
+void Store::UpsertPod(PodInfo pod) {
+  std::lock_guard lock(mu_);
+  if (Upsert(&pods_, std::move(pod))) Changed();
+}
+
+void Store::UpsertService(ServiceInfo service) {
+  std::lock_guard lock(mu_);
+  if (Upsert(&services_, std::move(service))) Changed();
+}
+
+void Store::ErasePod(const std::string& key) {
+  std::lock_guard lock(mu_);
+  if (pods_.erase(key) > 0) Changed();
+}
+
+void Store::EraseService(const std::string& key) {
+  std::lock_guard lock(mu_);
+  if (services_.erase(key) > 0) Changed();
+}
+
+bool Store::Synced() const {
+  std::lock_guard lock(mu_);
+  return pods_listed_ && services_listed_;
+}
+
+uint64_t Store::Generation() const {
+  std::lock_guard lock(mu_);
+  return generation_;
+}
+
+size_t Store::PodCount() const {
+  std::lock_guard lock(mu_);
+  return pods_.size();
+}
+
+size_t Store::ServiceCount() const {
+  std::lock_guard lock(mu_);
+  return services_.size();
+}
+
+void Store::Read(const std::function<void(const StoreView&)>& fn) const {
+  std::lock_guard lock(mu_);
+  fn(StoreView{pods_, services_});
+}
+
+uint64_t Store::WaitForChange(uint64_t seen, std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, timeout, [&] { return generation_ > seen; });
+  return generation_;
+}
+
+void Store::Changed() {
+  ++generation_;
+  cv_.notify_all();
+}
+
+}  // namespace memha::model

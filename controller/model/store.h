@@ -1,0 +1,57 @@
+#pragma once
+// The controller's cache of Pods and Services (a reflector store): filled by the watchers, read by reconcile.
+// Thread-safe. "Synced" once every kind has had its first full list; nothing is pushed before that.
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "controller/model/objects.h"
+
+namespace memha::model {
+
+enum class Kind { kPod, kService };
+
+struct StoreView {
+  const std::map<std::string, PodInfo>& pods;          // by "ns/name"
+  const std::map<std::string, ServiceInfo>& services;  // by "ns/name"
+};
+
+class Store {
+ public:
+  // A full list (first list or relist after 410): swaps the kind's content at once. Objects missing from
+  // `objects` are deleted (the synthesized deletes of a relist). Marks the kind listed.
+  void ReplacePods(std::vector<PodInfo> objects);
+  void ReplaceServices(std::vector<ServiceInfo> objects);
+  void UpsertPod(PodInfo pod);
+  void UpsertService(ServiceInfo service);
+  void ErasePod(const std::string& key);
+  void EraseService(const std::string& key);
+
+  bool Synced() const;
+  uint64_t Generation() const;  // grows with every change that altered content
+  size_t PodCount() const;
+  size_t ServiceCount() const;
+
+  // Consistent read: `fn` runs under the store's lock; do not keep references past it.
+  void Read(const std::function<void(const StoreView&)>& fn) const;
+
+  // Blocks until Generation() > seen or the deadline passes; returns the current generation.
+  uint64_t WaitForChange(uint64_t seen, std::chrono::milliseconds timeout) const;
+
+ private:
+  void Changed();  // lock held
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  std::map<std::string, PodInfo> pods_;
+  std::map<std::string, ServiceInfo> services_;
+  bool pods_listed_ = false;
+  bool services_listed_ = false;
+  uint64_t generation_ = 0;
+};
+
+}  // namespace memha::model
