@@ -5,11 +5,6 @@
 namespace memha {
 namespace {
 
-constexpr uint32_t kShift[64] = {7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22,
-                                 5, 9,  14, 20, 5, 9,  14, 20, 5, 9,  14, 20, 5, 9,  14, 20,
-                                 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23,
-                                 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21};
-
 // K[i] = floor(abs(sin(i + 1)) * 2^32), tabulated in RFC 1321.
 constexpr uint32_t kSine[64] = {
     0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613, 0xfd469501,
@@ -21,7 +16,16 @@ constexpr uint32_t kSine[64] = {
     0xf4292244, 0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
     0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb, 0xeb86d391};
 
-inline uint32_t Rotl(uint32_t x, uint32_t c) { return (x << c) | (x >> (32 - c)); }
+inline uint32_t Rotl(uint32_t x, int c) { return (x << c) | (x >> (32 - c)); }
+
+// Unrolled rounds (RFC 1321): the ring hashes every key, so this is on the hot path.
+#define MEMHA_MD5_STEP(f, a, b, c, d, x, k, s) \
+  a += f(b, c, d) + (x) + (k);                 \
+  a = Rotl(a, s) + (b)
+#define MEMHA_MD5_F(x, y, z) ((z) ^ ((x) & ((y) ^ (z))))
+#define MEMHA_MD5_G(x, y, z) ((y) ^ ((z) & ((x) ^ (y))))
+#define MEMHA_MD5_H(x, y, z) ((x) ^ (y) ^ (z))
+#define MEMHA_MD5_I(x, y, z) ((y) ^ ((x) | ~(z)))
 
 void Block(uint32_t state[4], const uint8_t* p) {
   uint32_t m[16];
@@ -30,32 +34,41 @@ void Block(uint32_t state[4], const uint8_t* p) {
            uint32_t(p[i * 4 + 3]) << 24;
   }
   uint32_t a = state[0], b = state[1], c = state[2], d = state[3];
-  for (uint32_t i = 0; i < 64; ++i) {
-    uint32_t f, g;
-    if (i < 16) {
-      f = (b & c) | (~b & d);
-      g = i;
-    } else if (i < 32) {
-      f = (d & b) | (~d & c);
-      g = (5 * i + 1) % 16;
-    } else if (i < 48) {
-      f = b ^ c ^ d;
-      g = (3 * i + 5) % 16;
-    } else {
-      f = c ^ (b | ~d);
-      g = (7 * i) % 16;
-    }
-    uint32_t tmp = d;
-    d = c;
-    c = b;
-    b = b + Rotl(a + f + kSine[i] + m[g], kShift[i]);
-    a = tmp;
+  for (int i = 0; i < 16; i += 4) {
+    MEMHA_MD5_STEP(MEMHA_MD5_F, a, b, c, d, m[i], kSine[i], 7);
+    MEMHA_MD5_STEP(MEMHA_MD5_F, d, a, b, c, m[i + 1], kSine[i + 1], 12);
+    MEMHA_MD5_STEP(MEMHA_MD5_F, c, d, a, b, m[i + 2], kSine[i + 2], 17);
+    MEMHA_MD5_STEP(MEMHA_MD5_F, b, c, d, a, m[i + 3], kSine[i + 3], 22);
+  }
+  for (int i = 16; i < 32; i += 4) {
+    MEMHA_MD5_STEP(MEMHA_MD5_G, a, b, c, d, m[(5 * i + 1) % 16], kSine[i], 5);
+    MEMHA_MD5_STEP(MEMHA_MD5_G, d, a, b, c, m[(5 * i + 6) % 16], kSine[i + 1], 9);
+    MEMHA_MD5_STEP(MEMHA_MD5_G, c, d, a, b, m[(5 * i + 11) % 16], kSine[i + 2], 14);
+    MEMHA_MD5_STEP(MEMHA_MD5_G, b, c, d, a, m[(5 * i + 16) % 16], kSine[i + 3], 20);
+  }
+  for (int i = 32; i < 48; i += 4) {
+    MEMHA_MD5_STEP(MEMHA_MD5_H, a, b, c, d, m[(3 * i + 5) % 16], kSine[i], 4);
+    MEMHA_MD5_STEP(MEMHA_MD5_H, d, a, b, c, m[(3 * i + 8) % 16], kSine[i + 1], 11);
+    MEMHA_MD5_STEP(MEMHA_MD5_H, c, d, a, b, m[(3 * i + 11) % 16], kSine[i + 2], 16);
+    MEMHA_MD5_STEP(MEMHA_MD5_H, b, c, d, a, m[(3 * i + 14) % 16], kSine[i + 3], 23);
+  }
+  for (int i = 48; i < 64; i += 4) {
+    MEMHA_MD5_STEP(MEMHA_MD5_I, a, b, c, d, m[(7 * i) % 16], kSine[i], 6);
+    MEMHA_MD5_STEP(MEMHA_MD5_I, d, a, b, c, m[(7 * i + 7) % 16], kSine[i + 1], 10);
+    MEMHA_MD5_STEP(MEMHA_MD5_I, c, d, a, b, m[(7 * i + 14) % 16], kSine[i + 2], 15);
+    MEMHA_MD5_STEP(MEMHA_MD5_I, b, c, d, a, m[(7 * i + 21) % 16], kSine[i + 3], 21);
   }
   state[0] += a;
   state[1] += b;
   state[2] += c;
   state[3] += d;
 }
+
+#undef MEMHA_MD5_STEP
+#undef MEMHA_MD5_F
+#undef MEMHA_MD5_G
+#undef MEMHA_MD5_H
+#undef MEMHA_MD5_I
 
 }  // namespace
 
