@@ -1,0 +1,80 @@
+#pragma once
+// The desired topology of every application pod: a pure function of the store, the leader's epoch, the previous
+// result and the time (DESIGN.md "Topology push"; docs/CONTROLLER.md "Pools and topology").
+//
+// Level-based: call it with the whole store view after any change; it returns the whole desired state. Versions
+// are stable when nothing changed (pushes are idempotent) and grow when a pod's content changes.
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/topology.h"
+#include "controller/model/store.h"
+#include "controller/topology/annotations.h"
+#include "controller/topology/errors.h"
+
+namespace memha::topology {
+
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  uint16_t sidecar_admin_port = 11299;   // the sidecar is pushed at podIP:this
+  uint16_t default_local_port = 11211;   // a pool without ":port" in memha.io/pools
+  std::string listen_host = "127.0.0.1"; // where the sidecar listens for the application
+  // A member pod that vanished (deleted, relabelled) stays on its pool's ring as `down` this long, so a
+  // StatefulSet pod being recreated under the same name does not move its keys to a neighbour meanwhile.
+  std::chrono::seconds member_grace{120};
+};
+
+// What one application pod's sidecar should serve.
+struct SidecarTopology {
+  std::string pod;                            // "ns/name"
+  std::string admin_address;                  // "podIP:adminPort"; empty while the pod has no IP
+  std::shared_ptr<const Topology> topology;   // never null
+  std::vector<PoolRef> refs;                  // the last good memha.io/pools, used while the annotation is bad
+  bool stale = false;                         // an error kept the last good topology unchanged
+};
+
+// The last good value of each Service annotation (a bad value keeps the previous one).
+struct PoolSettings {
+  std::string backup;  // "ns/name" or empty
+  WritePolicy write_policy = WritePolicy::kAsync;
+  bool warmup = true;
+};
+
+struct KnownMember {
+  std::string address;     // last address the member was reachable at
+  Clock::time_point seen;  // last pass in which the pod existed and matched the selector
+};
+
+// Everything carried from one computation to the next. Start with State{.version = seed} (see docs).
+struct State {
+  uint64_t epoch = 0;
+  uint64_t version = 0;                                           // the last version handed out
+  std::map<std::string, SidecarTopology> sidecars;                // by pod "ns/name"
+  std::map<std::string, PoolSettings> settings;                   // by Service "ns/name"
+  std::map<std::string, std::map<std::string, KnownMember>> members;  // Service -> pod name -> last known
+};
+
+struct ComputeResult {
+  State state;
+  std::vector<TopologyError> errors;  // the current errors (level-based: repeated every pass until fixed)
+};
+
+ComputeResult ComputeTopologies(const model::StoreView& view, const Options& options, uint64_t epoch,
+                                const State& previous, Clock::time_point now);
+
+// The Service port that carries memcached: the one named "memcache" or "memcached", else the only one, else
+// the first. Null when the Service has no ports.
+const model::ServicePort* MemcachedPort(const model::ServiceInfo& service);
+
+// The member's port on this pod: numeric targetPort, named targetPort resolved against the pod's container
+// ports, or the Service port itself when targetPort is absent. 0 when a named port is not declared.
+int ResolveTargetPort(const model::ServicePort& port, const model::PodInfo& pod);
+
+MemberState PodMemberState(const model::PodInfo& pod);
+
+}  // namespace memha::topology
