@@ -1,0 +1,58 @@
+#pragma once
+// The admission webhook over HTTPS: POST /mutate runs ReviewPod, then (for an injected pod, not on dryRun)
+// makes sure the pod's namespace has the sidecar token Secret. If that fails the pod is allowed unchanged with
+// a warning, the same outcome as a webhook outage under failurePolicy: Ignore. Exceptions stop at this edge.
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "common/status.h"
+#include "controller/webhook/admission.h"
+#include "controller/webhook/certificates.h"
+#include "controller/webhook/token_secret.h"
+
+namespace httplib {
+class SSLServer;
+}
+
+namespace memha::webhook {
+
+class WebhookServer {
+ public:
+  struct Options {
+    std::string address = "0.0.0.0";
+    int port = 8443;                       // 0 picks a free port (tests)
+    size_t max_body_bytes = 8 << 20;
+  };
+  // Called after every review (metrics, logs); may be empty.
+  using Observer = std::function<void(const AdmissionResult&)>;
+
+  // `token_secrets` may be null: no Secret is ensured (tests of the pure path).
+  WebhookServer(Options options, ServingCertificate tls, InjectConfig config, SidecarTokenSecrets* token_secrets,
+                Observer observer = nullptr);
+  ~WebhookServer();
+  WebhookServer(const WebhookServer&) = delete;
+  WebhookServer& operator=(const WebhookServer&) = delete;
+
+  // Binds and serves on a thread of its own.
+  Status Start();
+  int port() const { return port_; }
+  void Stop();
+
+  // What POST /mutate does, without the HTTP.
+  AdmissionResult Handle(std::string_view body);
+
+ private:
+  Options options_;
+  ServingCertificate tls_;
+  InjectConfig config_;
+  SidecarTokenSecrets* token_secrets_;
+  Observer observer_;
+  std::unique_ptr<httplib::SSLServer> server_;
+  std::thread thread_;
+  int port_ = 0;
+};
+
+}  // namespace memha::webhook

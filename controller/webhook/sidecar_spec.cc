@@ -1,0 +1,95 @@
+#include "controller/webhook/sidecar_spec.h"
+
+#include <string_view>
+
+namespace memha::webhook {
+namespace {
+
+using nlohmann::json;
+
+json HttpProbe(std::string_view path, int port, int period_s, int failure_threshold) {
+  return json{{"httpGet", {{"path", path}, {"port", port}, {"scheme", "HTTP"}}},
+              {"periodSeconds", period_s},
+              {"timeoutSeconds", 1},
+              {"successThreshold", 1},
+              {"failureThreshold", failure_threshold}};
+}
+
+json Resources(const SidecarResources& r) {
+  json requests = json::object();
+  json limits = json::object();
+  if (!r.cpu_request.empty()) requests["cpu"] = r.cpu_request;
+  if (!r.memory_request.empty()) requests["memory"] = r.memory_request;
+  if (!r.cpu_limit.empty()) limits["cpu"] = r.cpu_limit;
+  if (!r.memory_limit.empty()) limits["memory"] = r.memory_limit;
+  json out = json::object();
+  if (!requests.empty()) out["requests"] = requests;
+  if (!limits.empty()) out["limits"] = limits;
+  return out;
+}
+
+}  // namespace
+
+Status InjectConfig::Validate() const {
+  if (image.empty()) return Status::InvalidArgument("sidecar image is empty");
+  if (image_pull_policy != "Always" && image_pull_policy != "IfNotPresent" && image_pull_policy != "Never") {
+    return Status::InvalidArgument("sidecar imagePullPolicy must be Always, IfNotPresent or Never");
+  }
+  if (controller_url.rfind("http://", 0) != 0 && controller_url.rfind("https://", 0) != 0) {
+    return Status::InvalidArgument("controller URL must start with http:// or https://");
+  }
+  if (admin_port < 1 || admin_port > 65535) return Status::InvalidArgument("sidecar admin port out of range");
+  if (token_secret.empty()) return Status::InvalidArgument("sidecar token Secret name is empty");
+  if (run_as_user <= 0) return Status::InvalidArgument("sidecar runAsUser must be a non-root uid");
+  if (startup_timeout_s < 1) return Status::InvalidArgument("sidecar startup timeout must be >= 1 s");
+  return Status::Ok();
+}
+
+json SidecarContainer(const InjectConfig& c) {
+  const std::string port = std::to_string(c.admin_port);
+  json container = {
+      {"name", kSidecarContainerName},
+      {"image", c.image},
+      {"imagePullPolicy", c.image_pull_policy},
+      // A native sidecar: started before the application containers, kept running, stopped after them.
+      {"restartPolicy", "Always"},
+      {"command", {"memha-sidecar"}},
+      {"args",
+       {"--admin-address=0.0.0.0", "--admin-port=" + port,
+        std::string("--admin-token-file=") + kTokenMountPath + "/" + kTokenSecretKey,
+        std::string("--state-file=") + kStateMountPath + "/topology.json", "--controller-url=" + c.controller_url,
+        "--pod=$(MEMHA_POD_NAMESPACE)/$(MEMHA_POD_NAME)", "--log-level=" + c.log_level}},
+      {"env",
+       {{{"name", "MEMHA_POD_NAMESPACE"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "metadata.namespace"}}}}}},
+        {{"name", "MEMHA_POD_NAME"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "metadata.name"}}}}}}}},
+      {"ports", {{{"name", "memha-admin"}, {"containerPort", c.admin_port}, {"protocol", "TCP"}}}},
+      // /readyz answers 200 once the sidecar has a topology: the application starts only when its cache works.
+      {"startupProbe", HttpProbe("/readyz", c.admin_port, 1, c.startup_timeout_s)},
+      {"readinessProbe", HttpProbe("/readyz", c.admin_port, 5, 3)},
+      {"livenessProbe", HttpProbe("/healthz", c.admin_port, 10, 3)},
+      {"resources", Resources(c.resources)},
+      {"securityContext",
+       {{"runAsNonRoot", true},
+        {"runAsUser", c.run_as_user},
+        {"runAsGroup", c.run_as_user},
+        {"allowPrivilegeEscalation", false},
+        {"readOnlyRootFilesystem", true},
+        {"capabilities", {{"drop", {"ALL"}}}},
+        {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
+      {"volumeMounts",
+       {{{"name", kTokenVolumeName}, {"mountPath", kTokenMountPath}, {"readOnly", true}},
+        {{"name", kStateVolumeName}, {"mountPath", kStateMountPath}}}},
+      {"terminationMessagePolicy", "FallbackToLogsOnError"},
+  };
+  return container;
+}
+
+json SidecarVolumes(const InjectConfig& c) {
+  return json::array({
+      {{"name", kTokenVolumeName}, {"secret", {{"secretName", c.token_secret}}}},
+      // The last good topology survives a sidecar restart (not a pod restart: that asks the controller again).
+      {{"name", kStateVolumeName}, {"emptyDir", {{"sizeLimit", "16Mi"}}}},
+  });
+}
+
+}  // namespace memha::webhook

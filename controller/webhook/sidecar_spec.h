@@ -1,0 +1,49 @@
+#pragma once
+// What the webhook injects: the memha-sidecar native sidecar container (an initContainers entry with
+// restartPolicy: Always, Kubernetes >= 1.29) and the two volumes it needs. Pure data in, JSON out.
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/status.h"
+
+namespace memha::webhook {
+
+inline constexpr const char* kSidecarContainerName = "memha-sidecar";
+inline constexpr const char* kTokenVolumeName = "memha-sidecar-token";
+inline constexpr const char* kStateVolumeName = "memha-sidecar-state";
+inline constexpr const char* kTokenMountPath = "/var/run/memha/token";
+inline constexpr const char* kStateMountPath = "/var/run/memha/state";
+inline constexpr const char* kTokenSecretKey = "token";  // the key of the token in the Secret
+
+// Kubernetes quantities as strings ("50m", "64Mi"); an empty one is left out of the container spec.
+struct SidecarResources {
+  std::string cpu_request = "50m";
+  std::string memory_request = "32Mi";
+  std::string cpu_limit;                 // none by default: a throttled proxy adds latency to every request
+  std::string memory_limit = "128Mi";
+};
+
+struct InjectConfig {
+  std::string image = "memha:0.1.0";
+  std::string image_pull_policy = "IfNotPresent";
+  // Where the sidecar asks for its first topology (GET /v1/topology?pod=ns/name) before any push.
+  std::string controller_url = "http://memha-controller.memha-system.svc:8080";
+  int admin_port = 11299;
+  std::string token_secret = "memha-sidecar-token";  // Secret in the pod's namespace (see token_secret.h)
+  SidecarResources resources;
+  int64_t run_as_user = 65532;
+  std::string log_level = "info";
+  // The startup probe allows this long for the first topology; the application containers start after it.
+  int startup_timeout_s = 120;
+
+  Status Validate() const;
+};
+
+// The initContainers entry.
+nlohmann::json SidecarContainer(const InjectConfig& config);
+// The token Secret volume and the state-file emptyDir.
+nlohmann::json SidecarVolumes(const InjectConfig& config);
+
+}  // namespace memha::webhook
