@@ -77,9 +77,8 @@ std::string FormatMicroTime(std::chrono::system_clock::time_point t) {
   gmtime_r(&tt, &tm);
   char buf[48];
   std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[64];
-  std::snprintf(out, sizeof(out), "%s.%06lldZ", buf, static_cast<long long>(micros));
-  return out;
+  std::string frac = std::to_string(1000000 + micros).substr(1);  // zero-padded to 6 digits
+  return std::string(buf) + "." + frac + "Z";
 }
 
 Status RecordEvent(KubeApi& api, const ObjectRef& object, EventType type, std::string_view reason,
