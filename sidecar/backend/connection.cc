@@ -1,74 +1,166 @@
 #include "sidecar/backend/connection.h"
 
+#include <arpa/inet.h>
 #include <event2/dns.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <utility>
 
 namespace memha {
 
-BackendConnection::BackendConnection(event_base* base, evdns_base* dns, HostPort endpoint, Listener* listener)
-    : base_(base), dns_(dns), endpoint_(std::move(endpoint)), listener_(listener) {}
+namespace {
+constexpr size_t kReadChunk = 16 * 1024;
+}  // namespace
+
+BackendConnection::BackendConnection(event_base* base, evdns_base* dns, FlushQueue* flush, HostPort endpoint,
+                                     Listener* listener)
+    : base_(base), dns_(dns), flush_(flush), endpoint_(std::move(endpoint)), listener_(listener) {}
 
 BackendConnection::~BackendConnection() {
   // Owners destroy connections only when nothing waits on them; drop callbacks without running them.
   pending_.clear();
+  if (flush_) flush_->Remove(this);
+  if (dns_request_) evdns_getaddrinfo_cancel(dns_request_);  // runs DnsCb with EVUTIL_EAI_CANCEL
+  read_event_.reset();
+  write_event_.reset();
+  if (fd_ >= 0) evutil_closesocket(fd_);
 }
 
 void BackendConnection::Connect() {
-  bev_.reset(bufferevent_socket_new(base_, -1, BEV_OPT_CLOSE_ON_FREE));
   state_ = State::kConnecting;
   connect_started_ = Clock::now();
   reply_ = protocol::Reply();
   need_ = 0;
-  if (!bev_) {
-    connect_started_ = Clock::time_point::min();  // CheckDeadlines fails it on the next tick
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  std::string numeric = endpoint_.host + ":" + std::to_string(endpoint_.port);
+  if (endpoint_.host.find(':') != std::string::npos) numeric = "[" + endpoint_.host + "]:" + std::to_string(endpoint_.port);
+  if (evutil_parse_sockaddr_port(numeric.c_str(), reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+    StartConnect(reinterpret_cast<sockaddr*>(&ss), len);
     return;
   }
-  bufferevent_setcb(bev_.get(), &ReadCb, nullptr, &EventCb, this);
-  bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
-  if (bufferevent_socket_connect_hostname(bev_.get(), dns_, AF_UNSPEC, endpoint_.host.c_str(), endpoint_.port) != 0) {
-    connect_started_ = Clock::time_point::min();
+  evutil_addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_protocol = IPPROTO_TCP;
+  std::string port = std::to_string(endpoint_.port);
+  uint64_t gen = generation_;
+  evdns_getaddrinfo_request* req = evdns_getaddrinfo(dns_, endpoint_.host.c_str(), port.c_str(), &hints, &DnsCb, this);
+  if (generation_ == gen && state_ == State::kConnecting && fd_ < 0) dns_request_ = req;  // else answered already
+}
+
+void BackendConnection::DnsCb(int result, evutil_addrinfo* res, void* arg) {
+  auto* self = static_cast<BackendConnection*>(arg);
+  if (result == EVUTIL_EAI_CANCEL) {
+    if (res) evutil_freeaddrinfo(res);
+    return;
   }
+  self->dns_request_ = nullptr;
+  if (result != 0 || res == nullptr) {
+    if (res) evutil_freeaddrinfo(res);
+    self->connect_started_ = Clock::time_point::min();  // CheckDeadlines fails it on the next tick
+    return;
+  }
+  self->StartConnect(res->ai_addr, static_cast<int>(res->ai_addrlen));
+  evutil_freeaddrinfo(res);
+}
+
+void BackendConnection::StartConnect(const sockaddr* addr, int len) {
+  fd_ = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) {
+    connect_started_ = Clock::time_point::min();
+    return;
+  }
+  read_event_.reset(event_new(base_, fd_, EV_READ | EV_PERSIST, &ReadCb, this));
+  write_event_.reset(event_new(base_, fd_, EV_WRITE | EV_PERSIST, &WriteCb, this));
+  int rc = connect(fd_, addr, static_cast<socklen_t>(len));
+  if (rc != 0 && errno != EINPROGRESS) {
+    connect_started_ = Clock::time_point::min();
+    return;
+  }
+  event_add(read_event_.get(), nullptr);
+  write_armed_ = true;  // writable = connected (or failed: SO_ERROR tells)
+  event_add(write_event_.get(), nullptr);
+}
+
+void BackendConnection::OnConnected() {
+  state_ = State::kReady;
+  int one = 1;
+  setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  FlushOutput();
 }
 
 void BackendConnection::Enqueue(protocol::ReplyKind kind, Clock::time_point deadline, OpCallback done) {
   pending_.push_back(Op{kind, deadline, std::move(done)});
 }
 
+void BackendConnection::Queue(std::string_view bytes) {
+  out_.Append(bytes);
+  if (state_ == State::kReady && !write_armed_) flush_->Add(this);
+}
+
 void BackendConnection::Send(std::string_view wire, protocol::ReplyKind kind, Clock::time_point deadline,
                              OpCallback done) {
   if (state_ == State::kClosed) Connect();
-  if (bev_) evbuffer_add(bufferevent_get_output(bev_.get()), wire.data(), wire.size());
+  Queue(wire);
   Enqueue(kind, deadline, std::move(done));
 }
 
 void BackendConnection::Send2(std::string_view head, std::string_view body, protocol::ReplyKind kind,
                               Clock::time_point deadline, OpCallback done) {
   if (state_ == State::kClosed) Connect();
-  if (bev_) {
-    evbuffer* out = bufferevent_get_output(bev_.get());
-    evbuffer_add(out, head.data(), head.size());
-    evbuffer_add(out, body.data(), body.size());
-  }
+  Queue(head);
+  Queue(body);
   Enqueue(kind, deadline, std::move(done));
+}
+
+void BackendConnection::FlushOutput() {
+  if (state_ != State::kReady || fd_ < 0) return;
+  while (!out_.empty()) {
+    ssize_t n = send(fd_, out_.view().data(), out_.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      out_.Consume(static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    Close(OpStatus::kConnectionLost);
+    return;
+  }
+  if (out_.empty() && write_armed_) {
+    write_armed_ = false;
+    event_del(write_event_.get());
+  } else if (!out_.empty() && !write_armed_) {
+    write_armed_ = true;
+    event_add(write_event_.get(), nullptr);
+  }
 }
 
 void BackendConnection::Close(OpStatus why) {
   if (state_ == State::kClosed && pending_.empty()) return;
   state_ = State::kClosed;
-  if (bev_) {
-    bufferevent_setcb(bev_.get(), nullptr, nullptr, nullptr, nullptr);
-    bufferevent_disable(bev_.get(), EV_READ | EV_WRITE);
-    if (in_read_ > 0) {
-      retired_.push_back(std::move(bev_));
-    } else {
-      bev_.reset();
-    }
+  ++generation_;
+  if (flush_) flush_->Remove(this);
+  if (dns_request_) {
+    evdns_getaddrinfo_request* req = dns_request_;
+    dns_request_ = nullptr;
+    evdns_getaddrinfo_cancel(req);
   }
+  read_event_.reset();
+  write_event_.reset();
+  write_armed_ = false;
+  if (fd_ >= 0) {
+    evutil_closesocket(fd_);
+    fd_ = -1;
+  }
+  if (in_read_ == 0) in_.Clear();  // else OnRead clears it once it stops using it
+  out_.Clear();
   reply_ = protocol::Reply();
   need_ = 0;
   std::deque<Op> failed;
@@ -84,9 +176,9 @@ void BackendConnection::Close(OpStatus why) {
 // A deadline only counts if the member is really silent: when the loop itself was busy (a burst of clients, a
 // slow machine), the connect completion or the reply may already wait on the socket, unprocessed.
 bool BackendConnection::SocketHas(short events) const {
-  if (!bev_) return false;
-  pollfd p{bufferevent_getfd(bev_.get()), events, 0};
-  if (p.fd < 0 || poll(&p, 1, 0) != 1) return false;
+  if (fd_ < 0) return false;
+  pollfd p{fd_, events, 0};
+  if (poll(&p, 1, 0) != 1) return false;
   return (p.revents & events) != 0 && (p.revents & (POLLERR | POLLNVAL)) == 0;
 }
 
@@ -102,37 +194,65 @@ void BackendConnection::CheckDeadlines(Clock::time_point now, Clock::duration co
   }
 }
 
-void BackendConnection::ReadCb(bufferevent*, void* arg) { static_cast<BackendConnection*>(arg)->OnRead(); }
+void BackendConnection::ReadCb(evutil_socket_t, short, void* arg) { static_cast<BackendConnection*>(arg)->OnRead(); }
 
-void BackendConnection::EventCb(bufferevent*, short what, void* arg) {
-  static_cast<BackendConnection*>(arg)->OnEvent(what);
+void BackendConnection::WriteCb(evutil_socket_t, short, void* arg) {
+  static_cast<BackendConnection*>(arg)->OnWritable();
 }
 
-void BackendConnection::OnEvent(short what) {
-  if (what & BEV_EVENT_CONNECTED) {
-    state_ = State::kReady;
-    int one = 1;
-    setsockopt(bufferevent_getfd(bev_.get()), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+void BackendConnection::OnWritable() {
+  if (state_ == State::kConnecting) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+      if (err == EINPROGRESS) return;
+      Close(OpStatus::kConnectFailed);
+      return;
+    }
+    OnConnected();
     return;
   }
-  if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
-    Close(state_ == State::kConnecting ? OpStatus::kConnectFailed : OpStatus::kConnectionLost);
-  }
+  FlushOutput();
 }
 
 void BackendConnection::OnRead() {
+  if (state_ == State::kConnecting) {
+    // Readable before writable while connecting: the connect failed (or the peer spoke first, which memcached
+    // never does).
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) {
+      Close(OpStatus::kConnectFailed);
+      return;
+    }
+    OnConnected();
+    if (state_ != State::kReady) return;
+  }
+  const uint64_t gen = generation_;
+  char* p = in_.Reserve(kReadChunk);
+  size_t room = in_.capacity() - in_.size();
+  // Reserve may have moved bytes to the front; `p` points at the free space either way.
+  ssize_t n = recv(fd_, p, room, 0);
+  if (n == 0) {
+    Close(OpStatus::kConnectionLost);
+    return;
+  }
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+    Close(OpStatus::kConnectionLost);
+    return;
+  }
+  in_.Commit(static_cast<size_t>(n));
   ++in_read_;
-  bufferevent* bev = bev_.get();
-  evbuffer* in = bufferevent_get_input(bev);
-  while (bev_.get() == bev) {
-    size_t len = evbuffer_get_length(in);
+  while (generation_ == gen) {
+    size_t len = in_.size();
     if (len == 0 || len < need_) break;
     if (pending_.empty()) {  // bytes nobody asked for: the stream cannot be trusted any more
       Close(OpStatus::kBadReply);
       break;
     }
-    auto* data = reinterpret_cast<const char*>(evbuffer_pullup(in, -1));
-    std::string_view view(data, len);
+    std::string_view view = in_.view();
     protocol::ReplyStatus st = protocol::ParseReply(view, pending_.front().kind, &reply_, &need_);
     if (st == protocol::ReplyStatus::kNeedMore) break;
     if (st == protocol::ReplyStatus::kBad) {
@@ -149,9 +269,10 @@ void BackendConnection::OnRead() {
     result.buf = view;
     result.reply = &reply;
     op.done(result);
-    evbuffer_drain(in, reply.consumed);
+    if (generation_ != gen) break;
+    in_.Consume(reply.consumed);
   }
-  if (--in_read_ == 0) retired_.clear();
+  if (--in_read_ == 0 && generation_ != gen) in_.Clear();
 }
 
 }  // namespace memha

@@ -1,5 +1,6 @@
 #pragma once
 // One TCP connection to a memcached member: requests are pipelined, replies are matched in FIFO order.
+// Requests queued during one loop pass leave in one write (FlushQueue); replies are parsed in place.
 #include <deque>
 #include <functional>
 #include <string>
@@ -8,10 +9,14 @@
 
 #include "common/address.h"
 #include "sidecar/backend/failure.h"
+#include "sidecar/core/flush_queue.h"
+#include "sidecar/core/io_buffer.h"
 #include "sidecar/core/libevent.h"
 #include "sidecar/protocol/reply.h"
 
 struct evdns_base;
+struct evdns_getaddrinfo_request;
+struct evutil_addrinfo;
 
 namespace memha {
 
@@ -23,7 +28,7 @@ struct OpResult {
 
 using OpCallback = std::function<void(const OpResult&)>;
 
-class BackendConnection {
+class BackendConnection : public Flushable {
  public:
   class Listener {
    public:
@@ -32,8 +37,8 @@ class BackendConnection {
     virtual void OnReplyReceived(BackendConnection* conn) = 0;
   };
 
-  BackendConnection(event_base* base, evdns_base* dns, HostPort endpoint, Listener* listener);
-  ~BackendConnection();
+  BackendConnection(event_base* base, evdns_base* dns, FlushQueue* flush, HostPort endpoint, Listener* listener);
+  ~BackendConnection() override;
   BackendConnection(const BackendConnection&) = delete;
   BackendConnection& operator=(const BackendConnection&) = delete;
 
@@ -51,6 +56,7 @@ class BackendConnection {
   bool connected() const { return state_ == State::kReady; }
   bool idle() const { return pending_.empty(); }
   size_t pending() const { return pending_.size(); }
+  void FlushOutput() override;
 
  private:
   enum class State { kClosed, kConnecting, kReady };
@@ -61,25 +67,36 @@ class BackendConnection {
   };
 
   void Connect();
+  void StartConnect(const sockaddr* addr, int len);
+  void OnConnected();
   bool SocketHas(short events) const;
   void Enqueue(protocol::ReplyKind kind, Clock::time_point deadline, OpCallback done);
+  void Queue(std::string_view bytes);
   void OnRead();
-  void OnEvent(short what);
-  static void ReadCb(bufferevent* bev, void* arg);
-  static void EventCb(bufferevent* bev, short what, void* arg);
+  void OnWritable();
+  static void ReadCb(evutil_socket_t fd, short what, void* arg);
+  static void WriteCb(evutil_socket_t fd, short what, void* arg);
+  static void DnsCb(int result, evutil_addrinfo* res, void* arg);
 
   event_base* base_;
   evdns_base* dns_;
+  FlushQueue* flush_;
   HostPort endpoint_;
   Listener* listener_;
-  BuffereventPtr bev_;
+  evutil_socket_t fd_ = -1;
+  EventPtr read_event_;
+  EventPtr write_event_;
+  bool write_armed_ = false;
+  evdns_getaddrinfo_request* dns_request_ = nullptr;
   State state_ = State::kClosed;
+  uint64_t generation_ = 0;  // grows with every Close: a read loop stops when its socket is gone
   Clock::time_point connect_started_;
   std::deque<Op> pending_;
+  IoBuffer in_;
+  IoBuffer out_;
   protocol::Reply reply_;    // progress on the reply at the head of pending_
   size_t need_ = 0;
-  int in_read_ = 0;          // >0 while OnRead runs: Close() defers freeing the bufferevent
-  std::vector<BuffereventPtr> retired_;  // closed during OnRead, freed when OnRead returns
+  int in_read_ = 0;          // >0 while OnRead runs: Close() leaves in_ alone until it returns
 };
 
 }  // namespace memha

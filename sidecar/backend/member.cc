@@ -38,7 +38,7 @@ Member::Member(const BackendEnv& env, std::string name, HostPort endpoint, Membe
     : env_(env), name_(std::move(name)), endpoint_(std::move(endpoint)), health_(initial),
       probe_wait_(env.tunables->probe_interval) {
   for (int i = 0; i < env_.tunables->connections_per_member; ++i) {
-    conns_.push_back(std::make_unique<BackendConnection>(env_.base, env_.dns, endpoint_, this));
+    conns_.push_back(std::make_unique<BackendConnection>(env_.base, env_.dns, env_.flush, endpoint_, this));
   }
   state_gauge_ = &env_.metrics->MemberState(name_, endpoint_.ToString());
   state_gauge_->Set(static_cast<double>(health_));

@@ -20,6 +20,7 @@ struct BackendEnv {
   evdns_base* dns = nullptr;
   const Tunables* tunables = nullptr;
   Metrics* metrics = nullptr;
+  FlushQueue* flush = nullptr;  // output written once per loop pass
 };
 
 class Member : public BackendConnection::Listener {

@@ -3,6 +3,10 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include "common/log.h"
 #include "sidecar/proxy/proxy.h"
@@ -11,115 +15,122 @@ namespace memha {
 
 using protocol::Command;
 
+namespace {
+constexpr size_t kMaxIov = 64;
+constexpr size_t kKeepOutCapacity = 4096;  // an idle client keeps at most this much
+}  // namespace
+
 ClientConn::ClientConn(Proxy* proxy, std::string pool_name, evutil_socket_t fd)
-    : proxy_(proxy), pool_name_(std::move(pool_name)) {
+    : proxy_(proxy), pool_name_(std::move(pool_name)), fd_(fd) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  bev_.reset(bufferevent_socket_new(proxy_->base(), fd, BEV_OPT_CLOSE_ON_FREE));
-  bufferevent_setcb(bev_.get(), &ReadCb, &WriteCb, &EventCb, this);
-  const Tunables& t = proxy_->tunables();
-  bufferevent_setwatermark(bev_.get(), EV_READ, 0, t.client_max_buffer + t.max_value + 4096);
-  bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
+  evutil_make_socket_nonblocking(fd);
+  read_event_.reset(event_new(proxy_->base(), fd, EV_READ | EV_PERSIST, &ReadCb, this));
+  write_event_.reset(event_new(proxy_->base(), fd, EV_WRITE | EV_PERSIST, &WriteCb, this));
+  event_add(read_event_.get(), nullptr);
 }
 
 ClientConn::~ClientConn() {
+  proxy_->flush_queue().Remove(this);
   for (auto& slot : slots_) slot->on_ready = nullptr;  // in-flight requests finish into nothing
+  read_event_.reset();
+  write_event_.reset();
+  if (fd_ >= 0) evutil_closesocket(fd_);
 }
 
-void ClientConn::ReadCb(bufferevent*, void* arg) { static_cast<ClientConn*>(arg)->ProcessInput(); }
+void ClientConn::ReadCb(evutil_socket_t, short, void* arg) { static_cast<ClientConn*>(arg)->OnReadable(); }
 
-void ClientConn::WriteCb(bufferevent*, void* arg) {
-  auto* self = static_cast<ClientConn*>(arg);
-  if (self->closing_ && self->slots_.empty()) {
-    self->Close();
-    return;
-  }
-  if (self->paused_ && !self->OverLimits()) {
-    self->paused_ = false;
-    bufferevent_enable(self->bev_.get(), EV_READ);
-    self->ProcessInput();
-  }
-}
-
-void ClientConn::EventCb(bufferevent*, short what, void* arg) {
-  if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) static_cast<ClientConn*>(arg)->Close();
-}
+void ClientConn::WriteCb(evutil_socket_t, short, void* arg) { static_cast<ClientConn*>(arg)->FlushOutput(); }
 
 void ClientConn::Close() {
   if (closed_) return;
   closed_ = true;
-  bufferevent_disable(bev_.get(), EV_READ | EV_WRITE);
+  event_del(read_event_.get());
+  event_del(write_event_.get());
+  proxy_->flush_queue().Remove(this);
   proxy_->RemoveClient(this);  // deferred delete
 }
 
 void ClientConn::CloseWhenIdle() {
   closing_ = true;
-  bufferevent_disable(bev_.get(), EV_READ);
-  if (slots_.empty() && evbuffer_get_length(bufferevent_get_output(bev_.get())) == 0) Close();
+  PauseReading();
+  if (slots_.empty() && out_.empty()) Close();
 }
 
 bool ClientConn::OverLimits() const {
   const Tunables& t = proxy_->tunables();
-  return slots_.size() >= t.client_max_pending ||
-         evbuffer_get_length(bufferevent_get_output(bev_.get())) >= t.client_max_buffer;
+  return slots_.size() >= t.client_max_pending || out_.size() >= t.client_max_buffer;
 }
 
-std::shared_ptr<ReplySlot> ClientConn::NewSlot() {
-  auto slot = std::make_shared<ReplySlot>();
-  slot->on_ready = [this] { Flush(); };
-  slots_.push_back(slot);
-  return slot;
+void ClientConn::PauseReading() {
+  if (paused_) return;
+  paused_ = true;
+  event_del(read_event_.get());
 }
 
-void ClientConn::Flush() {
-  if (closed_) return;
-  evbuffer* out = bufferevent_get_output(bev_.get());
-  while (!slots_.empty() && slots_.front()->ready) {
-    auto& slot = slots_.front();
-    if (!slot->out.empty()) evbuffer_add(out, slot->out.data(), slot->out.size());
-    if (slot->close_after) {
-      closing_ = true;
-      bufferevent_disable(bev_.get(), EV_READ);
-      for (auto& s : slots_) s->on_ready = nullptr;
-      slots_.clear();
-      break;
-    }
-    slots_.pop_front();
-  }
-  if (closing_ && slots_.empty() && evbuffer_get_length(out) == 0) {
-    Close();
+void ClientConn::ResumeReading() {
+  if (!paused_ || closing_ || closed_) return;
+  paused_ = false;
+  event_add(read_event_.get(), nullptr);
+  ProcessBuffered();
+}
+
+void ClientConn::OnReadable() {
+  if (closed_ || paused_) return;
+  const Tunables& t = proxy_->tunables();
+  const size_t cap = t.client_max_buffer + t.max_value + 4096;
+  // Read into the connection's own buffer only when it already holds part of a request; otherwise into the
+  // loop's shared buffer, and keep just the unparsed tail.
+  if (in_.empty() && swallow_ == 0) {
+    IoBuffer& scratch = proxy_->read_scratch();
+    char* p = scratch.Reserve(64 * 1024);
+    ssize_t n = read(fd_, p, 64 * 1024);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) return Close();
+    if (n < 0) return;
+    std::string_view bytes(p, static_cast<size_t>(n));
+    size_t used = ProcessBytes(bytes);
+    if (used < bytes.size() && !closed_) in_.Append(bytes.substr(used));
     return;
   }
-  if (paused_ && !in_process_ && !OverLimits()) {
-    paused_ = false;
-    bufferevent_enable(bev_.get(), EV_READ);
-    ProcessInput();
-  }
+  size_t room = in_.size() < cap ? std::min<size_t>(cap - in_.size(), 64 * 1024) : 0;
+  if (room == 0) return PauseReading();  // the parser would have cut an over-long line; defensive
+  char* p = in_.Reserve(room);
+  ssize_t n = read(fd_, p, room);
+  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) return Close();
+  if (n < 0) return;
+  in_.Commit(static_cast<size_t>(n));
+  ProcessBuffered();
 }
 
-void ClientConn::ProcessInput() {
-  if (in_process_ || closed_) return;
+void ClientConn::ProcessBuffered() {
+  if (in_.empty()) return;
+  size_t used = ProcessBytes(in_.view());
+  if (!closed_) in_.Consume(used);
+  if (in_.empty() && in_.capacity() > IoBuffer::kKeepCapacity) in_.Release();
+}
+
+size_t ClientConn::ProcessBytes(std::string_view in) {
+  if (in_process_ || closed_) return 0;
   in_process_ = true;
-  evbuffer* in = bufferevent_get_input(bev_.get());
   const protocol::Limits& limits = proxy_->limits();
+  size_t pos = 0;
   while (!closing_ && !closed_) {
-    size_t len = evbuffer_get_length(in);
+    size_t len = in.size() - pos;
     if (swallow_ > 0) {
       size_t n = std::min(len, swallow_);
-      evbuffer_drain(in, n);
+      pos += n;
       swallow_ -= n;
       if (swallow_ > 0) break;
       continue;
     }
     if (len == 0 || len < need_) break;
     if (OverLimits()) {
-      paused_ = true;
-      bufferevent_disable(bev_.get(), EV_READ);
+      PauseReading();
       break;
     }
-    const char* p = reinterpret_cast<const char*>(evbuffer_pullup(in, -1));
     protocol::Request req;
-    protocol::ParseResult res = protocol::ParseRequest(std::string_view(p, len), limits, &req);
+    std::string_view rest = in.substr(pos);
+    protocol::ParseResult res = protocol::ParseRequest(rest, limits, &req);
     if (res.status == protocol::ParseStatus::kNeedMore) {
       need_ = res.need;
       break;
@@ -130,19 +141,99 @@ void ClientConn::ProcessInput() {
       auto slot = NewSlot();
       slot->out = std::move(res.error.reply);
       slot->close_after = res.error.close;
-      evbuffer_drain(in, res.error.consume);
+      pos += res.error.consume;
       swallow_ = res.error.swallow;
       slot->Complete();
       continue;
     }
-    std::string raw(p, req.consumed);
-    evbuffer_drain(in, req.consumed);
-    Dispatch(std::move(raw), std::move(req));
+    size_t consumed = req.consumed;
+    Dispatch(rest.substr(0, consumed), std::move(req));
+    pos += consumed;
   }
   in_process_ = false;
+  return pos;
 }
 
-void ClientConn::Dispatch(std::string raw, protocol::Request req) {
+std::shared_ptr<ReplySlot> ClientConn::NewSlot() {
+  auto slot = std::make_shared<ReplySlot>();
+  slot->on_ready = [this] { SlotReady(); };
+  slots_.push_back(slot);
+  return slot;
+}
+
+void ClientConn::SlotReady() {
+  if (!closed_ && !slots_.empty() && slots_.front()->ready) proxy_->flush_queue().Add(this);
+}
+
+void ClientConn::FlushOutput() {
+  if (closed_) return;
+  // Bytes a short write left behind go first.
+  if (!out_.empty()) {
+    ssize_t n = write(fd_, out_.view().data(), out_.size());
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return Close();
+    if (n > 0) out_.Consume(static_cast<size_t>(n));
+  }
+  while (out_.empty() && !slots_.empty() && slots_.front()->ready) {
+    iovec iov[kMaxIov];
+    size_t count = 0, total = 0;
+    size_t nslots = 0;
+    for (auto it = slots_.begin(); it != slots_.end() && (*it)->ready && count < kMaxIov; ++it) {
+      ++nslots;
+      const std::string& s = (*it)->out;
+      if (!s.empty()) {
+        iov[count++] = iovec{const_cast<char*>(s.data()), s.size()};
+        total += s.size();
+      }
+      if ((*it)->close_after) {
+        break;
+      }
+    }
+    ssize_t n = 0;
+    if (count > 0) {
+      n = writev(fd_, iov, static_cast<int>(count));
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return Close();
+      if (n < 0) n = 0;
+    }
+    // Pop what was written. A slot cut by a short write leaves its tail in out_ (sent first next time).
+    size_t written = static_cast<size_t>(n);
+    for (size_t i = 0; i < nslots; ++i) {
+      ReplySlot& front = *slots_.front();
+      if (written < front.out.size()) {
+        if (written == 0) break;  // none of this slot went out: it stays queued
+        out_.Append(std::string_view(front.out).substr(written));
+        written = 0;
+      } else {
+        written -= front.out.size();
+      }
+      bool close_after = front.close_after;
+      front.on_ready = nullptr;
+      slots_.pop_front();
+      if (close_after) {
+        closing_ = true;
+        PauseReading();
+        for (auto& rest : slots_) rest->on_ready = nullptr;
+        slots_.clear();
+        break;
+      }
+      if (!out_.empty()) break;
+    }
+    if (static_cast<size_t>(n) < total) break;  // the socket is full
+  }
+  if (out_.empty()) {
+    if (out_.capacity() > kKeepOutCapacity) out_.Release();
+    if (write_armed_) {
+      write_armed_ = false;
+      event_del(write_event_.get());
+    }
+  } else if (!write_armed_) {
+    write_armed_ = true;
+    event_add(write_event_.get(), nullptr);
+  }
+  if (closing_ && slots_.empty() && out_.empty()) return Close();
+  if (paused_ && !closing_ && !in_process_ && !OverLimits()) ResumeReading();
+}
+
+void ClientConn::Dispatch(std::string_view raw, protocol::Request req) {
   auto slot = NewSlot();
   auto local = [&](std::string out) {
     proxy_->metrics().Request(req.cmd, Outcome::kOk, 0);
@@ -172,7 +263,7 @@ void ClientConn::Dispatch(std::string raw, protocol::Request req) {
     return;
   }
   auto r = std::make_shared<RoutedRequest>();
-  r->raw = std::move(raw);
+  r->raw.assign(raw);
   r->req = std::move(req);
   r->pool = std::move(pool);
   r->slot = std::move(slot);

@@ -1,9 +1,9 @@
 #include "sidecar/proxy/proxy.h"
 
 #include <event2/dns.h>
-#include <event2/thread.h>
 #include <netdb.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,8 +21,6 @@ namespace {
 
 constexpr auto kTickInterval = std::chrono::milliseconds(10);
 constexpr auto kDrainTimeout = std::chrono::seconds(10);
-
-std::once_flag g_threads_once;
 
 Result<ListenerPtr> Bind(event_base* base, const HostPort& hp, evconnlistener_cb cb, void* arg) {
   addrinfo hints{};
@@ -45,16 +43,18 @@ Result<ListenerPtr> Bind(event_base* base, const HostPort& hp, evconnlistener_cb
 }  // namespace
 
 Proxy::Proxy(Tunables tunables, Metrics* metrics) : tunables_(std::move(tunables)), metrics_(metrics) {
-  std::call_once(g_threads_once, [] { evthread_use_pthreads(); });
   limits_.max_value = tunables_.max_value;
   base_.reset(event_base_new());
   dns_ = evdns_base_new(base_.get(), EVDNS_BASE_INITIALIZE_NAMESERVERS);
   if (dns_ == nullptr) dns_ = evdns_base_new(base_.get(), 0);  // no resolv.conf: numeric addresses still work
-  env_ = BackendEnv{base_.get(), dns_, &tunables_, metrics_};
+  env_ = BackendEnv{base_.get(), dns_, &tunables_, metrics_, &flush_};
   tick_event_.reset(event_new(base_.get(), -1, EV_PERSIST, &TickCb, this));
   timeval tv = ToTimeval(kTickInterval);
   event_add(tick_event_.get(), &tv);
-  apply_event_.reset(event_new(base_.get(), -1, 0, &ApplyCb, this));
+  // Other threads wake the loop through an eventfd, so libevent runs without its locks (evthread).
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  apply_event_.reset(event_new(base_.get(), wake_fd_, EV_READ | EV_PERSIST, &ApplyCb, this));
+  event_add(apply_event_.get(), nullptr);
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
     signal_events_.emplace_back(evsignal_new(base_.get(), sig, &SignalCb, this));
     event_add(signal_events_.back().get(), nullptr);
@@ -73,6 +73,7 @@ Proxy::~Proxy() {
   tick_event_.reset();
   apply_event_.reset();
   if (dns_) evdns_base_free(dns_, 0);
+  if (wake_fd_ >= 0) close(wake_fd_);
 }
 
 std::shared_ptr<Member> Proxy::MemberFor(const MemberSpec& spec, bool initial,
@@ -157,7 +158,7 @@ Status Proxy::PostTopology(Topology topology) {
     std::lock_guard<std::mutex> lock(post_mu_);
     posted_.push_back(std::move(pending));
   }
-  event_active(apply_event_.get(), 0, 0);
+  Wake();
   if (result.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
     return Status::Unavailable("the data plane did not apply the topology within 10s");
   }
@@ -169,7 +170,7 @@ void Proxy::RequestShutdown() {
     std::lock_guard<std::mutex> lock(post_mu_);
     shutdown_requested_ = true;
   }
-  event_active(apply_event_.get(), 0, 0);
+  Wake();
 }
 
 void Proxy::RequestReload() {
@@ -177,11 +178,20 @@ void Proxy::RequestReload() {
     std::lock_guard<std::mutex> lock(post_mu_);
     reload_requested_ = true;
   }
-  event_active(apply_event_.get(), 0, 0);
+  Wake();
 }
 
-void Proxy::ApplyCb(evutil_socket_t, short, void* arg) {
+void Proxy::Wake() {
+  uint64_t one = 1;
+  ssize_t n = write(wake_fd_, &one, sizeof one);
+  (void)n;  // EAGAIN: the counter is already non-zero, the loop wakes anyway
+}
+
+void Proxy::ApplyCb(evutil_socket_t fd, short, void* arg) {
   auto* self = static_cast<Proxy*>(arg);
+  uint64_t count;
+  ssize_t n = read(fd, &count, sizeof count);
+  (void)n;
   std::vector<std::unique_ptr<PendingTopology>> posted;
   bool shutdown, reload;
   {
@@ -303,6 +313,14 @@ std::string Proxy::StatsText(const std::string& pool_name) const {
   return os.str();
 }
 
-int Proxy::Run() { return event_base_dispatch(base_.get()); }
+// One pass of the loop runs every ready event, then writes what those events queued: requests to a member
+// from many clients leave in one write, replies to a client in one writev.
+int Proxy::Run() {
+  for (;;) {
+    int rc = event_base_loop(base_.get(), EVLOOP_ONCE);
+    flush_.Run();
+    if (rc != 0 || event_base_got_exit(base_.get()) || event_base_got_break(base_.get())) return rc < 0 ? rc : 0;
+  }
+}
 
 }  // namespace memha

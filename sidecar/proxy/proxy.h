@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "common/topology.h"
+#include "sidecar/core/flush_queue.h"
+#include "sidecar/core/io_buffer.h"
 #include "sidecar/core/libevent.h"
 #include "sidecar/router/pool.h"
 
@@ -40,6 +42,8 @@ class Proxy {
   const Tunables& tunables() const { return tunables_; }
   const protocol::Limits& limits() const { return limits_; }
   Metrics& metrics() { return *metrics_; }
+  FlushQueue& flush_queue() { return flush_; }
+  IoBuffer& read_scratch() { return read_scratch_; }  // shared by client reads; consumed before returning
   PoolPtr CurrentPool(const std::string& name) const;
   void RemoveClient(ClientConn* client);
   std::string StatsText(const std::string& pool_name) const;
@@ -64,6 +68,7 @@ class Proxy {
   static void ApplyCb(evutil_socket_t, short, void* arg);
   static void SignalCb(evutil_socket_t sig, short, void* arg);
   void Tick();
+  void Wake();
   void BeginDrain();
   std::shared_ptr<Member> MemberFor(const MemberSpec& spec, bool initial,
                                     std::unordered_map<std::string, std::shared_ptr<Member>>* next);
@@ -76,6 +81,9 @@ class Proxy {
   BackendEnv env_;
   EventPtr tick_event_;
   EventPtr apply_event_;
+  int wake_fd_ = -1;
+  FlushQueue flush_;
+  IoBuffer read_scratch_;
   std::vector<EventPtr> signal_events_;
   std::function<void()> reload_hook_;
 
