@@ -135,6 +135,7 @@ std::string_view DecisionName(Decision decision) {
     case Decision::kUnsupportedPod: return "unsupported_pod";
     case Decision::kNotPod: return "not_pod";
     case Decision::kBadObject: return "bad_object";
+    case Decision::kTokenSecretFailed: return "token_secret_failed";
     case Decision::kBadRequest: return "bad_request";
   }
   return "unknown";

@@ -46,7 +46,7 @@ AdmissionResult WebhookServer::Handle(std::string_view body) {
   if (result.patched() && !result.dry_run && token_secrets_ != nullptr) {
     Status s = token_secrets_->Ensure(result.pod_namespace);
     if (!s.ok()) {
-      result = AllowUnchanged(result, Decision::kUnsupportedPod,
+      result = AllowUnchanged(result, Decision::kTokenSecretFailed,
                               "sidecar not injected: token Secret " + config_.token_secret + " in namespace " +
                                   result.pod_namespace + ": " + s.message());
     }

@@ -1,0 +1,154 @@
+#include "controller/webhook/server.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <openssl/pem.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "controller/webhook/base64.h"
+#include "tests/controller/webhook/fake_kube.h"
+
+namespace memha::webhook {
+namespace {
+
+using nlohmann::json;
+using testing::FakeKube;
+
+std::string ReadFile(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string Testdata(const std::string& name) { return ReadFile(std::filesystem::path(MEMHA_WEBHOOK_TESTDATA) / name); }
+
+class WebhookServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto cert = GenerateServingCertificate({"localhost"}, {"127.0.0.1"}, std::chrono::hours(24));
+    ASSERT_TRUE(cert.ok());
+    tls_ = cert.value();
+    token_file_ = std::filesystem::temp_directory_path() /
+                  ("memha-webhook-server-test-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    std::ofstream(token_file_) << "tok";
+    SidecarTokenSecrets::Options o;
+    o.token_file = token_file_.string();
+    secrets_ = std::make_unique<SidecarTokenSecrets>(api_, o);
+    InjectConfig config;
+    config.image = "registry.example/memha:test";
+    server_ = std::make_unique<WebhookServer>(WebhookServer::Options{"127.0.0.1", 0}, tls_, config, secrets_.get(),
+                                              [this](const AdmissionResult& r) { observed_.push_back(r.decision); });
+    Status s = server_->Start();
+    ASSERT_TRUE(s.ok()) << s.message();
+    ASSERT_GT(server_->port(), 0);
+  }
+  void TearDown() override {
+    server_->Stop();
+    std::filesystem::remove(token_file_);
+  }
+
+  // An HTTPS client that trusts only the generated CA and checks the host name, as the apiserver does.
+  httplib::Result Post(const std::string& body) {
+    httplib::SSLClient client("127.0.0.1", server_->port());
+    BIO* bio = BIO_new_mem_buf(tls_.ca_pem.data(), static_cast<int>(tls_.ca_pem.size()));
+    X509* ca = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+    BIO_free(bio);
+    X509_STORE* store = X509_STORE_new();
+    X509_STORE_add_cert(store, ca);
+    X509_free(ca);
+    client.set_ca_cert_store(store);  // the client owns it now
+    client.enable_server_certificate_verification(true);
+    client.set_connection_timeout(5, 0);
+    client.set_read_timeout(10, 0);
+    return client.Post("/mutate", body, "application/json");
+  }
+
+  FakeKube api_;
+  ServingCertificate tls_;
+  std::filesystem::path token_file_;
+  std::unique_ptr<SidecarTokenSecrets> secrets_;
+  std::unique_ptr<WebhookServer> server_;
+  std::vector<Decision> observed_;
+};
+
+TEST_F(WebhookServerTest, InjectsOverTlsAndCreatesTheTokenSecret) {
+  auto res = Post(Testdata("inject_label_true.json"));
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 200);
+  const json review = json::parse(res->body);
+  EXPECT_EQ(review["response"]["allowed"], true);
+  EXPECT_EQ(review["response"]["patchType"], "JSONPatch");
+  auto secret = api_.Get("/api/v1/namespaces/shop/secrets/memha-sidecar-token");
+  ASSERT_TRUE(secret.has_value());
+  EXPECT_EQ(Base64Decode((*secret)["data"]["token"].get<std::string>()), "tok");
+  EXPECT_EQ(observed_, std::vector<Decision>{Decision::kInjected});
+}
+
+TEST_F(WebhookServerTest, ObserverSeesTheTokenFailureDecision) {
+  api_.intercept = [](const testing::Call&) -> std::optional<kube::ApiResponse> { return FakeKube::Answer(500, "etcd down"); };
+  ASSERT_TRUE(Post(Testdata("inject_label_true.json")));
+  EXPECT_EQ(observed_, std::vector<Decision>{Decision::kTokenSecretFailed});
+}
+
+TEST_F(WebhookServerTest, DryRunHasNoSideEffects) {
+  auto res = Post(Testdata("dry_run.json"));
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_TRUE(json::parse(res->body)["response"].contains("patch"));
+  EXPECT_TRUE(api_.calls().empty());
+}
+
+TEST_F(WebhookServerTest, NotInjectedPodsCauseNoApiCalls) {
+  for (const char* f : {"opt_out.json", "no_pools_annotation.json", "update_operation.json"}) {
+    auto res = Post(Testdata(f));
+    ASSERT_TRUE(res) << f;
+    EXPECT_EQ(res->status, 200) << f;
+    EXPECT_FALSE(json::parse(res->body)["response"].contains("patch")) << f;
+  }
+  EXPECT_TRUE(api_.calls().empty());
+}
+
+TEST_F(WebhookServerTest, TokenSecretFailureAllowsThePodUnchangedWithAWarning) {
+  api_.intercept = [](const testing::Call&) -> std::optional<kube::ApiResponse> {
+    return FakeKube::Answer(403, "secrets is forbidden");
+  };
+  auto res = Post(Testdata("inject_label_true.json"));
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  const json response = json::parse(res->body)["response"];
+  EXPECT_EQ(response["allowed"], true);
+  EXPECT_FALSE(response.contains("patch"));
+  ASSERT_TRUE(response.contains("warnings"));
+  const std::string warning = response["warnings"][0];
+  EXPECT_NE(warning.find("memha-sidecar-token"), std::string::npos) << warning;
+  EXPECT_NE(warning.find("forbidden"), std::string::npos) << warning;
+}
+
+TEST_F(WebhookServerTest, BadRequestIs400AndTheServerKeepsServing) {
+  auto bad = Post("{definitely not json");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_NE(json::parse(bad->body).value("error", "").find("invalid JSON"), std::string::npos);
+  auto good = Post(Testdata("opt_out.json"));
+  ASSERT_TRUE(good);
+  EXPECT_EQ(good->status, 200);
+}
+
+TEST(WebhookServer, UnusableCertificateOrConfigFailsToStart) {
+  ServingCertificate broken{"", "not a cert", "not a key"};
+  WebhookServer a(WebhookServer::Options{"127.0.0.1", 0}, broken, InjectConfig{}, nullptr);
+  EXPECT_FALSE(a.Start().ok());
+  auto cert = GenerateServingCertificate({"localhost"}, {}, std::chrono::hours(1));
+  ASSERT_TRUE(cert.ok());
+  InjectConfig bad_config;
+  bad_config.image = "";
+  WebhookServer b(WebhookServer::Options{"127.0.0.1", 0}, cert.value(), bad_config, nullptr);
+  EXPECT_FALSE(b.Start().ok());
+}
+
+}  // namespace
+}  // namespace memha::webhook
