@@ -1,7 +1,10 @@
 #include "controller/webhook/token_secret.h"
 
 #include <exception>
+#include <openssl/rand.h>
+
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -36,8 +39,8 @@ constexpr int kAttempts = 4;  // a 409 (another replica raced us) is retried thi
 
 }  // namespace
 
-SidecarTokenSecrets::SidecarTokenSecrets(kube::KubeApi& api, Options options, Clock clock)
-    : api_(api), options_(std::move(options)), clock_(std::move(clock)) {}
+SidecarTokenSecrets::SidecarTokenSecrets(kube::KubeApi& api, TokenSource token, Options options, Clock clock)
+    : api_(api), token_(std::move(token)), options_(std::move(options)), clock_(std::move(clock)) {}
 
 std::string SidecarTokenSecrets::SecretJson(const std::string& ns, const std::string& name, const std::string& token) {
   return json{{"apiVersion", "v1"},
@@ -53,22 +56,54 @@ std::string SidecarTokenSecrets::SecretJson(const std::string& ns, const std::st
       .dump();
 }
 
-Result<std::string> SidecarTokenSecrets::ReadToken() const {
-  std::ifstream in(options_.token_file, std::ios::binary);
-  if (!in) return Status::Unavailable("cannot read the sidecar token file " + options_.token_file);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  std::string token = ss.str();
-  if (token.find_first_not_of(" \t\r\n") == std::string::npos) {
-    return Status::Unavailable("the sidecar token file " + options_.token_file + " is empty");
+TokenSource FileTokenSource(std::string path) {
+  return [path = std::move(path)]() -> Result<std::string> {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return Status::Unavailable("cannot read the sidecar token file " + path);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+}
+
+Result<std::string> LoadOrCreateSharedToken(kube::KubeApi& api, const std::string& ns, const std::string& name) {
+  if (!IsDnsLabel(ns)) return Status::InvalidArgument("bad namespace name \"" + ns + "\"");
+  const std::string collection = "/api/v1/namespaces/" + ns + "/secrets";
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    auto got = api.Request("GET", collection + "/" + name);
+    if (!got.ok()) return Status::Unavailable("GET secret " + ns + "/" + name + ": " + got.status().message());
+    if (got.value().status == 200) {
+      std::optional<std::string> token;
+      try {
+        token = Base64Decode(json::parse(got.value().body)["data"].value(kTokenSecretKey, ""));
+      } catch (const std::exception&) {
+      }
+      if (!token || token->find_first_not_of(" \t\r\n") == std::string::npos) {
+        return Status::InvalidArgument("Secret " + ns + "/" + name + " has no usable key \"" + kTokenSecretKey + "\"");
+      }
+      return *token;
+    }
+    if (got.value().status != 404) return Status::Unavailable(ApiError("get secret", got.value()));
+    unsigned char raw[32];
+    if (RAND_bytes(raw, sizeof raw) != 1) return Status::Internal("no randomness for the sidecar token");
+    std::string token = Base64Encode(std::string_view(reinterpret_cast<const char*>(raw), sizeof raw));
+    for (char& c : token) c = c == '+' ? '-' : c == '/' ? '_' : c;  // URL-safe: no quoting anywhere
+    auto created = api.Request("POST", collection, SidecarTokenSecrets::SecretJson(ns, name, token));
+    if (!created.ok()) return Status::Unavailable("create secret: " + created.status().message());
+    if (created.value().status == 201 || created.value().status == 200) return token;
+    if (created.value().status != 409) return Status::Unavailable(ApiError("create secret", created.value()));
+    // 409: the other replica created it first; read theirs.
   }
-  return token;
+  return Status::Unavailable("secret " + ns + "/" + name + ": still conflicting after retries");
 }
 
 Status SidecarTokenSecrets::Ensure(const std::string& ns) {
   if (!IsDnsLabel(ns)) return Status::InvalidArgument("bad namespace name \"" + ns + "\"");
-  auto token = ReadToken();
+  auto token = token_();
   if (!token.ok()) return token.status();
+  if (token.value().find_first_not_of(" \t\r\n") == std::string::npos) {
+    return Status::Unavailable("the sidecar token is empty");
+  }
   const auto now = clock_();
   {
     std::lock_guard lock(mu_);

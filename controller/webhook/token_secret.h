@@ -6,6 +6,10 @@
 // current token: created if missing, updated if it is memha's and differs, left alone (and the pod not
 // injected) if someone else owns a Secret of that name. Skipped on dryRun (sideEffects: NoneOnDryRun).
 // A namespace that was checked recently is not asked again (cache with a TTL), so a burst of pods costs one GET.
+//
+// The token itself is made by the controller, not by the chart (so `helm template` output stays deterministic):
+// LoadOrCreateSharedToken keeps it in the Secret of the same name in the controller's namespace, created once
+// with 32 random bytes; the second replica (409) reads the first one's.
 #include <chrono>
 #include <functional>
 #include <map>
@@ -20,16 +24,32 @@ namespace memha::webhook {
 inline constexpr const char* kManagedByLabel = "app.kubernetes.io/managed-by";
 inline constexpr const char* kManagedByValue = "memha-controller";
 
+inline constexpr const char* kSidecarTokenSecret = "memha-sidecar-token";
+
+// The shared token from the Secret `name` in `ns` (the controller's namespace), created if it does not exist.
+Result<std::string> LoadOrCreateSharedToken(kube::KubeApi& api, const std::string& ns,
+                                            const std::string& name = kSidecarTokenSecret);
+
+// The current token; asked on every check so a rotated token reaches the copies at once.
+using TokenSource = std::function<Result<std::string>()>;
+// A token read from a file on every call (tests, or a token mounted from elsewhere).
+TokenSource FileTokenSource(std::string path);
+inline TokenSource FixedTokenSource(std::string token) {
+  return [token = std::move(token)]() -> Result<std::string> { return token; };
+}
+
+struct TokenSecretOptions {
+  std::string secret_name = kSidecarTokenSecret;
+  std::chrono::seconds cache_ttl{30};
+};
+
 class SidecarTokenSecrets {
  public:
   using Clock = std::function<std::chrono::steady_clock::time_point()>;
-  struct Options {
-    std::string secret_name = "memha-sidecar-token";
-    std::string token_file;  // the controller's own copy (a mounted Secret); re-read on every check
-    std::chrono::seconds cache_ttl{30};
-  };
+  using Options = TokenSecretOptions;
 
-  SidecarTokenSecrets(kube::KubeApi& api, Options options, Clock clock = std::chrono::steady_clock::now);
+  SidecarTokenSecrets(kube::KubeApi& api, TokenSource token, Options options = {},
+                      Clock clock = std::chrono::steady_clock::now);
 
   // Thread-safe. Ok once the Secret in `ns` holds the current token.
   Status Ensure(const std::string& ns);
@@ -38,10 +58,10 @@ class SidecarTokenSecrets {
   static std::string SecretJson(const std::string& ns, const std::string& name, const std::string& token);
 
  private:
-  Result<std::string> ReadToken() const;
   Status EnsureUncached(const std::string& ns, const std::string& token);
 
   kube::KubeApi& api_;
+  TokenSource token_;
   Options options_;
   Clock clock_;
   std::mutex mu_;

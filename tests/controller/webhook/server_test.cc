@@ -35,9 +35,7 @@ class WebhookServerTest : public ::testing::Test {
     token_file_ = std::filesystem::temp_directory_path() /
                   ("memha-webhook-server-test-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     std::ofstream(token_file_) << "tok";
-    SidecarTokenSecrets::Options o;
-    o.token_file = token_file_.string();
-    secrets_ = std::make_unique<SidecarTokenSecrets>(api_, o);
+    secrets_ = std::make_unique<SidecarTokenSecrets>(api_, FileTokenSource(token_file_.string()));
     InjectConfig config;
     config.image = "registry.example/memha:test";
     server_ = std::make_unique<WebhookServer>(WebhookServer::Options{"127.0.0.1", 0}, tls_, config, secrets_.get(),

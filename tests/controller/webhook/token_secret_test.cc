@@ -28,9 +28,7 @@ class TokenSecretsTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(dir_); }
   void WriteToken(const std::string& t) { std::ofstream(dir_ / "token") << t; }
   SidecarTokenSecrets Make() {
-    SidecarTokenSecrets::Options o;
-    o.token_file = (dir_ / "token").string();
-    return SidecarTokenSecrets(api_, o, [this] { return now_; });
+    return SidecarTokenSecrets(api_, FileTokenSource((dir_ / "token").string()), {}, [this] { return now_; });
   }
   std::string StoredToken() {
     auto s = api_.Get(kPath);
@@ -131,6 +129,45 @@ TEST_F(TokenSecretsTest, TransportErrorAndBadInputs) {
   std::filesystem::remove(dir_ / "token");
   EXPECT_EQ(secrets.Ensure("shop").code(), Status::Code::kUnavailable);
   EXPECT_TRUE(api_.calls().empty());
+}
+
+TEST(SharedToken, CreatedOnceRandomAndReadByTheSecondReplica) {
+  FakeKube api;
+  auto a = LoadOrCreateSharedToken(api, "memha-system");
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  EXPECT_EQ(a.value().size(), 44u);  // 32 random bytes, base64
+  EXPECT_EQ(a.value().find_first_of("+/"), std::string::npos);
+  auto b = LoadOrCreateSharedToken(api, "memha-system");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b.value(), a.value());
+  FakeKube other;
+  EXPECT_NE(LoadOrCreateSharedToken(other, "memha-system").value(), a.value());
+}
+
+TEST(SharedToken, CreateRaceReadsTheWinnersToken) {
+  FakeKube api;
+  bool raced = false;
+  api.intercept = [&](const testing::Call& c) -> std::optional<kube::ApiResponse> {
+    if (c.method == "POST" && !raced) {
+      raced = true;
+      api.Put("/api/v1/namespaces/memha-system/secrets/memha-sidecar-token",
+              json::parse(SidecarTokenSecrets::SecretJson("memha-system", "memha-sidecar-token", "winner")));
+      return FakeKube::Answer(409, "already exists");
+    }
+    return std::nullopt;
+  };
+  auto got = LoadOrCreateSharedToken(api, "memha-system");
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_EQ(got.value(), "winner");
+}
+
+TEST(SharedToken, UnusableSecretOrApiErrorIsAStatus) {
+  FakeKube api;
+  api.Put("/api/v1/namespaces/memha-system/secrets/memha-sidecar-token", {{"metadata", json::object()}, {"data", json::object()}});
+  EXPECT_EQ(LoadOrCreateSharedToken(api, "memha-system").status().code(), Status::Code::kInvalidArgument);
+  FakeKube denied;
+  denied.intercept = [](const testing::Call&) -> std::optional<kube::ApiResponse> { return FakeKube::Answer(403, "forbidden"); };
+  EXPECT_EQ(LoadOrCreateSharedToken(denied, "memha-system").status().code(), Status::Code::kUnavailable);
 }
 
 }  // namespace
