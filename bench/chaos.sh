@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Chaos timelines, memha vs twemproxy (auto_eject_hosts) in the same script (docs/BENCHMARKS.md):
+#   kill:   primary 1 gets `kill -9` under load at FAULT s, restarted EMPTY on the same port at RESTORE s;
+#   freeze: primary 1 gets SIGSTOP at FAULT s, SIGCONT at RESTORE s.
+# Each (target, scenario) runs on fresh processes: two primary memcached (ketama over both), plus one backup
+# memcached for memha. The workload is a verifying read-through cache client (memha-loadgen --verify
+# --read-through, open loop): on a miss it sets the key, every read is checked against acknowledged writes.
+#
+#   bench/chaos.sh [--out DIR] [--duration S] [--fault S] [--restore S] [--rate R] [--no-docs] [--quick]
+#   env: MEMHA_SIDECAR, MEMHA_LOADGEN (default build-bench/)
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+out="" duration=36 fault=10 restore=20 rate=5000 docs=1
+while (($#)); do
+  case $1 in
+    --out) out=$2; shift ;;
+    --duration) duration=$2; shift ;;
+    --fault) fault=$2; shift ;;
+    --restore) restore=$2; shift ;;
+    --rate) rate=$2; shift ;;
+    --no-docs) docs=0 ;;
+    --quick) duration=12; fault=3; restore=6; docs=0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "chaos.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+out=${out:-$repo/bench/results/chaos}
+rm -rf "$out"; mkdir -p "$out/logs"
+sidecar=${MEMHA_SIDECAR:-$repo/build-bench/sidecar/memha-sidecar}
+loadgen=${MEMHA_LOADGEN:-$repo/build-bench/memha-loadgen}
+if [ ! -x "$sidecar" ] || [ ! -x "$loadgen" ]; then
+  cmake -S "$repo" -B "$repo/build-bench" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  ninja -C "$repo/build-bench" memha-sidecar memha-loadgen >/dev/null
+fi
+ulimit -n 65536 2>/dev/null || true
+if [ "$(nproc)" -ge 2 ]; then ccore=0 score=1; else ccore=0 score=0; fi
+client=(taskset -c "$ccore"); server=(taskset -c "$score")
+user=(); [ "$(id -u)" = 0 ] && user=(-u nobody)
+port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
+  echo "chaos.sh: nothing listens on $1" >&2; return 1
+}
+now_ms() { date +%s%3N; }
+pids=()
+stop_all() {
+  for p in "${pids[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  pids=()
+}
+trap stop_all EXIT
+memcached_on() { "${server[@]}" memcached "${user[@]}" -l 127.0.0.1 -p "$1" -U 0 -t 1 -m 256 -c 4096 & }
+
+echo "{\"sidecar_commit\":\"$(git -C "$repo" log -1 --format=%h -- sidecar)\",\"sidecar_uncommitted_files\":$(git -C "$repo" status --porcelain -- sidecar | wc -l),\"nproc\":$(nproc),\"loadavg_start\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"duration\":$duration,\"fault\":$fault,\"restore\":$restore,\"rate\":$rate}" > "$out/meta.json"
+
+run_one() {  # run_one TARGET SCENARIO
+  local target=$1 scenario=$2 name="$1.$2"
+  local P1 P2 BK PX; P1=$(port); P2=$(port); BK=$(port); PX=$(port)
+  memcached_on "$P1"; local p1=$!; pids+=($!)
+  memcached_on "$P2"; pids+=($!)
+  wait_port "$P1"; wait_port "$P2"
+  if [ "$target" = memha ]; then
+    memcached_on "$BK"; pids+=($!); wait_port "$BK"
+    "${server[@]}" "$sidecar" -p "$PX" -s "127.0.0.1:$P1,127.0.0.1:$P2" -b "127.0.0.1:$BK" --no-admin \
+      2>"$out/logs/$name.sidecar.log" & pids+=($!)
+  else
+    cat > "$out/$name.nutcracker.yml" <<EOF
+pool:
+  listen: 127.0.0.1:$PX
+  hash: md5
+  distribution: ketama
+  timeout: 250
+  preconnect: true
+  auto_eject_hosts: true
+  server_retry_timeout: 2000
+  server_failure_limit: 1
+  servers:
+   - 127.0.0.1:$P1:1 p1
+   - 127.0.0.1:$P2:1 p2
+EOF
+    "${server[@]}" nutcracker -c "$out/$name.nutcracker.yml" -s "$(port)" -o "$out/logs/$name.nutcracker.log" &
+    pids+=($!)
+  fi
+  wait_port "$PX"
+  "${client[@]}" "$loadgen" --server "127.0.0.1:$PX" --connections 20 --rate "$rate" --duration "$duration" \
+    --keys 5000 --get-ratio 0.895 --delete-ratio 0.005 --value-size 100 --verify --read-through --prefill \
+    --timeout-ms 1000 --progress --label "$name" --json "$out/$name.json" 2>"$out/logs/$name.loadgen.log" &
+  local lg=$!
+  for _ in $(seq 300); do grep -qs MAIN_START "$out/logs/$name.loadgen.log" && break; sleep 0.1; done
+  local start; start=$(grep -oE 'unix_ms=[0-9]+' "$out/logs/$name.loadgen.log" | cut -d= -f2)
+  sleep "$(awk "BEGIN{print ($start + $fault * 1000 - $(now_ms)) / 1000}")"
+  local t_fault; t_fault=$(now_ms)
+  if [ "$scenario" = kill ]; then kill -9 "$p1"; wait "$p1" 2>/dev/null || true; else kill -STOP "$p1"; fi
+  sleep "$(awk "BEGIN{print ($start + $restore * 1000 - $(now_ms)) / 1000}")"
+  local t_restore; t_restore=$(now_ms)
+  if [ "$scenario" = kill ]; then memcached_on "$P1"; pids+=($!); else kill -CONT "$p1"; fi
+  wait $lg
+  echo "{\"target\":\"$target\",\"scenario\":\"$scenario\",\"fault_s\":$(awk "BEGIN{print ($t_fault - $start) / 1000}"),\"restore_s\":$(awk "BEGIN{print ($t_restore - $start) / 1000}"),\"loadavg_end\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}" > "$out/$name.events.json"
+  stop_all
+  echo "chaos.sh: $name: $(tail -1 "$out/logs/$name.loadgen.log")" >&2
+}
+
+for scenario in kill freeze; do
+  for target in memha twemproxy; do run_one "$target" "$scenario"; done
+done
+args=("$out"); [ "$docs" = 1 ] && args+=(--docs "$repo/docs/BENCHMARKS.md")
+/usr/bin/python3 "$repo/bench/chaos_report.py" "${args[@]}"

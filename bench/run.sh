@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# The benchmark harness (docs/BENCHMARKS.md): memcached direct vs memha-sidecar vs twemproxy (nutcracker), rounds
+# interleaved (direct, memha, twemproxy, direct, ...), medians of the rounds, ratios to direct; proxy CPU per op
+# and memory; then the report (JSON + markdown + PNG) is regenerated.
+#
+#   bench/run.sh                 full run (3 rounds x 8 workloads x 3 targets, ~7 min), writes docs/BENCHMARKS.md
+#   bench/run.sh --smoke         a few seconds per target, no docs (the CTest "bench.smoke")
+#   options: --rounds N  --duration S  --out DIR  --no-docs
+#   env: MEMHA_SIDECAR, MEMHA_LOADGEN (default: build-bench/, built Release if missing)
+#
+# Setup (the same for the three targets): ONE primary memcached; memha mirrors writes to a backup memcached
+# (memha's real cost); twemproxy is ketama over the same single primary. The client (memha-loadgen, memcaslap)
+# runs on core 0, memcached, memha-sidecar and nutcracker share core 1.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+smoke=0 rounds=3 duration=5 out="" docs=1
+while (($#)); do
+  case $1 in
+    --smoke) smoke=1; rounds=1; duration=1; docs=0 ;;
+    --rounds) rounds=$2; shift ;;
+    --duration) duration=$2; shift ;;
+    --out) out=$2; shift ;;
+    --no-docs) docs=0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+out=${out:-$repo/bench/results/latest}
+[ "$smoke" = 1 ] && out=${out%/}
+rm -rf "$out"; mkdir -p "$out/raw" "$out/logs"
+
+# --- binaries
+if [ -z "${MEMHA_SIDECAR:-}" ] || [ -z "${MEMHA_LOADGEN:-}" ]; then
+  if [ ! -x "$repo/build-bench/sidecar/memha-sidecar" ] || [ ! -x "$repo/build-bench/memha-loadgen" ]; then
+    cmake -S "$repo" -B "$repo/build-bench" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+    ninja -C "$repo/build-bench" memha-sidecar memha-loadgen >/dev/null
+  fi
+fi
+sidecar=${MEMHA_SIDECAR:-$repo/build-bench/sidecar/memha-sidecar}
+loadgen=${MEMHA_LOADGEN:-$repo/build-bench/memha-loadgen}
+for b in "$sidecar" "$loadgen"; do [ -x "$b" ] || { echo "run.sh: missing $b" >&2; exit 1; }; done
+for t in memcached nutcracker taskset; do command -v $t >/dev/null || { echo "run.sh: missing $t" >&2; exit 1; }; done
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+# --- cores: client on 0, servers on 1 (on a 1-core machine everything shares core 0)
+if [ "$(nproc)" -ge 2 ]; then ccore=0 score=1; else ccore=0 score=0; fi
+client=(taskset -c "$ccore")
+server=(taskset -c "$score")
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
+  echo "run.sh: nothing listens on $1" >&2; return 1
+}
+user=(); [ "$(id -u)" = 0 ] && user=(-u nobody)
+
+MC=$(port); BK=$(port); SC=$(port); NC=$(port); NCS=$(port)
+"${server[@]}" memcached "${user[@]}" -l 127.0.0.1 -p "$MC" -U 0 -t 1 -m 1024 -c 8192 & pid_mc=$!; pids+=($!)
+"${server[@]}" memcached "${user[@]}" -l 127.0.0.1 -p "$BK" -U 0 -t 1 -m 1024 -c 8192 & pid_bk=$!; pids+=($!)
+wait_port "$MC"; wait_port "$BK"
+"${server[@]}" "$sidecar" -p "$SC" -s "127.0.0.1:$MC" -b "127.0.0.1:$BK" --no-admin 2>"$out/logs/sidecar.log" &
+pid_sc=$!; pids+=($!)
+cat > "$out/nutcracker.yml" <<EOF
+pool:
+  listen: 127.0.0.1:$NC
+  hash: md5
+  distribution: ketama
+  backlog: 1024
+  preconnect: true
+  auto_eject_hosts: false
+  servers:
+   - 127.0.0.1:$MC:1 primary
+EOF
+"${server[@]}" nutcracker -c "$out/nutcracker.yml" -s "$NCS" -o "$out/logs/nutcracker.log" & pid_nc=$!; pids+=($!)
+wait_port "$SC"; wait_port "$NC"
+
+declare -A tport=([direct]=$MC [memha]=$SC [twemproxy]=$NC)
+declare -A tpid=([direct]=$pid_mc [memha]=$pid_sc [twemproxy]=$pid_nc)
+targets=(direct memha twemproxy)
+
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# --- machine and versions
+sidecar_commit=$(git -C "$repo" log -1 --format=%h -- sidecar 2>/dev/null || echo unknown)
+sidecar_dirty=$(git -C "$repo" status --porcelain -- sidecar 2>/dev/null | wc -l)
+/usr/bin/python3 - "$out/machine.json" <<EOF
+import json, os, platform, subprocess, sys
+cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), '?')
+json.dump({
+  'nproc': os.cpu_count(), 'cpu_model': cpu, 'kernel': platform.release(),
+  'loadavg_start': open('/proc/loadavg').read().split()[:3],
+  'memcached': subprocess.run(['memcached', '-V'], capture_output=True, text=True).stdout.strip(),
+  'nutcracker': (lambda r: (r.stderr or r.stdout).strip().splitlines()[0])(
+                subprocess.run(['nutcracker', '-V'], capture_output=True, text=True)),
+  'sidecar_binary': '$sidecar', 'sidecar_commit': '$sidecar_commit',
+  'sidecar_uncommitted_files': int('$sidecar_dirty'),
+  'repo_commit': subprocess.run(['git', '-C', '$repo', 'log', '-1', '--format=%h'], capture_output=True, text=True).stdout.strip(),
+  'client_core': $ccore, 'server_core': $score, 'rounds': $rounds, 'duration_s': $duration, 'smoke': bool($smoke),
+}, open(sys.argv[1], 'w'), indent=1)
+EOF
+
+runs="$out/runs.jsonl"; : > "$runs"
+# record <workload> <target> <round> key=value... : one JSON line per measurement
+record() {
+  local w=$1 t=$2 r=$3; shift 3
+  local kv="\"workload\":\"$w\",\"target\":\"$t\",\"round\":$r"
+  for a in "$@"; do kv+=",\"${a%%=*}\":${a#*=}"; done
+  echo "{$kv}" >> "$runs"
+}
+
+# --- prefill through memha, so the backup holds the values too (read-through is not part of these workloads)
+keys=10000; [ "$smoke" = 1 ] && keys=1000
+"${client[@]}" "$loadgen" --server "127.0.0.1:$SC" --connections 8 --keys $keys --key-prefix b100: --value-size 100 \
+  --prefill-only --json /dev/null --label prefill-100 2>>"$out/logs/loadgen.log"
+"${client[@]}" "$loadgen" --server "127.0.0.1:$SC" --connections 8 --keys $keys --key-prefix b4k: --value-size 4096 \
+  --prefill-only --json /dev/null --label prefill-4k 2>>"$out/logs/loadgen.log"
+sleep 0.5
+
+for t in memha twemproxy direct; do record idle "$t" 0 "rss_kb=$(rss_kb "${tpid[$t]}")"; done
+
+# --- memory: 1,000 idle connections (opened, no request yet), on the fresh processes
+nidle=1000; [ "$smoke" = 1 ] && nidle=50
+for t in memha twemproxy direct; do
+  before=$(rss_kb "${tpid[$t]}")
+  "${client[@]}" "$loadgen" --server "127.0.0.1:${tport[$t]}" --connections $nidle --idle --duration 3 \
+    --json "$out/raw/idle.$t.json" --label "idle/$t" 2>>"$out/logs/loadgen.log" &
+  lg=$!; sleep 2; during=$(rss_kb "${tpid[$t]}"); wait $lg
+  record idle_conns "$t" 0 "connections=$nidle" "rss_before_kb=$before" "rss_kb=$during"
+done
+# --- workloads: name -> loadgen arguments (the key space and value size go with the prefix)
+declare -A wl=(
+  [c1]="--connections 1 --key-prefix b100: --value-size 100"
+  [c50]="--connections 50 --key-prefix b100: --value-size 100"
+  [c50_4k]="--connections 50 --key-prefix b4k: --value-size 4096"
+  [c1000]="--connections 1000 --key-prefix b100: --value-size 100"
+  [pipe16]="--connections 50 --pipeline 16 --key-prefix b100: --value-size 100"
+  [mget10]="--connections 50 --multiget 10 --key-prefix b100: --value-size 100"
+  [open10k]="--connections 50 --rate 10000 --key-prefix b100: --value-size 100"
+)
+order=(c1 c50 c50_4k c1000 pipe16 mget10 open10k memcaslap)
+if [ "$smoke" = 1 ]; then
+  wl[open10k]="--connections 10 --rate 2000 --key-prefix b100: --value-size 100"
+  order=(c50 open10k)
+fi
+command -v memcaslap >/dev/null || order=("${order[@]/memcaslap}")
+
+echo "run.sh: out=$out rounds=$rounds duration=${duration}s sidecar=$sidecar_commit (uncommitted files: $sidecar_dirty) load=$(load)" >&2
+for round in $(seq "$rounds"); do
+  for w in "${order[@]}"; do
+    [ -n "$w" ] || continue
+    for t in "${targets[@]}"; do
+      port=${tport[$t]}
+      c0=$(cpu_ticks "${tpid[$t]}"); m0=$(cpu_ticks "$pid_mc"); b0=$(cpu_ticks "$pid_bk")
+      f="$out/raw/$w.$t.r$round.json"
+      rss_busy=0
+      if [ "$w" = memcaslap ]; then
+        "${client[@]}" memcaslap -s "127.0.0.1:$port" -t "${duration}s" -c 50 -T 1 > "$out/raw/$w.$t.r$round.txt" 2>&1 || true
+        line=$(grep -E '^Run time' "$out/raw/$w.$t.r$round.txt" | tail -1)
+        ops=$(echo "$line" | grep -oE 'Ops: [0-9]+' | cut -d' ' -f2); ops=${ops:-0}
+        tps=$(echo "$line" | grep -oE 'TPS: [0-9]+' | cut -d' ' -f2); tps=${tps:-0}
+        printf '{"label":"%s","summary":{"ops":%s,"ops_per_s":%s,"errors":0}}\n' "$w/$t" "$ops" "$tps" > "$f"
+      else
+        # shellcheck disable=SC2086
+        "${client[@]}" "$loadgen" --server "127.0.0.1:$port" ${wl[$w]} --keys $keys --duration "$duration" \
+          --json "$f" --label "$w/$t" --seed "$round" 2>>"$out/logs/loadgen.log" &
+        lg=$!
+        if [ "$w" = c1000 ]; then sleep "$(awk "BEGIN{print $duration / 2}")"; rss_busy=$(rss_kb "${tpid[$t]}"); fi
+        wait $lg
+      fi
+      c1=$(cpu_ticks "${tpid[$t]}"); m1=$(cpu_ticks "$pid_mc"); b1=$(cpu_ticks "$pid_bk")
+      record "$w" "$t" "$round" "file=\"$(basename "$f")\"" "hz=$(getconf CLK_TCK)" "proxy_ticks=$((c1 - c0))" \
+        "primary_ticks=$((m1 - m0))" "backup_ticks=$((b1 - b0))" \
+        "rss_kb=$(rss_kb "${tpid[$t]}")" "rss_busy_kb=$rss_busy" "load=\"$(load)\""
+    done
+  done
+  echo "run.sh: round $round done, load $(load)" >&2
+done
+
+# --- what is left behind once the load ended
+sleep 2
+for t in memha twemproxy direct; do record after "$t" 0 "rss_kb=$(rss_kb "${tpid[$t]}")"; done
+
+report_args=()
+[ "$docs" = 1 ] && report_args+=(--docs "$repo/docs/BENCHMARKS.md")
+[ "$smoke" = 1 ] && report_args+=(--check-smoke)
+/usr/bin/python3 "$repo/bench/report.py" "$out" "${report_args[@]}"
