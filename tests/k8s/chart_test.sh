@@ -53,6 +53,7 @@ fi
 export PATH="$bin:$PATH"
 export HELM="$bin/helm"
 chart="$repo/charts/memha"
+k() { kubectl --request-timeout=30s "$@"; }
 
 case "$mode" in
 sync)
@@ -83,7 +84,6 @@ sync)
 install)
     [ $# -eq 2 ] || { echo "usage: $0 install KUBECONFIG" >&2; exit 2; }
     export KUBECONFIG="$2"
-    k() { kubectl --request-timeout=30s "$@"; }
     ns="memha-chart-$(date +%s)-$$"
     rel="memha-e2e"
     cleanup_cmds+=("helm uninstall $rel -n $ns --timeout 60s")
@@ -152,7 +152,6 @@ print(" ".join(x for w in want for x in a if x.startswith(w)))')"
 apply)
     [ $# -eq 2 ] || { echo "usage: $0 apply KUBECONFIG" >&2; exit 2; }
     export KUBECONFIG="$2"
-    k() { kubectl --request-timeout=30s "$@"; }
     m="$repo/manifests"
     cleanup_cmds+=("kubectl delete -f '$m' --ignore-not-found --wait=false")
     # A server-side dry run needs the namespace to exist already: create just that first.
