@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <cctype>
+#include <csignal>
 
 #include <httplib.h>
 #include <openssl/pem.h>
@@ -124,6 +125,9 @@ Result<std::unique_ptr<HttpKubeApi>> HttpKubeApi::Create(const KubeConfig& confi
                                                          Clock& clock) {
   auto url = ParseServerUrl(config.server);
   if (!url.ok()) return url.status();
+  // OpenSSL writes (close_notify) to sockets the server already closed; without this SIGPIPE kills the process.
+  static const bool sigpipe_ignored = [] { return std::signal(SIGPIPE, SIG_IGN) != SIG_ERR; }();
+  (void)sigpipe_ignored;
   std::unique_ptr<HttpKubeApi> api(new HttpKubeApi(config, std::move(options), clock));
   api->https_ = url.value().https;
   api->host_ = url.value().host;

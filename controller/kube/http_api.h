@@ -10,6 +10,7 @@
 // - Requests share a small pool of keep-alive connections; every Stream gets its own connection.
 // - Cancel() aborts the Streams in flight from any thread and makes later Streams fail at once (shutdown); it
 //   does not touch ordinary Requests (they are bounded by `request_timeout`), so a Lease can still be released.
+// - Create() sets SIGPIPE to SIG_IGN for the process (OpenSSL writes to sockets the server closed).
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
