@@ -35,7 +35,7 @@ BackendConnection::~BackendConnection() {
 void BackendConnection::Connect() {
   state_ = State::kConnecting;
   connect_started_ = Clock::now();
-  reply_ = protocol::Reply();
+  reply_.Reset();
   need_ = 0;
   sockaddr_storage ss{};
   int len = sizeof ss;
@@ -161,7 +161,7 @@ void BackendConnection::Close(OpStatus why) {
   }
   if (in_read_ == 0) in_.Clear();  // else OnRead clears it once it stops using it
   out_.Clear();
-  reply_ = protocol::Reply();
+  reply_.Reset();
   need_ = 0;
   std::deque<Op> failed;
   failed.swap(pending_);
@@ -261,16 +261,16 @@ void BackendConnection::OnRead() {
     }
     Op op = std::move(pending_.front());
     pending_.pop_front();
-    protocol::Reply reply = std::move(reply_);
-    reply_ = protocol::Reply();
+    std::swap(delivered_, reply_);
+    reply_.Reset();
     need_ = 0;
     listener_->OnReplyReceived(this);
     OpResult result;
     result.buf = view;
-    result.reply = &reply;
+    result.reply = &delivered_;
     op.done(result);
     if (generation_ != gen) break;
-    in_.Consume(reply.consumed);
+    in_.Consume(delivered_.consumed);
   }
   if (--in_read_ == 0 && generation_ != gen) in_.Clear();
 }

@@ -10,6 +10,7 @@
 #include "common/address.h"
 #include "sidecar/backend/failure.h"
 #include "sidecar/core/flush_queue.h"
+#include "sidecar/core/inline_function.h"
 #include "sidecar/core/io_buffer.h"
 #include "sidecar/core/libevent.h"
 #include "sidecar/protocol/reply.h"
@@ -26,7 +27,7 @@ struct OpResult {
   const protocol::Reply* reply = nullptr;    // set when status == kOk
 };
 
-using OpCallback = std::function<void(const OpResult&)>;
+using OpCallback = InlineFunction<void(const OpResult&)>;
 
 class BackendConnection : public Flushable {
  public:
@@ -92,9 +93,10 @@ class BackendConnection : public Flushable {
   uint64_t generation_ = 0;  // grows with every Close: a read loop stops when its socket is gone
   Clock::time_point connect_started_;
   std::deque<Op> pending_;
-  IoBuffer in_;
-  IoBuffer out_;
-  protocol::Reply reply_;    // progress on the reply at the head of pending_
+  IoBuffer in_{256 * 1024};   // few member connections: keep their buffers instead of reallocating
+  IoBuffer out_{256 * 1024};
+  protocol::Reply reply_;     // progress on the reply at the head of pending_
+  protocol::Reply delivered_; // the reply handed to a callback; reused so its item vector keeps its capacity
   size_t need_ = 0;
   int in_read_ = 0;          // >0 while OnRead runs: Close() leaves in_ alone until it returns
 };

@@ -37,6 +37,7 @@ class Member : public BackendConnection::Listener {
     return !controller_down_ && (health_ == MemberHealth::kUp || health_ == MemberHealth::kWarming);
   }
   bool Warming() const { return health_ == MemberHealth::kWarming; }
+  size_t connection_count() const { return conns_.size(); }
 
   // Sends on the connection chosen by `hash`, so requests for one key stay in order.
   void Send(uint32_t hash, std::string_view wire, protocol::ReplyKind kind, OpCallback done);

@@ -15,6 +15,9 @@ class IoBuffer {
  public:
   static constexpr size_t kKeepCapacity = 16 * 1024;  // kept across empty periods; larger is freed
 
+  IoBuffer() = default;
+  explicit IoBuffer(size_t keep_capacity) : keep_(keep_capacity) {}
+
   size_t size() const { return end_ - begin_; }
   bool empty() const { return end_ == begin_; }
   std::string_view view() const { return std::string_view(data_.get() + begin_, end_ - begin_); }
@@ -33,7 +36,7 @@ class IoBuffer {
   // Drops everything; frees a large allocation.
   void Clear() {
     begin_ = end_ = 0;
-    if (cap_ > kKeepCapacity) Release();
+    if (cap_ > keep_) Release();
   }
   void Release() {
     data_.reset();
@@ -60,6 +63,7 @@ class IoBuffer {
   void Commit(size_t n) { end_ += n; }
 
  private:
+  size_t keep_ = kKeepCapacity;
   std::unique_ptr<char[]> data_;
   size_t cap_ = 0;
   size_t begin_ = 0;

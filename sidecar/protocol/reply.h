@@ -30,6 +30,15 @@ struct Reply {
   std::vector<ReplyItem> items;
   bool done = false;
   bool error = false;         // ERROR / CLIENT_ERROR / SERVER_ERROR
+
+  void Reset() {  // to parse the next reply; keeps the item vector's capacity
+    consumed = 0;
+    line = Span();
+    data = Span();
+    items.clear();
+    done = false;
+    error = false;
+  }
 };
 
 enum class ReplyStatus { kDone, kNeedMore, kBad };

@@ -32,7 +32,7 @@ ClientConn::ClientConn(Proxy* proxy, std::string pool_name, evutil_socket_t fd)
 
 ClientConn::~ClientConn() {
   proxy_->flush_queue().Remove(this);
-  for (auto& slot : slots_) slot->on_ready = nullptr;  // in-flight requests finish into nothing
+  for (auto& slot : slots_) slot->sink = nullptr;  // in-flight requests finish into nothing
   read_event_.reset();
   write_event_.reset();
   if (fd_ >= 0) evutil_closesocket(fd_);
@@ -154,15 +154,25 @@ size_t ClientConn::ProcessBytes(std::string_view in) {
   return pos;
 }
 
-std::shared_ptr<ReplySlot> ClientConn::NewSlot() {
-  auto slot = std::make_shared<ReplySlot>();
-  slot->on_ready = [this] { SlotReady(); };
-  slots_.push_back(slot);
-  return slot;
+void ClientConn::AddSlot(std::shared_ptr<ReplySlot> slot) {
+  slot->sink = this;
+  slots_.push_back(std::move(slot));
 }
 
-void ClientConn::SlotReady() {
+ReplySlot* ClientConn::NewSlot() {
+  AddSlot(std::make_shared<ReplySlot>());
+  return slots_.back().get();
+}
+
+void ClientConn::SlotReady(ReplySlot*) {
   if (!closed_ && !slots_.empty() && slots_.front()->ready) proxy_->flush_queue().Add(this);
+}
+
+bool ClientConn::TakeReply(ReplySlot* slot, std::string_view bytes) {
+  // Only the next reply due may skip its copy: everything before it has been written or sits in out_.
+  if (closed_ || slots_.empty() || slots_.front().get() != slot || slot->close_after) return false;
+  out_.Append(bytes);
+  return true;
 }
 
 void ClientConn::FlushOutput() {
@@ -206,12 +216,12 @@ void ClientConn::FlushOutput() {
         written -= front.out.size();
       }
       bool close_after = front.close_after;
-      front.on_ready = nullptr;
+      front.sink = nullptr;
       slots_.pop_front();
       if (close_after) {
         closing_ = true;
         PauseReading();
-        for (auto& rest : slots_) rest->on_ready = nullptr;
+        for (auto& rest : slots_) rest->sink = nullptr;
         slots_.clear();
         break;
       }
@@ -234,15 +244,15 @@ void ClientConn::FlushOutput() {
 }
 
 void ClientConn::Dispatch(std::string_view raw, protocol::Request req) {
-  auto slot = NewSlot();
   auto local = [&](std::string out) {
+    ReplySlot* slot = NewSlot();
     proxy_->metrics().Request(req.cmd, Outcome::kOk, 0);
     slot->out = std::move(out);
+    slot->close_after = req.cmd == Command::kQuit;
     slot->Complete();
   };
   switch (req.cmd) {
     case Command::kQuit:
-      slot->close_after = true;
       return local("");
     case Command::kVersion:
       return local("VERSION " + std::string(Proxy::kVersionString) + "\r\n");
@@ -257,6 +267,7 @@ void ClientConn::Dispatch(std::string_view raw, protocol::Request req) {
   }
   PoolPtr pool = proxy_->CurrentPool(pool_name_);
   if (!pool) {
+    ReplySlot* slot = NewSlot();
     proxy_->metrics().Request(req.cmd, Outcome::kServerError, 0);
     slot->out = "SERVER_ERROR memha: pool " + pool_name_ + " is not in the current topology\r\n";
     slot->Complete();
@@ -266,10 +277,10 @@ void ClientConn::Dispatch(std::string_view raw, protocol::Request req) {
   r->raw.assign(raw);
   r->req = std::move(req);
   r->pool = std::move(pool);
-  r->slot = std::move(slot);
   r->start = Clock::now();
   r->metrics = &proxy_->metrics();
   r->tunables = &proxy_->tunables();
+  AddSlot(std::shared_ptr<ReplySlot>(r, &r->slot_storage));  // one allocation for request and slot
   Route(r);
 }
 

@@ -16,7 +16,7 @@ namespace memha {
 
 class Proxy;
 
-class ClientConn : public Flushable {
+class ClientConn : public Flushable, public ReplySink {
  public:
   ClientConn(Proxy* proxy, std::string pool_name, evutil_socket_t fd);
   ~ClientConn() override;
@@ -26,6 +26,8 @@ class ClientConn : public Flushable {
   bool idle() const { return slots_.empty(); }
   void CloseWhenIdle();  // drain: finish what is in flight, then close
   void FlushOutput() override;
+  void SlotReady(ReplySlot* slot) override;
+  bool TakeReply(ReplySlot* slot, std::string_view bytes) override;
 
  private:
   static void ReadCb(evutil_socket_t fd, short what, void* arg);
@@ -35,8 +37,8 @@ class ClientConn : public Flushable {
   size_t ProcessBytes(std::string_view in);
   void ProcessBuffered();
   void Dispatch(std::string_view raw, protocol::Request req);
-  std::shared_ptr<ReplySlot> NewSlot();
-  void SlotReady();
+  ReplySlot* NewSlot();                       // a reply the connection makes itself
+  void AddSlot(std::shared_ptr<ReplySlot> slot);
   bool OverLimits() const;
   void PauseReading();
   void ResumeReading();

@@ -1,9 +1,9 @@
 #pragma once
 // What a routed request carries: its bytes, its parsed form, the pool snapshot it started with, and the slot in
 // the client's in-order reply queue that it fills exactly once.
-#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "sidecar/metrics/metrics.h"
 #include "sidecar/protocol/request.h"
@@ -11,16 +11,34 @@
 
 namespace memha {
 
+struct ReplySlot;
+
+// Where completed replies go: the client connection. Cleared from the slot when the client goes away.
+class ReplySink {
+ public:
+  virtual ~ReplySink() = default;
+  virtual void SlotReady(ReplySlot* slot) = 0;
+  // The slot's reply, offered before it is copied into the slot: a client whose next reply is this slot's
+  // appends it straight to its output buffer. Returns false when the slot has to keep it (replies before it
+  // are still pending).
+  virtual bool TakeReply(ReplySlot* slot, std::string_view bytes) = 0;
+};
+
 // One reply position in a client's pipeline. The client connection flushes ready slots in order.
 struct ReplySlot {
   std::string out;
   bool ready = false;
   bool close_after = false;
-  std::function<void()> on_ready;  // set by the client connection; cleared when the client goes away
+  ReplySink* sink = nullptr;
 
   void Complete() {
     ready = true;
-    if (on_ready) on_ready();
+    if (sink) sink->SlotReady(this);
+  }
+  // Completes with bytes that are only valid during this call (e.g. a member's reply in its read buffer).
+  void CompleteWith(std::string_view bytes) {
+    if (sink == nullptr || !sink->TakeReply(this, bytes)) out.assign(bytes);
+    Complete();
   }
 };
 
@@ -28,7 +46,8 @@ struct RoutedRequest {
   std::string raw;            // the request's bytes: line + data block
   protocol::Request req;      // spans into raw
   PoolPtr pool;
-  std::shared_ptr<ReplySlot> slot;
+  ReplySlot slot_storage;
+  ReplySlot* slot = &slot_storage;  // the client holds it through an aliasing shared_ptr to this request
   Clock::time_point start;
   Metrics* metrics = nullptr;
   const Tunables* tunables = nullptr;
@@ -38,6 +57,7 @@ struct RoutedRequest {
   std::string_view line() const { return req.line.in(raw); }
   std::string_view data() const { return req.data.in(raw); }
   void Finish(std::string out, Outcome outcome);
+  void FinishWith(std::string_view out, Outcome outcome);  // `out` need only live during the call
 };
 
 using RoutedPtr = std::shared_ptr<RoutedRequest>;

@@ -13,7 +13,7 @@ class MetaReadJob : public std::enable_shared_from_this<MetaReadJob> {
   explicit MetaReadJob(RoutedPtr r) : r_(std::move(r)) {}
 
   void Start() {
-    hash_ = KetamaRing::HashKey(r_->key());
+    hash_ = r_->pool->Hash(r_->key());
     primary_ = r_->pool->PrimaryFor(hash_);
     if (r_->req.noreply) stripped_ = LineWithout(r_->line(), "q");
     wire_ = r_->req.noreply ? std::string_view(stripped_) : std::string_view(r_->raw);

@@ -24,6 +24,10 @@ struct Pool {
   Member* BackupFor(uint32_t hash) const {
     return backup.empty() ? nullptr : backup[backup_ring.MemberForHash(hash)].get();
   }
+  // The key's ring hash, or 0 when nothing depends on it (one member per ring, one connection per member):
+  // MD5 is the largest single cost of routing a key.
+  uint32_t Hash(std::string_view key) const { return needs_hash ? KetamaRing::HashKey(key) : 0; }
+  bool needs_hash = true;
   bool mirrors() const { return !backup.empty() && spec.write_policy != WritePolicy::kPrimaryOnly; }
 };
 

@@ -18,21 +18,38 @@ class RetrievalJob : public std::enable_shared_from_this<RetrievalJob> {
     const Pool& pool = *r_->pool;
     const size_t n = r_->req.keys.size();
     keys_.resize(n);
-    std::vector<std::pair<Member*, std::vector<uint32_t>>> groups;
+    single_group_ = true;
     for (uint32_t i = 0; i < n; ++i) {
       KeyResult& k = keys_[i];
       k.key = r_->key(i);
-      k.hash = KetamaRing::HashKey(k.key);
+      k.hash = pool.Hash(k.key);
       k.primary = pool.PrimaryFor(k.hash);
-      auto it = std::find_if(groups.begin(), groups.end(), [&](auto& g) { return g.first == k.primary; });
+      if (k.primary != keys_[0].primary) single_group_ = false;
+    }
+    ++outstanding_;  // held until every group is sent
+    if (single_group_) {
+      // The common case (one key, or all keys on one member): no grouping, the client's line goes as is.
+      Member* member = keys_[0].primary;
+      if (member->Usable()) {
+        ++outstanding_;
+        member->Send(keys_[0].hash, r_->raw, protocol::ReplyKind::kRetrieval,
+                     [self = shared_from_this(), member](const OpResult& res) { self->OnGroupReply(member, nullptr, res); });
+      } else {
+        for (uint32_t i = 0; i < n; ++i) LookupOnBackup(i, /*fill=*/false, OpStatus::kMemberDown);
+      }
+      Release();
+      return;
+    }
+    std::vector<std::pair<Member*, std::vector<uint32_t>>> groups;
+    for (uint32_t i = 0; i < n; ++i) {
+      Member* primary = keys_[i].primary;
+      auto it = std::find_if(groups.begin(), groups.end(), [&](auto& g) { return g.first == primary; });
       if (it == groups.end()) {
-        groups.push_back({k.primary, {}});
+        groups.push_back({primary, {}});
         it = groups.end() - 1;
       }
       it->second.push_back(i);
     }
-    single_group_ = groups.size() == 1;
-    ++outstanding_;  // held until every group is sent
     for (auto& [member, idx] : groups) {
       if (member->Usable()) {
         SendGroup(member, std::move(idx));
@@ -69,13 +86,12 @@ class RetrievalJob : public std::enable_shared_from_this<RetrievalJob> {
 
   void SendGroup(Member* member, std::vector<uint32_t> idx) {
     ++outstanding_;
-    std::string composed;
-    // All keys on one member: forward the client's line unchanged.
-    std::string_view wire = single_group_ ? std::string_view(r_->raw) : (composed = Wire(idx));
+    std::string wire = Wire(idx);
     uint32_t hash = keys_[idx.front()].hash;
+    auto shared_idx = std::make_shared<const std::vector<uint32_t>>(std::move(idx));
     member->Send(hash, wire, protocol::ReplyKind::kRetrieval,
-                 [self = shared_from_this(), member, idx = std::move(idx)](const OpResult& res) {
-                   self->OnGroupReply(member, idx, res);
+                 [self = shared_from_this(), member, shared_idx](const OpResult& res) {
+                   self->OnGroupReply(member, shared_idx.get(), res);
                  });
   }
 
@@ -85,29 +101,46 @@ class RetrievalJob : public std::enable_shared_from_this<RetrievalJob> {
     return b != nullptr && b->Usable();
   }
 
-  void OnGroupReply(Member* member, const std::vector<uint32_t>& idx, const OpResult& res) {
+  // `idx` null: the group is every key (single group).
+  void OnGroupReply(Member* member, const std::vector<uint32_t>* idx, const OpResult& res) {
+    const size_t count = idx ? idx->size() : keys_.size();
+    auto key_at = [&](size_t j) { return idx ? (*idx)[j] : static_cast<uint32_t>(j); };
     if (res.status != OpStatus::kOk) {
-      for (uint32_t i : idx) LookupOnBackup(i, false, res.status);
+      for (size_t j = 0; j < count; ++j) LookupOnBackup(key_at(j), false, res.status);
       Release();
       return;
     }
     const protocol::Reply& reply = *res.reply;
     if (reply.error) {
       first_error_ = std::string(reply.line.in(res.buf)) + "\r\n";
-      for (uint32_t i : idx) keys_[i].state = State::kError;
+      for (size_t j = 0; j < count; ++j) keys_[key_at(j)].state = State::kError;
+      Release();
+      return;
+    }
+    const bool warming = member->Warming();
+    // One group whose misses need no backup lookup: the member's reply is the client's reply, byte for byte.
+    if (idx == nullptr && (reply.items.size() == count || !(warming && r_->pool->spec.warmup))) {
+      passthrough_ = res.buf.substr(0, reply.consumed);
+      size_t j = 0;
+      for (KeyResult& k : keys_) {
+        if (warming) member->NoteWarmupRead();
+        bool hit = j < reply.items.size() && reply.items[j].key.in(res.buf) == k.key;
+        k.state = hit ? State::kHit : State::kMiss;
+        j += hit;
+      }
       Release();
       return;
     }
     size_t j = 0;
-    for (uint32_t i : idx) {
-      KeyResult& k = keys_[i];
-      if (member->Warming()) member->NoteWarmupRead();
+    for (size_t n = 0; n < count; ++n) {
+      KeyResult& k = keys_[key_at(n)];
+      if (warming) member->NoteWarmupRead();
       if (j < reply.items.size() && reply.items[j].key.in(res.buf) == k.key) {
         k.state = State::kHit;
         k.block.assign(reply.items[j].whole.in(res.buf));
         ++j;
       } else if (WarmEligible(member, k.hash)) {
-        LookupOnBackup(i, /*fill=*/true, OpStatus::kOk);
+        LookupOnBackup(key_at(n), /*fill=*/true, OpStatus::kOk);
       } else {
         k.state = State::kMiss;
       }
@@ -165,7 +198,13 @@ class RetrievalJob : public std::enable_shared_from_this<RetrievalJob> {
   }
 
   void Release() {
-    if (--outstanding_ > 0) return;
+    if (--outstanding_ > 0) {
+      if (passthrough_.data() != nullptr && passthrough_copy_.empty()) {  // the view dies with this callback
+        passthrough_copy_.assign(passthrough_);
+        passthrough_ = passthrough_copy_;
+      }
+      return;
+    }
     auto seconds = std::chrono::duration<double>(Clock::now() - r_->start).count();
     std::string out;
     size_t hits = 0, errors = 0;
@@ -180,6 +219,10 @@ class RetrievalJob : public std::enable_shared_from_this<RetrievalJob> {
         ++errors;
       }
     }
+    if (passthrough_.data() != nullptr) {
+      r_->FinishWith(passthrough_, hits ? Outcome::kHit : Outcome::kMiss);
+      return;
+    }
     if (errors == keys_.size()) {
       out = first_error_.empty() ? std::string(kNoMember) : first_error_;
     } else {
@@ -193,6 +236,8 @@ class RetrievalJob : public std::enable_shared_from_this<RetrievalJob> {
   size_t outstanding_ = 0;
   bool single_group_ = false;
   std::string first_error_;
+  std::string_view passthrough_;  // the member's whole reply, when it is the client's reply unchanged
+  std::string passthrough_copy_;
 };
 
 }  // namespace

@@ -7,10 +7,18 @@ namespace memha {
 using protocol::Command;
 
 void RoutedRequest::Finish(std::string reply, Outcome outcome) {
-  auto seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  if (!protocol::IsRetrieval(req.cmd)) metrics->Request(req.cmd, outcome, seconds);  // retrievals count per key
+  if (!protocol::IsRetrieval(req.cmd)) {  // retrievals count per key
+    metrics->Request(req.cmd, outcome, std::chrono::duration<double>(Clock::now() - start).count());
+  }
   slot->out = std::move(reply);
   slot->Complete();
+}
+
+void RoutedRequest::FinishWith(std::string_view reply, Outcome outcome) {
+  if (!protocol::IsRetrieval(req.cmd)) {
+    metrics->Request(req.cmd, outcome, std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  slot->CompleteWith(reply);
 }
 
 Outcome OutcomeOfLine(std::string_view line) {

@@ -44,7 +44,7 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
 
   void Start() {
     key_ = r_->key();
-    hash_ = KetamaRing::HashKey(key_);
+    hash_ = r_->pool->Hash(key_);
     primary_ = r_->pool->PrimaryFor(hash_);
     backup_ = r_->pool->BackupFor(hash_);
     BuildWire();
