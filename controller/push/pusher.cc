@@ -1,0 +1,323 @@
+#include "controller/push/pusher.h"
+
+#include <httplib.h>
+
+#include <algorithm>
+
+#include "common/log.h"
+
+namespace memha::push {
+namespace {
+
+bool SameGeneration(const std::shared_ptr<const Topology>& a, const std::shared_ptr<const Topology>& b) {
+  if (a == b) return true;
+  return a && b && a->SameGeneration(*b);
+}
+
+}  // namespace
+
+std::string_view ToString(PushResult result) {
+  switch (result) {
+    case PushResult::kOk: return "ok";
+    case PushResult::kRefused: return "refused";
+    case PushResult::kRejected: return "rejected";
+    case PushResult::kError: return "error";
+    case PushResult::kTimeout: return "timeout";
+    case PushResult::kCount: break;
+  }
+  return "unknown";
+}
+
+Status PusherOptions::Validate() const {
+  if (parallelism < 1 || parallelism > 1024) return Status::InvalidArgument("push parallelism must be 1-1024");
+  if (connect_timeout.count() <= 0 || request_timeout.count() <= 0) {
+    return Status::InvalidArgument("push timeouts must be positive");
+  }
+  if (backoff_initial.count() <= 0 || backoff_max < backoff_initial) {
+    return Status::InvalidArgument("push backoff: need 0 < initial <= max");
+  }
+  if (resync.count() <= 0 || refused_retry.count() <= 0) {
+    return Status::InvalidArgument("resync and refused retry must be positive");
+  }
+  return Status::Ok();
+}
+
+TopologyPusher::TopologyPusher(PusherOptions options, TokenFile* token, PushObserver* observer)
+    : options_(std::move(options)), token_(token), observer_(observer) {}
+
+TopologyPusher::~TopologyPusher() { Stop(); }
+
+void TopologyPusher::Start() {
+  std::lock_guard lock(mu_);
+  if (running_) return;
+  running_ = true;
+  auto now = Clock::now();
+  for (auto& [pod, e] : entries_) {
+    e.backoff_until = {};
+    if (!e.address.empty()) Schedule(pod, e, now);
+  }
+  for (size_t i = 0; i < options_.parallelism; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  MEMHA_LOG(kInfo, "push", "pusher started workers=" << options_.parallelism << " sidecars=" << entries_.size());
+}
+
+void TopologyPusher::Stop() {
+  std::vector<std::thread> workers;
+  {
+    std::lock_guard lock(mu_);
+    if (!running_) return;
+    stopping_ = true;
+    for (httplib::Client* c : active_) c->stop();  // abort requests in flight; they complete as errors
+    workers.swap(workers_);
+  }
+  cv_.notify_all();
+  for (std::thread& t : workers) t.join();
+  std::lock_guard lock(mu_);
+  stopping_ = false;
+  running_ = false;
+  MEMHA_LOG(kInfo, "push", "pusher stopped");
+}
+
+bool TopologyPusher::Running() const {
+  std::lock_guard lock(mu_);
+  return running_;
+}
+
+void TopologyPusher::Set(const PushTarget& target) {
+  std::lock_guard lock(mu_);
+  SetLocked(target);
+}
+
+void TopologyPusher::Replace(const std::vector<PushTarget>& targets) {
+  std::lock_guard lock(mu_);
+  std::set<std::string> keep;
+  for (const PushTarget& t : targets) {
+    keep.insert(t.pod);
+    SetLocked(t);
+  }
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    if (keep.count(it->first) > 0) {
+      ++it;
+      continue;
+    }
+    Unschedule(it->first, it->second);
+    it = entries_.erase(it);
+  }
+}
+
+void TopologyPusher::Remove(const std::string& pod) {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(pod);
+  if (it == entries_.end()) return;
+  Unschedule(pod, it->second);
+  entries_.erase(it);
+}
+
+void TopologyPusher::SetLocked(const PushTarget& target) {
+  if (!target.topology) return;
+  auto [it, inserted] = entries_.try_emplace(target.pod);
+  Entry& e = it->second;
+  if (inserted) e.id = ++next_id_;
+  bool new_address = e.address != target.address;
+  bool new_state = !SameGeneration(e.desired, target.topology);
+  if (!inserted && !new_address && !new_state) return;
+  e.desired = target.topology;
+  e.address = target.address;
+  e.status.address = target.address;
+  e.status.desired_epoch = target.topology->epoch;
+  e.status.desired_version = target.topology->version;
+  if (new_address) {
+    e.backoff_until = {};  // a new pod IP is a new sidecar process: old failures and acks say nothing about it
+    e.status.failures = 0;
+    e.status.acked = false;
+  }
+  if (e.address.empty()) {
+    Unschedule(target.pod, e);
+    return;
+  }
+  if (e.in_flight) return;  // Complete() sees the newer state and sends it next
+  Schedule(target.pod, e, std::max(Clock::now(), e.backoff_until));
+}
+
+void TopologyPusher::Schedule(const std::string& pod, Entry& e, Clock::time_point when) {
+  if (e.scheduled) {
+    if (e.due == when) return;
+    due_.erase({e.due, pod});
+  }
+  e.scheduled = true;
+  e.due = when;
+  bool first = due_.empty() || when < due_.begin()->first;
+  due_.emplace(when, pod);
+  if (first) cv_.notify_one();
+}
+
+void TopologyPusher::Unschedule(const std::string& pod, Entry& e) {
+  if (!e.scheduled) return;
+  due_.erase({e.due, pod});
+  e.scheduled = false;
+}
+
+Clock::duration TopologyPusher::Jitter(Clock::duration base, double low, double high) {
+  std::uniform_real_distribution<double> d(low, high);
+  return std::chrono::duration_cast<Clock::duration>(base * d(rng_));
+}
+
+void TopologyPusher::WorkerLoop() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    if (due_.empty()) {
+      cv_.wait(lock);
+      continue;
+    }
+    auto first = due_.begin();
+    if (first->first > Clock::now()) {
+      cv_.wait_until(lock, first->first);
+      continue;
+    }
+    std::string pod = first->second;
+    due_.erase(first);
+    Entry& e = entries_.at(pod);
+    e.scheduled = false;
+    e.in_flight = true;
+    e.sent = e.desired;
+    e.sent_address = e.address;
+    uint64_t id = e.id;
+    std::string address = e.address;
+    std::shared_ptr<const Topology> sent = e.sent;
+    if (!due_.empty()) cv_.notify_one();  // another worker may take the next one
+    lock.unlock();
+
+    std::string body = TopologyToJson(*sent);
+    std::string error;
+    auto start = Clock::now();
+    PushResult result = Send(address, body, &error);
+    double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    if (observer_ != nullptr) observer_->OnPush(result, seconds);
+    if (result == PushResult::kOk) {
+      MEMHA_LOG(kDebug, "push", "pushed pod=" << pod << " address=" << address << " epoch=" << sent->epoch
+                                              << " version=" << sent->version << " seconds=" << seconds);
+    } else if (result == PushResult::kRefused) {
+      MEMHA_LOG(kInfo, "push", "push refused (the sidecar has a newer generation) pod="
+                                   << pod << " address=" << address << " epoch=" << sent->epoch
+                                   << " version=" << sent->version << " error=\"" << error << "\"");
+    } else {
+      MEMHA_LOG(kWarn, "push", "push failed pod=" << pod << " address=" << address << " result=" << ToString(result)
+                                                  << " epoch=" << sent->epoch << " version=" << sent->version
+                                                  << " error=\"" << error << "\"");
+    }
+    lock.lock();
+    Complete(pod, id, result, error);
+  }
+}
+
+void TopologyPusher::Complete(const std::string& pod, uint64_t id, PushResult result, const std::string& error) {
+  auto it = entries_.find(pod);
+  if (it == entries_.end() || it->second.id != id) return;  // removed meanwhile
+  Entry& e = it->second;
+  e.in_flight = false;
+  std::shared_ptr<const Topology> sent = std::move(e.sent);
+  e.status.last_result = result;
+  e.status.last_error = error;
+  auto now = Clock::now();
+  // A newer state, or the pod moved to a new address while this was in flight: send again at once.
+  bool newer_waiting = !SameGeneration(e.desired, sent) || e.sent_address != e.address;
+  switch (result) {
+    case PushResult::kOk:
+      if (e.sent_address != e.address) break;  // acknowledged by the old address only
+      e.status.acked = true;
+      e.status.acked_epoch = sent->epoch;
+      e.status.acked_version = sent->version;
+      e.status.failures = 0;
+      e.backoff_until = {};
+      break;
+    case PushResult::kRefused:
+      // Someone newer owns this sidecar: not retried hot. A newer state of ours is still sent at once.
+      e.status.failures = 0;
+      e.backoff_until = {};
+      if (!e.address.empty()) {
+        Schedule(pod, e, newer_waiting ? now : now + Jitter(options_.refused_retry, 0.9, 1.1));
+      }
+      return;
+    case PushResult::kRejected:
+    case PushResult::kError:
+    case PushResult::kTimeout: {
+      int n = std::min(e.status.failures++, 20);
+      auto wait = std::min<Clock::duration>(options_.backoff_initial * (int64_t{1} << n), options_.backoff_max);
+      e.backoff_until = now + Jitter(wait, 0.5, 1.0);  // "equal jitter": never retried in lockstep
+      if (!e.address.empty()) Schedule(pod, e, e.backoff_until);
+      return;
+    }
+    case PushResult::kCount:
+      return;
+  }
+  if (e.address.empty()) return;
+  Schedule(pod, e, newer_waiting ? now : now + Jitter(options_.resync, 0.9, 1.1));
+}
+
+PushResult TopologyPusher::Send(const std::string& address, const std::string& body, std::string* error) {
+  auto hp = ParseHostPort(address);
+  if (!hp.ok()) {
+    *error = hp.status().message();
+    return PushResult::kRejected;
+  }
+  httplib::Client client(hp.value().host, hp.value().port);
+  client.set_keep_alive(false);
+  client.set_connection_timeout(options_.connect_timeout);
+  client.set_read_timeout(options_.request_timeout);
+  client.set_write_timeout(options_.request_timeout);
+  httplib::Headers headers;
+  if (token_ != nullptr) headers.emplace("Authorization", "Bearer " + token_->Get());
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) {
+      *error = "stopping";
+      return PushResult::kError;
+    }
+    active_.insert(&client);
+  }
+  auto start = Clock::now();
+  httplib::Result res = client.Put("/v1/topology", headers, body, "application/json");
+  auto elapsed = Clock::now() - start;
+  {
+    std::lock_guard lock(mu_);
+    active_.erase(&client);
+  }
+  if (!res) {
+    httplib::Error err = res.error();
+    *error = httplib::to_string(err);
+    if (err == httplib::Error::ConnectionTimeout) return PushResult::kTimeout;
+    if ((err == httplib::Error::Read || err == httplib::Error::Write) &&
+        elapsed >= options_.request_timeout - std::chrono::milliseconds(50)) {
+      *error = "no answer within " + std::to_string(options_.request_timeout.count()) + " ms";
+      return PushResult::kTimeout;
+    }
+    return PushResult::kError;
+  }
+  int status = res->status;
+  if (status == 200) return PushResult::kOk;
+  *error = "HTTP " + std::to_string(status) + ": " + res->body.substr(0, 300);
+  while (!error->empty() && error->back() == '\n') error->pop_back();
+  if (status == 409) return PushResult::kRefused;
+  if (status >= 400 && status < 500) return PushResult::kRejected;
+  return PushResult::kError;
+}
+
+size_t TopologyPusher::Size() const {
+  std::lock_guard lock(mu_);
+  return entries_.size();
+}
+
+size_t TopologyPusher::Behind() const {
+  std::lock_guard lock(mu_);
+  return static_cast<size_t>(std::count_if(entries_.begin(), entries_.end(), [](const auto& kv) {
+    return !kv.second.address.empty() && !kv.second.status.UpToDate();
+  }));
+}
+
+std::optional<SidecarStatus> TopologyPusher::Sidecar(const std::string& pod) const {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(pod);
+  if (it == entries_.end()) return std::nullopt;
+  return it->second.status;
+}
+
+}  // namespace memha::push
