@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "sidecar/admin/admin_server.h"
+#include "sidecar/admin/bootstrap.h"
 #include "sidecar/admin/topology_store.h"
 #include "sidecar/config/options.h"
 #include "sidecar/metrics/metrics.h"
@@ -100,10 +101,20 @@ int main(int argc, char** argv) {
                                           &metrics, &store);
     if (Status s = admin->Start(); !s.ok()) return Fail(s.message(), 1);
   }
+  std::unique_ptr<TopologyBootstrap> bootstrap;
+  if (!opt.controller_url.empty()) {
+    auto apply_on_loop = [&proxy](const Topology& t) { return proxy.PostTopology(t); };
+    bootstrap = std::make_unique<TopologyBootstrap>(
+        TopologyBootstrap::Options{opt.controller_url, opt.pod, token},
+        [&store, apply_on_loop](const Topology& t) { return store.Offer(t, apply_on_loop); },
+        [&store] { return store.Current().has_value(); });
+    bootstrap->Start();
+  }
   for (const auto& [pool, addr] : proxy.BoundListeners()) {
     MEMHA_LOG(kInfo, "proxy", "pool " << pool << " listening on " << addr);
   }
   proxy.Run();
+  if (bootstrap) bootstrap->Stop();
   if (admin) admin->Stop();
   MEMHA_LOG(kInfo, "proxy", "drained, exiting");
   return 0;

@@ -1,5 +1,7 @@
 #include "sidecar/config/options.h"
 
+#include <cstdlib>
+
 #include <charconv>
 #include <functional>
 #include <map>
@@ -47,6 +49,9 @@ Pushed mode (Kubernetes):
       --admin-port PORT        admin HTTP port (default 11299; 0 picks a free port)
       --no-admin               no admin HTTP server
       --admin-token-file FILE  bearer token for PUT /v1/topology (without it, pushes are refused)
+      --controller-url URL     at boot, fetch this pod's topology from the controller (http://host:port), retried
+                               with backoff until a topology is held; uses the admin token
+      --pod NS/NAME            this pod (default: $MEMHA_POD_NAMESPACE/$MEMHA_POD_NAME)
 
 Health and limits:
       --connect-timeout-ms N   (default 250)      --request-timeout-ms N  (default 250)
@@ -95,6 +100,15 @@ Result<SidecarOptions> ParseSidecarOptions(const std::vector<std::string>& args)
       {"--admin-address", [&](const std::string& v) { o.admin_address = v; return Status::Ok(); }},
       {"--admin-port", int_opt(0, 65535, [&](long long n) { o.admin_port = static_cast<uint16_t>(n); })},
       {"--admin-token-file", [&](const std::string& v) { o.admin_token_file = v; return Status::Ok(); }},
+      {"--controller-url", [&](const std::string& v) {
+         if (v.rfind("http://", 0) != 0 && v.rfind("https://", 0) != 0) {
+           return Status::InvalidArgument("must start with http:// or https://: " + v);
+         }
+         o.controller_url = v;
+         while (!o.controller_url.empty() && o.controller_url.back() == '/') o.controller_url.pop_back();
+         return Status::Ok();
+       }},
+      {"--pod", [&](const std::string& v) { o.pod = v; return Status::Ok(); }},
       {"--connect-timeout-ms", ms(&o.tunables.connect_timeout)},
       {"--request-timeout-ms", ms(&o.tunables.request_timeout)},
       {"--failure-limit", int_opt(1, 1000, [&](long long n) { o.tunables.failure_limit = static_cast<int>(n); })},
@@ -149,6 +163,20 @@ Result<SidecarOptions> ParseSidecarOptions(const std::vector<std::string>& args)
   }
   if (o.primary.empty() && !o.backup.empty()) return Status::InvalidArgument("-b needs at least one -s");
   if (Status s = o.tunables.Validate(); !s.ok()) return s;
+  if (!o.controller_url.empty()) {
+    if (o.pod.empty()) {
+      const char* ns = std::getenv("MEMHA_POD_NAMESPACE");
+      const char* name = std::getenv("MEMHA_POD_NAME");
+      if (ns && *ns && name && *name) o.pod = std::string(ns) + "/" + name;
+    }
+    size_t slash = o.pod.find('/');
+    if (o.pod.empty() || slash == 0 || slash == std::string::npos || slash + 1 == o.pod.size() ||
+        o.pod.find('/', slash + 1) != std::string::npos) {
+      return Status::InvalidArgument("--controller-url needs --pod NAMESPACE/NAME (or MEMHA_POD_NAMESPACE and "
+                                     "MEMHA_POD_NAME in the environment)");
+    }
+    if (o.admin_token_file.empty()) return Status::InvalidArgument("--controller-url needs --admin-token-file");
+  }
   if (o.primary.empty() && o.config_file.empty() && o.state_file.empty() && o.admin_token_file.empty()) {
     return Status::InvalidArgument("nothing to serve: give -s HOST:PORT, --config FILE, or --admin-token-file "
                                    "to receive pushes");

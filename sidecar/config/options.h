@@ -24,6 +24,8 @@ struct SidecarOptions {
   uint16_t admin_port = 11299;
   bool admin_enabled = true;
   std::string admin_token_file;
+  std::string controller_url;  // GET <url>/v1/topology?pod=<pod> at boot, until a topology arrives
+  std::string pod;             // "namespace/name"; default from MEMHA_POD_NAMESPACE and MEMHA_POD_NAME
   std::string log_level = "info";
   Tunables tunables;
   bool help = false;
