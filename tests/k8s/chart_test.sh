@@ -134,12 +134,18 @@ print(" ".join(x for w in want for x in a if x.startswith(w)))')"
         expect_eq "RBAC denies: $q" no "$(can $q)"
     done
 
+    # The controller patches caBundle in; a helm upgrade must not blank it (the chart does not manage the field).
+    fake_bundle="$(printf 'not a real CA' | base64 -w0)"
+    check "patch caBundle of both webhooks, as the controller does" k patch mutatingwebhookconfiguration \
+        "$rel-sidecar-injector" --type=json -p "[{\"op\":\"add\",\"path\":\"/webhooks/0/clientConfig/caBundle\",\"value\":\"$fake_bundle\"},{\"op\":\"add\",\"path\":\"/webhooks/1/clientConfig/caBundle\",\"value\":\"$fake_bundle\"}]"
     check "helm upgrade with the same values (no change needed)" \
         helm upgrade "$rel" "$chart" -n "$ns" --wait=false --timeout 120s --set 'networkPolicy.sidecars.namespaces={'"$ns"'}'
     check "helm upgrade --set webhook.failurePolicy=Fail" \
         helm upgrade "$rel" "$chart" -n "$ns" --wait=false --timeout 120s --reuse-values --set webhook.failurePolicy=Fail
     expect_eq "upgrade changed failurePolicy" "Fail Fail" \
         "$(k get mutatingwebhookconfiguration "$rel-sidecar-injector" -o jsonpath='{.webhooks[0].failurePolicy} {.webhooks[1].failurePolicy}')"
+    expect_eq "helm upgrades keep the caBundle the controller set" "$fake_bundle $fake_bundle" \
+        "$(k get mutatingwebhookconfiguration "$rel-sidecar-injector" -o jsonpath='{.webhooks[0].clientConfig.caBundle} {.webhooks[1].clientConfig.caBundle}')"
     check "helm uninstall" helm uninstall "$rel" -n "$ns" --timeout 120s
     if k get mutatingwebhookconfiguration "$rel-sidecar-injector" >/dev/null 2>&1 ||
         k get clusterrole "$rel-controller" >/dev/null 2>&1; then
@@ -160,7 +166,12 @@ docs = open(sys.argv[1]).read().split(\"\\n---\\n\")
 print(\"\\n---\\n\".join(d for d in docs if \"kind: Namespace\" in d))' '$m/memha.yaml' | kubectl apply -f -"
     check "kubectl apply --dry-run=server -f manifests/" k apply --dry-run=server -f "$m"
     check "kubectl apply -f manifests/" k apply -f "$m"
+    fake_bundle="$(printf 'not a real CA' | base64 -w0)"
+    check "patch caBundle, as the controller does" k patch mutatingwebhookconfiguration memha-sidecar-injector \
+        --type=json -p "[{\"op\":\"add\",\"path\":\"/webhooks/0/clientConfig/caBundle\",\"value\":\"$fake_bundle\"}]"
     check "kubectl apply -f manifests/ again (idempotent)" k apply -f "$m"
+    expect_eq "a re-apply keeps the caBundle the controller set" "$fake_bundle" \
+        "$(k get mutatingwebhookconfiguration memha-sidecar-injector -o jsonpath='{.webhooks[0].clientConfig.caBundle}')"
     for obj in deployment/memha-controller service/memha-controller serviceaccount/memha-controller \
         poddisruptionbudget/memha-controller networkpolicy/memha-controller role/memha-controller; do
         check "$obj exists in memha-system" k -n memha-system get "$obj"
