@@ -159,7 +159,11 @@ apply)
     [ $# -eq 2 ] || { echo "usage: $0 apply KUBECONFIG" >&2; exit 2; }
     export KUBECONFIG="$2"
     m="$repo/manifests"
-    cleanup_cmds+=("kubectl delete -f '$m' --ignore-not-found --wait=false")
+    # All but the Namespace: no namespace controller runs here, so a deleted namespace would stay Terminating.
+    without_namespace() { python3 -c 'import sys
+docs = open(sys.argv[1]).read().split("\n---\n")
+print("\n---\n".join(d for d in docs if "kind: Namespace" not in d))' "$m/memha.yaml"; }
+    cleanup_cmds+=("without_namespace | kubectl delete --ignore-not-found --wait=false -f -")
     # A server-side dry run needs the namespace to exist already: create just that first.
     check "kubectl apply the Namespace of manifests/" bash -c "python3 -c 'import sys
 docs = open(sys.argv[1]).read().split(\"\\n---\\n\")
@@ -179,9 +183,12 @@ print(\"\\n---\\n\".join(d for d in docs if \"kind: Namespace\" in d))' '$m/memh
     check "mutatingwebhookconfiguration/memha-sidecar-injector exists" k get mutatingwebhookconfiguration memha-sidecar-injector
     check "clusterrole/memha-controller exists" k get clusterrole memha-controller
     # No namespace controller runs here, so the namespace itself would stay Terminating: delete what is in it.
-    check "kubectl delete -f manifests/ (all but the Namespace)" bash -c "python3 -c 'import sys
-docs = open(sys.argv[1]).read().split(\"\\n---\\n\")
-print(\"\\n---\\n\".join(d for d in docs if \"kind: Namespace\" not in d))' '$m/memha.yaml' | kubectl delete --wait=false -f -"
+    if without_namespace | k delete --wait=false -f - >>"$work/cmd.log" 2>&1; then
+        ok "kubectl delete -f manifests/ (all but the Namespace)"
+    else
+        bad "kubectl delete -f manifests/ (all but the Namespace)"
+        tail -n 15 "$work/cmd.log" | sed 's/^/  | /'
+    fi
     ;;
 *)
     echo "usage: $0 sync | install KUBECONFIG | apply KUBECONFIG" >&2
