@@ -112,6 +112,10 @@ def fmt(x, nd=0, suffix=""):
     return f"{x:,.{nd}f}{suffix}"
 
 
+def sfmt(x):
+    return "-" if x is None else f"{x:+,.1f}"
+
+
 def targets_check(res):
     W = res["workloads"]
     g = lambda w, t, k: W.get(w, {}).get(t, {}).get(k)  # noqa: E731
@@ -126,9 +130,9 @@ def targets_check(res):
         ("10-key multi-get keys/s", ">= 0.9x direct", g("mget10", "memha", "throughput_ratio"), lambda v: v >= 0.9,
          lambda v: f"{v:.2f}x (twemproxy {fmt(g('mget10', 'twemproxy', 'throughput_ratio'), 2)}x)"),
         ("1 connection, added p50", "<= 10 us", g("c1", "memha", "added_p50_us"), lambda v: v <= 10,
-         lambda v: f"+{v:.1f} us (twemproxy +{fmt(g('c1', 'twemproxy', 'added_p50_us'), 1)} us)"),
+         lambda v: f"{sfmt(v)} us (twemproxy {sfmt(g('c1', 'twemproxy', 'added_p50_us'))} us)"),
         ("1 connection, added p99", "<= 20 us", g("c1", "memha", "added_p99_us"), lambda v: v <= 20,
-         lambda v: f"+{v:.1f} us (twemproxy +{fmt(g('c1', 'twemproxy', 'added_p99_us'), 1)} us)"),
+         lambda v: f"{sfmt(v)} us (twemproxy {sfmt(g('c1', 'twemproxy', 'added_p99_us'))} us)"),
         ("memory per idle connection", "<= 10 KB", mem.get("kb_per_idle_conn"), lambda v: v <= 10,
          lambda v: f"{v:.1f} KB (twemproxy {fmt(res['memory'].get('twemproxy', {}).get('kb_per_idle_conn'), 1)} KB)"),
     ]
@@ -189,7 +193,7 @@ def markdown(res, out):
             e = W.get(w, {}).get(t)
             if not e:
                 continue
-            added = "" if t == "direct" else f"+{fmt(e.get('added_p50_us'), 1)} / +{fmt(e.get('added_p99_us'), 1)}"
+            added = "" if t == "direct" else f"{sfmt(e.get('added_p50_us'))} / {sfmt(e.get('added_p99_us'))}"
             L.append(f"| {WORKLOAD_TEXT.get(w, w)} | {t} | {fmt(e['p50_us'], 1)} | {fmt(e['p99_us'], 1)} | "
                      f"{fmt(e['p999_us'], 1)} | {added} |")
     L.append("")

@@ -117,17 +117,9 @@ record() {
   echo "{$kv}" >> "$runs"
 }
 
-# --- prefill through memha, so the backup holds the values too (read-through is not part of these workloads)
-keys=10000; [ "$smoke" = 1 ] && keys=1000
-"${client[@]}" "$loadgen" --server "127.0.0.1:$SC" --connections 8 --keys $keys --key-prefix b100: --value-size 100 \
-  --prefill-only --json /dev/null --label prefill-100 2>>"$out/logs/loadgen.log"
-"${client[@]}" "$loadgen" --server "127.0.0.1:$SC" --connections 8 --keys $keys --key-prefix b4k: --value-size 4096 \
-  --prefill-only --json /dev/null --label prefill-4k 2>>"$out/logs/loadgen.log"
-sleep 0.5
-
 for t in memha twemproxy direct; do record idle "$t" 0 "rss_kb=$(rss_kb "${tpid[$t]}")"; done
 
-# --- memory: 1,000 idle connections (opened, no request yet), on the fresh processes
+# --- memory: 1,000 idle connections (opened, no request yet), on the fresh processes, before any load
 nidle=1000; [ "$smoke" = 1 ] && nidle=50
 for t in memha twemproxy direct; do
   before=$(rss_kb "${tpid[$t]}")
@@ -136,6 +128,14 @@ for t in memha twemproxy direct; do
   lg=$!; sleep 2; during=$(rss_kb "${tpid[$t]}"); wait $lg
   record idle_conns "$t" 0 "connections=$nidle" "rss_before_kb=$before" "rss_kb=$during"
 done
+# --- prefill through memha, so the backup holds the values too (read-through is not part of these workloads)
+keys=10000; [ "$smoke" = 1 ] && keys=1000
+"${client[@]}" "$loadgen" --server "127.0.0.1:$SC" --connections 8 --keys $keys --key-prefix b100: --value-size 100 \
+  --prefill-only --json /dev/null --label prefill-100 2>>"$out/logs/loadgen.log"
+"${client[@]}" "$loadgen" --server "127.0.0.1:$SC" --connections 8 --keys $keys --key-prefix b4k: --value-size 4096 \
+  --prefill-only --json /dev/null --label prefill-4k 2>>"$out/logs/loadgen.log"
+sleep 0.5
+
 # --- workloads: name -> loadgen arguments (the key space and value size go with the prefix)
 declare -A wl=(
   [c1]="--connections 1 --key-prefix b100: --value-size 100"
@@ -171,7 +171,7 @@ for round in $(seq "$rounds"); do
       else
         # shellcheck disable=SC2086
         "${client[@]}" "$loadgen" --server "127.0.0.1:$port" ${wl[$w]} --keys $keys --duration "$duration" \
-          --json "$f" --label "$w/$t" --seed "$round" 2>>"$out/logs/loadgen.log" &
+          --timeout-ms 5000 --json "$f" --label "$w/$t" --seed "$round" 2>>"$out/logs/loadgen.log" &
         lg=$!
         if [ "$w" = c1000 ]; then sleep "$(awk "BEGIN{print $duration / 2}")"; rss_busy=$(rss_kb "${tpid[$t]}"); fi
         wait $lg

@@ -735,7 +735,9 @@ void Loadgen::TickCb(evutil_socket_t, short, void* arg) {
     if (!c.connected && now - c.last_connect_ns > timeout) {
       g->Fail(c, true);
     } else if (!c.pending.empty() && now - c.pending.front().sent_ns > timeout) {
-      g->Fail(c, true);
+      // Read what is there first: if this process was the one descheduled, the replies are waiting.
+      g->OnReadable(c);
+      if (c.fd >= 0 && !c.pending.empty() && NowNs() - c.pending.front().sent_ns > timeout) g->Fail(c, true);
     }
   }
   if (g->phase_ == Phase::kMain && g->o_.progress && now > g->start_ns_) {
