@@ -26,7 +26,8 @@ class WebhookServer {
     int port = 8443;                       // 0 picks a free port (tests)
     size_t max_body_bytes = 8 << 20;
   };
-  // Called after every review (metrics, logs); may be empty.
+  // Called after every review (metrics: DecisionName(result.decision) as the label), from the server threads,
+  // possibly concurrently; may be empty.
   using Observer = std::function<void(const AdmissionResult&)>;
 
   // `token_secrets` may be null: no Secret is ensured (tests of the pure path).
@@ -36,7 +37,8 @@ class WebhookServer {
   WebhookServer(const WebhookServer&) = delete;
   WebhookServer& operator=(const WebhookServer&) = delete;
 
-  // Binds and serves on a thread of its own.
+  // Binds and serves on a thread of its own. The certificate is fixed for the life of the server: after the
+  // Secret was replaced (expiry, renamed Service), restart the process.
   Status Start();
   int port() const { return port_; }
   void Stop();
