@@ -117,9 +117,9 @@ def plot(runs, out, img_dir):
         color = {"memha": "#1f77b4", "twemproxy": "#ff7f0e"}
         dat = lambda t: os.path.join(out, f"{t}.{sc}.dat")  # noqa: E731
         script = f"""
-set terminal pngcairo size 1150,760 font 'Sans,10'
+set terminal pngcairo size 1150,760 font 'Sans,10' noenhanced
 set output '{png}'
-set multiplot layout 3,1 title '{text.replace('`', '')}: memha vs twemproxy (auto\\_eject\\_hosts), per second'
+set multiplot layout 3,1 title '{text.replace('`', '')}: memha vs twemproxy (auto_eject_hosts), per second'
 set grid
 set lmargin at screen 0.08
 set rmargin at screen 0.72

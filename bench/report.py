@@ -251,7 +251,7 @@ def plot(res, img_dir, out):
                 f.write(f"{w}-{q.split('_')[0]} " + " ".join(f"{W[w].get(t, {}).get(q) or 0:.1f}" for t in TARGETS) + "\n")
     os.makedirs(img_dir, exist_ok=True)
     script = f"""
-set terminal pngcairo size 1100,420 font 'Sans,10'
+set terminal pngcairo size 1100,440 font 'Sans,10' noenhanced
 set output '{os.path.join(img_dir, 'bench_ratios.png')}'
 set multiplot layout 1,2
 set style data histograms
@@ -266,10 +266,10 @@ set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2 lc rgb 'black'
 set xtics rotate by -30
 plot '{dat}' using 2:xtic(1) title 'memha' lc rgb '#1f77b4', '' using 3 title 'twemproxy' lc rgb '#ff7f0e'
 unset arrow
-set title 'Latency (us, lower is better)'
-set yrange [0:*]
+set title 'Latency (us, log scale, lower is better)'
 set logscale y
-set yrange [1:*]
+set yrange [1:100000]
+set key top left
 plot '{lat}' using 2:xtic(1) title 'direct' lc rgb '#2ca02c', '' using 3 title 'memha' lc rgb '#1f77b4', \\
      '' using 4 title 'twemproxy' lc rgb '#ff7f0e'
 unset multiplot
