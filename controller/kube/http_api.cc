@@ -187,15 +187,17 @@ std::unique_ptr<httplib::ClientImpl> HttpKubeApi::NewClient(bool stream) {
   return client;
 }
 
-std::unique_ptr<httplib::ClientImpl> HttpKubeApi::TakeIdle() {
+std::unique_ptr<httplib::ClientImpl> HttpKubeApi::TakeIdle(bool* reused) {
   {
     std::lock_guard lock(mu_);
     if (!idle_.empty()) {
       auto c = std::move(idle_.back());
       idle_.pop_back();
+      *reused = true;
       return c;
     }
   }
+  *reused = false;
   return NewClient(false);
 }
 
@@ -206,8 +208,10 @@ void HttpKubeApi::GiveBack(std::unique_ptr<httplib::ClientImpl> client) {
 
 Result<ApiResponse> HttpKubeApi::Request(std::string_view method, const std::string& path, const std::string& body,
                                          std::string_view content_type) {
+  bool retried_stale = false;
   for (int attempt = 0;; ++attempt) {
-    auto client = TakeIdle();
+    bool reused = false;
+    auto client = TakeIdle(&reused);
     if (!client) return Status::Internal("cannot create an HTTP client");
     httplib::Request req;
     req.method = std::string(method);
@@ -227,6 +231,13 @@ Result<ApiResponse> HttpKubeApi::Request(std::string_view method, const std::str
       sent = client->send(req, res, err);
     } catch (const std::exception& e) {
       return Status::Unavailable(std::string("http: ") + e.what());
+    }
+    if (!sent && reused && !retried_stale && (method == "GET" || method == "PUT")) {
+      // A pooled keep-alive connection the server closed meanwhile: once more on a fresh one (GET and a PUT
+      // carrying a resourceVersion are safe to repeat).
+      retried_stale = true;
+      --attempt;
+      continue;
     }
     if (!sent) return Status::Unavailable(req.method + " " + path + ": " + httplib::to_string(err));
     GiveBack(std::move(client));

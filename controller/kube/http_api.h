@@ -62,7 +62,7 @@ class HttpKubeApi final : public KubeApi {
   struct Tls;
   HttpKubeApi(const KubeConfig& config, HttpOptions options, Clock& clock);
   std::unique_ptr<httplib::ClientImpl> NewClient(bool stream);
-  std::unique_ptr<httplib::ClientImpl> TakeIdle();
+  std::unique_ptr<httplib::ClientImpl> TakeIdle(bool* reused);
   void GiveBack(std::unique_ptr<httplib::ClientImpl> client);
 
   const HttpOptions options_;

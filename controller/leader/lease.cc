@@ -205,7 +205,9 @@ void LeaderElector::Tick() {
 }
 
 Status LeaderElector::Release() {
-  if (!leading_.load()) return Status::Ok();
+  // Also after a step-down at the renew deadline: the Lease may still name us, and handing it back spares the
+  // successor the wait for its expiry.
+  if (!leading_.load() && ObservedHolder() != options_.identity) return Status::Ok();
   StepDown("released");  // stop pushing before the successor can start
   for (int attempt = 0; attempt <= options_.conflict_retries; ++attempt) {
     auto got = api_.Request("GET", LeasePath());

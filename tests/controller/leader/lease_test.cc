@@ -243,6 +243,11 @@ TEST_F(LeaseTest, LeaderThatCannotRenewStepsDownAtTheRenewDeadline) {
   Candidate b(api_, clock_, "b");
   b.elector.Tick();
   EXPECT_FALSE(b.elector.IsLeader());
+  // Shutting down after the step-down still hands the Lease back: b need not wait for it to expire.
+  EXPECT_TRUE(a.elector.Release().ok());
+  EXPECT_EQ(a.stopped, 1);
+  b.elector.Tick();
+  EXPECT_TRUE(b.elector.IsLeader());
 }
 
 TEST_F(LeaseTest, LeaderThatSeesAnotherHolderStepsDownAtOnce) {
