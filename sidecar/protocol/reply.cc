@@ -1,6 +1,7 @@
 #include "sidecar/protocol/reply.h"
 
 #include <charconv>
+#include <cstring>
 
 namespace memha::protocol {
 namespace {
@@ -11,7 +12,8 @@ bool NextToken(std::string_view line, size_t* pos, std::string_view* tok) {
   while (*pos < line.size() && line[*pos] == ' ') ++*pos;
   if (*pos >= line.size()) return false;
   size_t start = *pos;
-  while (*pos < line.size() && line[*pos] != ' ') ++*pos;
+  const void* sp = std::memchr(line.data() + *pos, ' ', line.size() - *pos);
+  *pos = sp ? static_cast<size_t>(static_cast<const char*>(sp) - line.data()) : line.size();
   *tok = line.substr(start, *pos - start);
   return true;
 }
