@@ -1,0 +1,185 @@
+#include "controller/app/controller.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "common/log.h"
+#include "controller/webhook/certificates.h"
+
+namespace memha::app {
+namespace {
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? v : "";
+}
+
+}  // namespace
+
+Controller::Controller(ControllerFlags flags) : flags_(std::move(flags)) {}
+
+Controller::~Controller() { Shutdown(); }
+
+Status Controller::Start() {
+  auto config = kube::LoadConfig(flags_.kubeconfig);
+  if (!config.ok()) return config.status();
+  config_ = config.value();
+  if (flags_.ns.empty()) flags_.ns = Env("POD_NAMESPACE");
+  if (flags_.ns.empty()) flags_.ns = Env("MEMHA_NAMESPACE");
+  if (flags_.ns.empty()) flags_.ns = config_.default_namespace;
+  if (flags_.ns.empty()) flags_.ns = "default";
+  if (flags_.identity.empty()) flags_.identity = Env("POD_NAME");
+  if (flags_.identity.empty()) flags_.identity = Env("MEMHA_POD_NAME");
+  if (flags_.identity.empty()) {
+    char host[256] = {};
+    if (::gethostname(host, sizeof(host) - 1) == 0) flags_.identity = host;
+  }
+  if (flags_.identity.empty()) return Status::InvalidArgument("--identity is required (no POD_NAME, no hostname)");
+  if (Status s = flags_.webhook.Finish(flags_.ns); !s.ok()) return s;
+  MEMHA_LOG(kInfo, "controller", "starting api=" << config_.server << " config=" << config_.source
+                                                 << " namespace=" << flags_.ns << " identity=" << flags_.identity);
+
+  // One API client per long stream (Cancel() stops that client's streams), one for requests.
+  for (auto* api : {&pods_api_, &services_api_, &lease_api_, &api_}) {
+    auto created = kube::HttpKubeApi::Create(config_);
+    if (!created.ok()) return created.status();
+    *api = std::move(created).value();
+  }
+
+  // The sidecar token: a file, or the shared Secret the controller keeps (created by the first replica).
+  if (!flags_.token_file.empty()) {
+    token_ = std::make_unique<push::TokenFile>(flags_.token_file);
+    if (Status s = token_->Load(); !s.ok()) return s;
+  } else {
+    auto shared = webhook::LoadOrCreateSharedToken(*api_, flags_.ns, flags_.webhook.tokens.secret_name);
+    if (!shared.ok()) return Status::Unavailable("sidecar token Secret: " + shared.status().message());
+    token_ = std::make_unique<push::TokenFile>("", shared.value());
+  }
+
+  push::PusherOptions push_options;
+  push_options.parallelism = flags_.push_parallelism;
+  push_options.resync = flags_.resync;
+  push_options.request_timeout = flags_.push_timeout;
+  push_options.connect_timeout = flags_.push_timeout;
+  if (Status s = push_options.Validate(); !s.ok()) return s;
+  pusher_ = std::make_unique<push::TopologyPusher>(push_options, token_.get(), &metrics_);
+
+  events_ = std::make_unique<kube::EventRecorder>(*api_, "memha-controller", flags_.identity);
+  ReconcileOptions reconcile;
+  reconcile.topology.sidecar_admin_port = flags_.sidecar_admin_port;
+  reconcile.topology.member_grace = flags_.member_grace;
+  reconciler_ = std::make_unique<Reconciler>(
+      store_, *pusher_, &metrics_, reconcile, [this](const topology::TopologyError& e, const std::string& uid) {
+        std::string ns = e.object.substr(0, e.object.find('/'));
+        std::string name = e.object.substr(e.object.find('/') + 1);
+        Status s = events_->Record({e.kind, ns, name, uid}, kube::EventType::kWarning,
+                                   topology::ToString(e.reason), e.message);
+        if (!s.ok()) MEMHA_LOG(kWarn, "controller", "cannot record Event on " << e.object << ": " << s.message());
+      });
+
+  admin::AdminHooks hooks;
+  hooks.synced = [this] { return store_.Synced(); };
+  hooks.topology = [this](const std::string& pod) { return reconciler_->TopologyJson(pod); };
+  hooks.metrics = [this] { return metrics_.Serialize(); };
+  admin_ = std::make_unique<admin::AdminServer>(admin::AdminServer::Options{flags_.admin_address, flags_.admin_port},
+                                                token_.get(), std::move(hooks));
+  if (Status s = admin_->Start(); !s.ok()) return s;
+
+  if (flags_.webhook.enabled) {
+    if (Status s = StartWebhook(); !s.ok()) return s;
+  }
+
+  pod_watcher_ = watch::NewPodWatcher(*pods_api_, store_, watch::WatchOptions{.list_path = "/api/v1/pods",
+                                                                               .kind = "pods"});
+  service_watcher_ = watch::NewServiceWatcher(
+      *services_api_, store_, watch::WatchOptions{.list_path = "/api/v1/services", .kind = "services"});
+  threads_.emplace_back([this] { pod_watcher_->Run(); });
+  threads_.emplace_back([this] { service_watcher_->Run(); });
+  reconciler_->Start();
+
+  leader::LeaseOptions lease;
+  lease.ns = flags_.ns;
+  lease.name = flags_.lease_name;
+  lease.identity = flags_.identity;
+  lease.lease_duration = flags_.lease_duration;
+  lease.renew_deadline = flags_.renew_deadline;
+  lease.retry_period = flags_.retry_period;
+  if (Status s = lease.Validate(); !s.ok()) return s;
+  leader::LeaderCallbacks callbacks;
+  callbacks.on_started_leading = [this](uint64_t epoch) { reconciler_->StartLeading(epoch); };
+  callbacks.on_stopped_leading = [this] { reconciler_->StopLeading(); };
+  callbacks.on_new_leader = [](const std::string& holder) {
+    MEMHA_LOG(kInfo, "controller", "leader is " << (holder.empty() ? "nobody" : holder));
+  };
+  elector_ = std::make_unique<leader::LeaderElector>(*lease_api_, lease, callbacks);
+  threads_.emplace_back([this] { elector_->Run(); });
+  RegisterMetrics();
+  return Status::Ok();
+}
+
+Status Controller::StartWebhook() {
+  webhook::CertificateBootstrap certificates(*api_, flags_.webhook.certificates);
+  auto tls = certificates.Run();
+  if (!tls.ok()) return Status::Unavailable("webhook certificate: " + tls.status().message());
+  std::string token = token_->Get();
+  token_secrets_ = std::make_unique<webhook::SidecarTokenSecrets>(*api_, webhook::FixedTokenSource(token),
+                                                                  flags_.webhook.tokens);
+  webhook_ = std::make_unique<webhook::WebhookServer>(flags_.webhook.server, tls.value(), flags_.webhook.inject,
+                                                      token_secrets_.get());
+  return webhook_->Start();
+}
+
+void Controller::RegisterMetrics() {
+  for (auto [kind, w] : {std::pair{"pods", pod_watcher_.get()}, std::pair{"services", service_watcher_.get()}}) {
+    const watch::WatchCounters* c = &w->counters();
+    admin::ControllerMetrics::Labels l{{"kind", kind}};
+    metrics_.AddCounterCallback("memha_controller_watch_restarts_total", "Watch requests re-opened after the first",
+                                l, [c] { return double(c->watch_restarts.load()); });
+    metrics_.AddCounterCallback("memha_controller_relists_total", "Full lists after the first (410 Gone, errors)", l,
+                                [c] { return double(c->relists.load()); });
+    metrics_.AddCounterCallback("memha_controller_watch_events_total", "Watch events applied to the cache", l,
+                                [c] { return double(c->events.load()); });
+    metrics_.AddCounterCallback("memha_controller_watch_errors_total",
+                                "Transport errors, error answers and undecodable events", l,
+                                [c] { return double(c->errors.load()); });
+    metrics_.AddGaugeCallback("memha_controller_watch_synced", "1 once the first full list is in the cache", l,
+                              [c] { return c->synced.load() ? 1.0 : 0.0; });
+  }
+  metrics_.AddGaugeCallback("memha_controller_cache_objects", "Objects in the cache", {{"kind", "pods"}},
+                            [this] { return double(store_.PodCount()); });
+  metrics_.AddGaugeCallback("memha_controller_cache_objects", "Objects in the cache", {{"kind", "services"}},
+                            [this] { return double(store_.ServiceCount()); });
+  metrics_.AddGaugeCallback("memha_controller_leader", "1 while this replica leads (and pushes)", {},
+                            [this] { return elector_->IsLeader() ? 1.0 : 0.0; });
+  metrics_.AddGaugeCallback("memha_controller_epoch", "The epoch this replica leads with (0: not leading)", {},
+                            [this] { return double(reconciler_->Epoch()); });
+  const leader::LeaderCounters* lc = &elector_->counters();
+  metrics_.AddCounterCallback("memha_controller_leader_acquisitions_total", "Times this replica started leading", {},
+                              [lc] { return double(lc->acquisitions.load()); });
+  metrics_.AddGaugeCallback("memha_controller_sidecars", "Application pods with a topology", {},
+                            [this] { return double(reconciler_->Sidecars()); });
+  metrics_.AddGaugeCallback("memha_controller_sidecars_behind",
+                            "Sidecars whose acknowledged topology is not the desired one (leader only)", {},
+                            [this] { return double(pusher_->Behind()); });
+}
+
+void Controller::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  MEMHA_LOG(kInfo, "controller", "shutting down");
+  if (elector_) elector_->Stop();  // its thread releases the Lease (stops pushing first), then exits
+  if (pod_watcher_) pod_watcher_->Stop();
+  if (service_watcher_) service_watcher_->Stop();
+  for (std::thread& t : threads_) t.join();
+  threads_.clear();
+  if (reconciler_) {
+    reconciler_->Stop();
+    reconciler_->StopLeading();
+  }
+  if (webhook_) webhook_->Stop();
+  if (admin_) admin_->Stop();
+  MEMHA_LOG(kInfo, "controller", "stopped");
+}
+
+}  // namespace memha::app

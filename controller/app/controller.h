@@ -1,0 +1,63 @@
+#pragma once
+// memha-controller assembled: the Kubernetes client, the Pod and Service watchers filling the Store, the
+// reconciler, the pusher, the leader elector, the admin HTTP server and the admission webhook.
+//
+//   app::Controller c(flags);
+//   if (Status s = c.Start(); !s.ok()) { ...; return 1; }
+//   <wait for SIGTERM>
+//   c.Shutdown();  // releases the Lease, stops everything
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+#include "controller/admin/metrics.h"
+#include "controller/admin/server.h"
+#include "controller/app/flags.h"
+#include "controller/app/reconciler.h"
+#include "controller/kube/http_api.h"
+#include "controller/kube/events.h"
+#include "controller/leader/lease.h"
+#include "controller/model/store.h"
+#include "controller/push/pusher.h"
+#include "controller/push/token.h"
+#include "controller/watch/watcher.h"
+#include "controller/webhook/server.h"
+#include "controller/webhook/token_secret.h"
+
+namespace memha::app {
+
+class Controller {
+ public:
+  explicit Controller(ControllerFlags flags);
+  ~Controller();
+
+  Status Start();
+  void Shutdown();  // idempotent; the Lease is released before it returns
+
+  int admin_port() const { return admin_ ? admin_->port() : 0; }
+
+ private:
+  Status StartWebhook();
+  void RegisterMetrics();
+
+  ControllerFlags flags_;
+  kube::KubeConfig config_;
+  std::unique_ptr<kube::HttpKubeApi> pods_api_, services_api_, lease_api_, api_;
+  std::unique_ptr<push::TokenFile> token_;
+  model::Store store_;
+  std::unique_ptr<watch::Watcher> pod_watcher_, service_watcher_;
+  admin::ControllerMetrics metrics_;
+  std::unique_ptr<push::TopologyPusher> pusher_;
+  std::unique_ptr<kube::EventRecorder> events_;
+  std::unique_ptr<Reconciler> reconciler_;
+  std::unique_ptr<leader::LeaderElector> elector_;
+  std::unique_ptr<admin::AdminServer> admin_;
+  std::unique_ptr<webhook::SidecarTokenSecrets> token_secrets_;
+  std::unique_ptr<webhook::WebhookServer> webhook_;
+  std::vector<std::thread> threads_;
+  bool shut_down_ = false;
+};
+
+}  // namespace memha::app

@@ -1,0 +1,43 @@
+#pragma once
+// memha-controller's command line. Flags are "--name=value" or "--name value"; anything this list does not know
+// goes to the webhook's flag list (controller/webhook/flags.h), so the chart and the code share one list.
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "common/log.h"
+#include "common/status.h"
+#include "controller/push/pusher.h"
+#include "controller/webhook/flags.h"
+
+namespace memha::app {
+
+struct ControllerFlags {
+  std::string kubeconfig;                 // empty: in-cluster, else $KUBECONFIG
+  std::string ns;                         // the controller's namespace (Lease, token Secret, certificates)
+  std::string lease_name = "memha-controller";
+  std::string identity;                   // default: $POD_NAME / $MEMHA_POD_NAME, else the hostname
+  std::chrono::milliseconds lease_duration{15000};
+  std::chrono::milliseconds renew_deadline{10000};
+  std::chrono::milliseconds retry_period{2000};
+  std::string admin_address = "0.0.0.0";
+  uint16_t admin_port = 8080;             // --admin-port or --http-port
+  std::string token_file;                 // empty: the shared token Secret (--token-secret), made if missing
+  uint16_t sidecar_admin_port = 11299;
+  std::chrono::seconds resync{60};
+  size_t push_parallelism = 16;
+  std::chrono::milliseconds push_timeout{3000};
+  std::chrono::seconds member_grace{120};
+  log::Level log_level = log::Level::kInfo;
+  webhook::WebhookSettings webhook;
+  bool help = false;
+};
+
+// Parses argv[1..]. The error is one line naming the flag.
+Result<ControllerFlags> ParseFlags(const std::vector<std::string>& args);
+std::string FlagsHelp();
+
+// "15s", "500ms", "2m", "1h" or a bare number of seconds.
+Result<std::chrono::milliseconds> ParseDuration(std::string_view text);
+
+}  // namespace memha::app

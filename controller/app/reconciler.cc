@@ -1,0 +1,174 @@
+#include "controller/app/reconciler.h"
+
+#include "common/log.h"
+
+namespace memha::app {
+namespace {
+
+uint64_t WallClockMillis() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+}  // namespace
+
+Reconciler::Reconciler(model::Store& store, push::TopologyPusher& pusher, admin::ControllerMetrics* metrics,
+                       ReconcileOptions options, ErrorSink on_new_error)
+    : store_(store), pusher_(pusher), metrics_(metrics), options_(std::move(options)),
+      on_new_error_(std::move(on_new_error)) {
+  // Versions start at the wall clock in ms: a restarted process that somehow kept its epoch still goes up,
+  // as long as it made fewer than 1000 passes per second before (passes are coalesced; see docs/CONTROLLER.md).
+  state_.version = options_.version_seed != 0 ? options_.version_seed : WallClockMillis();
+  current_ = std::make_shared<topology::State>(state_);
+}
+
+Reconciler::~Reconciler() { Stop(); }
+
+void Reconciler::Start() {
+  std::lock_guard lock(loop_mu_);
+  if (thread_.joinable()) return;
+  stopping_ = false;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void Reconciler::Stop() {
+  {
+    std::lock_guard lock(loop_mu_);
+    stopping_ = true;
+  }
+  loop_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Reconciler::StartLeading(uint64_t epoch) {
+  MEMHA_LOG(kInfo, "reconcile", "leading epoch=" << epoch);
+  epoch_ = epoch;
+  leading_ = true;
+  restamp_ = true;
+  loop_cv_.notify_all();
+}
+
+void Reconciler::StopLeading() {
+  std::lock_guard pass(pass_mu_);
+  leading_ = false;
+  epoch_ = 0;
+  restamp_ = true;
+  pusher_.Stop();
+  reported_.clear();  // a later leadership reports the errors again
+  MEMHA_LOG(kInfo, "reconcile", "not leading: pushes stopped");
+}
+
+void Reconciler::Loop() {
+  uint64_t seen = 0;
+  auto last_pass = std::chrono::steady_clock::now() - options_.interval;
+  std::unique_lock lock(loop_mu_);
+  while (!stopping_) {
+    lock.unlock();
+    uint64_t gen = store_.WaitForChange(seen, options_.poll);
+    lock.lock();
+    if (stopping_) break;
+    auto now = std::chrono::steady_clock::now();
+    bool changed = gen > seen;
+    if (!changed && !restamp_ && now - last_pass < options_.interval) continue;
+    if (changed && !restamp_) {
+      // Coalesce a burst (a rollout, a relist) into one pass.
+      loop_cv_.wait_for(lock, options_.coalesce, [&] { return stopping_; });
+      if (stopping_) break;
+    }
+    lock.unlock();
+    seen = store_.Generation();
+    ReconcileOnce();
+    last_pass = std::chrono::steady_clock::now();
+    lock.lock();
+  }
+}
+
+void Reconciler::ReconcileOnce() {
+  if (!store_.Synced()) return;  // nothing is computed, pushed or served before the first full list
+  std::lock_guard pass(pass_mu_);
+  restamp_ = false;
+  bool leading = leading_.load();
+  uint64_t epoch = leading ? epoch_.load() : 0;
+  auto start = std::chrono::steady_clock::now();
+
+  topology::ComputeResult result;
+  std::vector<std::pair<topology::TopologyError, std::string>> fresh;  // new errors with the object's uid
+  store_.Read([&](const model::StoreView& view) {
+    result = topology::ComputeTopologies(view, options_.topology, epoch, state_, start);
+    for (const auto& e : result.errors) {
+      if (reported_.count(e) > 0) continue;
+      std::string uid;
+      if (e.kind == "Pod") {
+        if (auto it = view.pods.find(e.object); it != view.pods.end()) uid = it->second.meta.uid;
+      } else if (auto it = view.services.find(e.object); it != view.services.end()) {
+        uid = it->second.meta.uid;
+      }
+      fresh.emplace_back(e, std::move(uid));
+    }
+  });
+
+  uint64_t before = state_.version;
+  state_ = std::move(result.state);
+  auto snapshot = std::make_shared<const topology::State>(state_);
+  {
+    std::lock_guard lock(current_mu_);
+    current_ = snapshot;
+    current_errors_ = result.errors.size();
+  }
+
+  std::set<topology::TopologyError> now_present(result.errors.begin(), result.errors.end());
+  for (auto& [e, uid] : fresh) {
+    MEMHA_LOG(kWarn, "reconcile", "configuration error kind=" << e.kind << " object=" << e.object
+                                                              << " reason=" << topology::ToString(e.reason)
+                                                              << " message=\"" << e.message << "\"");
+    if (metrics_ != nullptr) metrics_->TopologyErrorRecorded(e.reason);
+    if (leading && on_new_error_) on_new_error_(e, uid);
+    reported_.insert(e);
+  }
+  // Fixed errors are forgotten, so a recurrence is reported again.
+  for (auto it = reported_.begin(); it != reported_.end();) {
+    it = now_present.count(*it) > 0 ? std::next(it) : reported_.erase(it);
+  }
+  if (metrics_ != nullptr) metrics_->SetCurrentTopologyErrors(result.errors);
+
+  if (leading) {
+    std::vector<push::PushTarget> targets;
+    targets.reserve(state_.sidecars.size());
+    for (const auto& [pod, s] : state_.sidecars) targets.push_back({pod, s.admin_address, s.topology});
+    pusher_.Replace(targets);
+    if (!pusher_.Running()) pusher_.Start();
+  }
+  ++passes_;
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (metrics_ != nullptr) metrics_->ReconcileDone(seconds);
+  if (state_.version != before) {
+    MEMHA_LOG(kInfo, "reconcile", "topology changed epoch=" << epoch << " version=" << state_.version
+                                                            << " sidecars=" << state_.sidecars.size()
+                                                            << " errors=" << result.errors.size()
+                                                            << " seconds=" << seconds);
+  }
+}
+
+std::optional<std::string> Reconciler::TopologyJson(const std::string& pod) const {
+  std::shared_ptr<const topology::State> state;
+  {
+    std::lock_guard lock(current_mu_);
+    state = current_;
+  }
+  auto it = state->sidecars.find(pod);
+  if (it == state->sidecars.end()) return std::nullopt;
+  return TopologyToJson(*it->second.topology);
+}
+
+size_t Reconciler::Sidecars() const {
+  std::lock_guard lock(current_mu_);
+  return current_->sidecars.size();
+}
+
+size_t Reconciler::CurrentErrors() const {
+  std::lock_guard lock(current_mu_);
+  return current_errors_;
+}
+
+}  // namespace memha::app
