@@ -73,11 +73,34 @@ for target in memha twemproxy; do
     ops=$(/usr/bin/python3 -c "import json;d=json.load(open('$out/$target.$w.json'))['summary'];print(d['ops'], d['keys'])")
     echo "{\"target\":\"$target\",\"workload\":\"$w\",\"instructions\":$ir,\"ops\":${ops% *},\"keys\":${ops#* },\"dump\":\"$(basename "$dump")\"}" >> "$results"
     if [ "$target" = memha ] && [ "$w" = c10 ]; then
-      callgrind_annotate --inclusive=no "$dump" 2>/dev/null | head -60 > "$out/memha.c10.top.txt" || true
+      callgrind_annotate --threshold=100 "$dump" 2>/dev/null | head -80 > "$out/memha.c10.top.txt" || true
     fi
   done
   kill "$vpid"; wait "$vpid" 2>/dev/null || true
 done
+
+# --- system calls and context switches per request (perf tracepoints, native processes, 50 connections):
+# on a VM the kernel side of every send/recv dominates, and callgrind does not see it.
+if command -v perf >/dev/null && perf stat -e raw_syscalls:sys_enter -- true >/dev/null 2>&1; then
+  SC=$(port); NC=$(port)
+  "$sidecar" -p "$SC" -s "127.0.0.1:$MC" -b "127.0.0.1:$BK" --no-admin 2>/dev/null & psc=$!; pids+=($!)
+  printf 'pool:\n  listen: 127.0.0.1:%s\n  hash: md5\n  distribution: ketama\n  servers:\n   - 127.0.0.1:%s:1 primary\n' \
+    "$NC" "$MC" > "$out/nutcracker-native.yml"
+  nutcracker -c "$out/nutcracker-native.yml" -s "$(port)" -o "$out/nutcracker.log" & pnc=$!; pids+=($!)
+  wait_port "$SC"; wait_port "$NC"
+  pmc=$(pgrep -f "memcached .*-p $MC " | head -1); pbk=$(pgrep -f "memcached .*-p $BK " | head -1)
+  declare -A tport=([direct]=$MC [memha]=$SC [twemproxy]=$NC)
+  declare -A tpid=([direct]=$pmc [memha]=$psc [twemproxy]=$pnc)
+  for t in direct memha twemproxy; do
+    pl="${tpid[$t]}"; [ "$t" = direct ] || pl="$pl,$pmc,$pbk"
+    perf stat -x, --per-thread -e raw_syscalls:sys_enter,context-switches -p "$pl" -o "$out/perf.$t.csv" -- \
+      sleep "$(awk "BEGIN{print $duration + 0.3}")" &
+    pp=$!; sleep 0.1
+    "$loadgen" --server "127.0.0.1:${tport[$t]}" --connections 50 --keys 10000 --key-prefix p: --duration "$duration" \
+      --json "$out/syscalls.$t.json" --label "syscalls/$t" 2>/dev/null
+    wait $pp || true
+  done
+fi
 
 /usr/bin/python3 - "$out" "$([ "$docs" = 1 ] && echo "$repo/docs/BENCHMARKS.md")" <<'EOF'
 import json, os, subprocess, sys
@@ -101,6 +124,37 @@ for w in ["c10", "pipe16", "mget10"]:
             per[t] = r["instructions"] / (r["keys"] if w == "mget10" else r["ops"])
     ratio = f"{per['memha'] / per['twemproxy']:.2f}" if len(per) == 2 else "-"
     L.append(f"| {text[w]} | {per.get('memha', 0):,.0f} | {per.get('twemproxy', 0):,.0f} | {ratio} |")
+import glob, re
+rows2 = []
+for t in ["direct", "memha", "twemproxy"]:
+    f = os.path.join(out, f"perf.{t}.csv")
+    if not os.path.exists(f):
+        continue
+    ops = json.load(open(os.path.join(out, f"syscalls.{t}.json")))["summary"]["ops"]
+    per = {}
+    for line in open(f):
+        parts = line.strip().split(",")
+        if len(parts) < 4 or not parts[0] or line.startswith("#"):
+            continue
+        thread, value, event = parts[0], parts[1], parts[3]
+        name = re.sub(r"-\d+$", "", thread)
+        proc = {"memha-sidecar": "proxy", "nutcracker": "proxy"}.get(name, "memcached")
+        try:
+            per[(proc, event)] = per.get((proc, event), 0) + int(value)
+        except ValueError:
+            pass
+    rows2.append((t, ops, per))
+if rows2:
+    L += ["", "System calls and context switches per request (perf tracepoints, native processes, 50 connections, "
+          "90/10; memcached = primary + backup):", "",
+          "| target | proxy syscalls/op | proxy context switches/op | memcached syscalls/op | memcached context switches/op |",
+          "|---|---|---|---|---|"]
+    for t, ops, per in rows2:
+        g = lambda p, e: per.get((p, e), 0) / ops if ops else 0  # noqa: E731
+        ps = "-" if t == "direct" else "%.2f" % g("proxy", "raw_syscalls:sys_enter")
+        pc = "-" if t == "direct" else "%.2f" % g("proxy", "context-switches")
+        L.append("| %s | %s | %s | %.2f | %.2f |" % (t, ps, pc, g("memcached", "raw_syscalls:sys_enter"),
+                                                   g("memcached", "context-switches")))
 md = "\n".join(L) + "\n"
 open(os.path.join(out, "profile.md"), "w").write(md)
 print(md)
