@@ -2,9 +2,7 @@
 #include <signal.h>
 
 #include <cstdio>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "common/log.h"
 #include "sidecar/admin/admin_server.h"
@@ -19,16 +17,6 @@ namespace {
 int Fail(const std::string& why, int code) {
   std::fprintf(stderr, "memha-sidecar: %s\n", why.c_str());
   return code;
-}
-
-bool ReadToken(const std::string& path, std::string* token) {
-  std::ifstream in(path);
-  if (!in) return false;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  *token = ss.str();
-  while (!token->empty() && std::isspace(static_cast<unsigned char>(token->back()))) token->pop_back();
-  return !token->empty();
 }
 
 }  // namespace
@@ -51,9 +39,10 @@ int main(int argc, char** argv) {
   log::ParseLevel(opt.log_level, &level);
   log::SetLevel(level);
 
-  std::string token;
-  if (!opt.admin_token_file.empty() && !ReadToken(opt.admin_token_file, &token)) {
-    return Fail("--admin-token-file " + opt.admin_token_file + ": missing or empty", 2);
+  std::unique_ptr<TokenFile> token;
+  if (!opt.admin_token_file.empty()) {
+    token = std::make_unique<TokenFile>(opt.admin_token_file);
+    if (!token->Load()) return Fail("--admin-token-file " + opt.admin_token_file + ": missing or empty", 2);
   }
 
   Metrics metrics;
@@ -97,7 +86,7 @@ int main(int argc, char** argv) {
 
   std::unique_ptr<AdminServer> admin;
   if (opt.admin_enabled) {
-    admin = std::make_unique<AdminServer>(AdminServer::Options{opt.admin_address, opt.admin_port, token}, &proxy,
+    admin = std::make_unique<AdminServer>(AdminServer::Options{opt.admin_address, opt.admin_port, token.get()}, &proxy,
                                           &metrics, &store);
     if (Status s = admin->Start(); !s.ok()) return Fail(s.message(), 1);
   }
@@ -105,7 +94,7 @@ int main(int argc, char** argv) {
   if (!opt.controller_url.empty()) {
     auto apply_on_loop = [&proxy](const Topology& t) { return proxy.PostTopology(t); };
     bootstrap = std::make_unique<TopologyBootstrap>(
-        TopologyBootstrap::Options{opt.controller_url, opt.pod, token},
+        TopologyBootstrap::Options{opt.controller_url, opt.pod, token.get()},
         [&store, apply_on_loop](const Topology& t) { return store.Offer(t, apply_on_loop); },
         [&store] { return store.Current().has_value(); });
     bootstrap->Start();

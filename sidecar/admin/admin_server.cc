@@ -11,13 +11,6 @@
 namespace memha {
 namespace {
 
-bool ConstantTimeEquals(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
-
 void Reply(httplib::Response& res, int status, const nlohmann::json& body) {
   res.status = status;
   res.set_content(body.dump() + "\n", "application/json");
@@ -38,11 +31,11 @@ Status AdminServer::Start() {
   s.set_write_timeout(5, 0);
 
   s.Put("/v1/topology", [this](const httplib::Request& req, httplib::Response& res) {
-    if (options_.token.empty()) {
+    if (options_.token == nullptr) {
       return Reply(res, 403, {{"error", "topology pushes are disabled: start the sidecar with --admin-token-file"}});
     }
     std::string auth = req.get_header_value("Authorization");
-    if (!ConstantTimeEquals(auth, "Bearer " + options_.token)) {
+    if (auth.rfind("Bearer ", 0) != 0 || !options_.token->Matches(auth.substr(7))) {
       return Reply(res, 401, {{"error", "missing or wrong bearer token"}});
     }
     auto topo = ParseTopology(req.body);

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "common/status.h"
+#include "sidecar/admin/token_file.h"
 #include "sidecar/admin/topology_store.h"
 
 namespace httplib { class Server; }
@@ -21,7 +22,7 @@ class AdminServer {
   struct Options {
     std::string address = "127.0.0.1";
     uint16_t port = 0;
-    std::string token;  // empty: PUT is refused
+    TokenFile* token = nullptr;  // null: PUT is refused
   };
   AdminServer(Options options, Proxy* proxy, Metrics* metrics, TopologyStore* store);
   ~AdminServer();

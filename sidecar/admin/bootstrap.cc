@@ -31,7 +31,7 @@ bool TopologyBootstrap::FetchOnce() {
     httplib::Client client(options_.controller_url);
     client.set_connection_timeout(std::chrono::seconds(2));
     client.set_read_timeout(std::chrono::seconds(5));
-    client.set_bearer_token_auth(options_.token);
+    client.set_bearer_token_auth(options_.token ? options_.token->Current() : std::string());
     std::string path = "/v1/topology?pod=" + httplib::detail::encode_query_param(options_.pod);
     auto res = client.Get(path);
     if (!res) {

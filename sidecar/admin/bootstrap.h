@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common/topology.h"
+#include "sidecar/admin/token_file.h"
 
 namespace memha {
 
@@ -18,7 +19,7 @@ class TopologyBootstrap {
   struct Options {
     std::string controller_url;  // http://host:port
     std::string pod;             // ns/name
-    std::string token;
+    TokenFile* token = nullptr;  // re-read as it rotates
     std::chrono::milliseconds first_retry{250};
     std::chrono::milliseconds max_retry{5000};
   };

@@ -77,6 +77,17 @@ class AdminTest(unittest.TestCase):
         self.assertEqual(self.sidecar.metric("memha_requests_total", command="set", result="ok"), 1)
         self.assertGreaterEqual(self.sidecar.metric("memha_topology_updates_total", result="rejected"), 3)
 
+    def test_token_rotation_without_restart(self):
+        # A rotated Secret is updated in place in the mounted file; the sidecar must accept the new token at once
+        # and refuse the old one, without a restart.
+        good = self.topo(1, self.mc[:1], [])
+        self.assertEqual(self.put(good)[0], 200)
+        with open(os.path.join(self.sidecar.tmp, "token"), "w") as f:
+            f.write("rotated-token\n")
+        self.assertEqual(self.put(self.topo(2, self.mc[:1], []), token="rotated-token")[0], 200)
+        time.sleep(1.1)  # mismatches re-read the file at most once a second
+        self.assertEqual(self.put(self.topo(3, self.mc[:1], []), token=TOKEN)[0], 401)
+
     def test_listen_conflict_rejects_whole_push(self):
         self.assertEqual(self.put(self.topo(1, self.mc[:1], []))[0], 200)
         clash = self.topo(2, self.mc[:1], [])
