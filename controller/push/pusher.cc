@@ -169,8 +169,8 @@ void TopologyPusher::WorkerLoop() {
       continue;
     }
     auto first = due_.begin();
-    if (first->first > Clock::now()) {
-      cv_.wait_until(lock, first->first);
+    if (Clock::time_point when = first->first; when > Clock::now()) {
+      cv_.wait_until(lock, when);  // a copy: the set's node may be erased while we wait
       continue;
     }
     std::string pod = first->second;
