@@ -7,7 +7,7 @@
 # --read-through, open loop): on a miss it sets the key, every read is checked against acknowledged writes.
 #
 #   bench/chaos.sh [--out DIR] [--duration S] [--fault S] [--restore S] [--rate R] [--no-docs] [--quick]
-#   env: MEMHA_SIDECAR, MEMHA_LOADGEN (default build-bench/)
+#   env: MEMHA_SIDECAR, MEMHA_LOADGEN, MEMHA_SIDECAR_REV (bench/lib.sh; default: build-bench/, Release)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 out="" duration=36 fault=10 restore=20 rate=5000 docs=1
@@ -27,12 +27,9 @@ while (($#)); do
 done
 out=${out:-$repo/bench/results/chaos}
 rm -rf "$out"; mkdir -p "$out/logs"
-sidecar=${MEMHA_SIDECAR:-$repo/build-bench/sidecar/memha-sidecar}
-loadgen=${MEMHA_LOADGEN:-$repo/build-bench/memha-loadgen}
-if [ ! -x "$sidecar" ] || [ ! -x "$loadgen" ]; then
-  cmake -S "$repo" -B "$repo/build-bench" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-  ninja -C "$repo/build-bench" memha-sidecar memha-loadgen >/dev/null
-fi
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
+bench_binaries "$repo"
 ulimit -n 65536 2>/dev/null || true
 if [ "$(nproc)" -ge 2 ]; then ccore=0 score=1; else ccore=0 score=0; fi
 client=(taskset -c "$ccore"); server=(taskset -c "$score")
@@ -52,7 +49,7 @@ stop_all() {
 trap stop_all EXIT
 memcached_on() { "${server[@]}" memcached "${user[@]}" -l 127.0.0.1 -p "$1" -U 0 -t 1 -m 256 -c 4096 & }
 
-echo "{\"sidecar_commit\":\"$(git -C "$repo" log -1 --format=%h -- sidecar)\",\"sidecar_uncommitted_files\":$(git -C "$repo" status --porcelain -- sidecar | wc -l),\"nproc\":$(nproc),\"loadavg_start\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"duration\":$duration,\"fault\":$fault,\"restore\":$restore,\"rate\":$rate}" > "$out/meta.json"
+echo "{\"sidecar_commit\":\"$sidecar_commit\",\"sidecar_uncommitted_files\":$sidecar_dirty,\"sidecar_binary\":\"$sidecar\",\"nproc\":$(nproc),\"loadavg_start\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"duration\":$duration,\"fault\":$fault,\"restore\":$restore,\"rate\":$rate}" > "$out/meta.json"
 
 run_one() {  # run_one TARGET SCENARIO
   local target=$1 scenario=$2 name="$1.$2"

@@ -6,6 +6,7 @@
 # (callgrind_control -d) and divided by the operations completed. Also writes the top functions of memha.
 #
 #   bench/profile.sh [--out DIR] [--duration S] [--no-docs]
+#   env: MEMHA_SIDECAR, MEMHA_LOADGEN, MEMHA_SIDECAR_REV (bench/lib.sh; default: build-bench/, Release)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 out="" duration=4 docs=1
@@ -21,8 +22,9 @@ while (($#)); do
 done
 out=${out:-$repo/bench/results/profile}
 rm -rf "$out"; mkdir -p "$out"
-sidecar=${MEMHA_SIDECAR:-$repo/build-bench/sidecar/memha-sidecar}
-loadgen=${MEMHA_LOADGEN:-$repo/build-bench/memha-loadgen}
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
+bench_binaries "$repo"
 for t in valgrind callgrind_control callgrind_annotate; do
   command -v $t >/dev/null || { echo "profile.sh: needs $t (apt-get install valgrind)" >&2; exit 1; }
 done
@@ -59,7 +61,7 @@ for target in memha twemproxy; do
     cmd=(nutcracker -c "$out/nutcracker.yml" -s "$(port)" -o "$out/nutcracker.log")
   fi
   valgrind --tool=callgrind --callgrind-out-file="$out/$target.%p.out" "${cmd[@]}" 2>"$out/$target.valgrind.log" &
-  vpid=$!; pids+=($vpid)
+  vpid=$!; pids+=("$vpid")
   wait_port "$PX"
   for w in c10 pipe16 mget10; do
     callgrind_control -z "$vpid" >/dev/null
@@ -68,7 +70,7 @@ for target in memha twemproxy; do
       --timeout-ms 10000 --json "$out/$target.$w.json" --label "$target/$w" 2>/dev/null
     callgrind_control -d "$w" "$vpid" >/dev/null
     sleep 0.5
-    dump=$(ls -t "$out/$target.$vpid.out".* 2>/dev/null | head -1)
+    dump=$(find "$out" -name "$target.$vpid.out.*" -printf '%T@ %p\n' | sort -rn | head -1 | cut -d' ' -f2)
     ir=$(grep -E '^(summary|totals):' "$dump" | head -1 | awk '{print $2}')
     ops=$(/usr/bin/python3 -c "import json;d=json.load(open('$out/$target.$w.json'))['summary'];print(d['ops'], d['keys'])")
     echo "{\"target\":\"$target\",\"workload\":\"$w\",\"instructions\":$ir,\"ops\":${ops% *},\"keys\":${ops#* },\"dump\":\"$(basename "$dump")\"}" >> "$results"
@@ -102,15 +104,12 @@ if command -v perf >/dev/null && perf stat -e raw_syscalls:sys_enter -- true >/d
   done
 fi
 
-/usr/bin/python3 - "$out" "$([ "$docs" = 1 ] && echo "$repo/docs/BENCHMARKS.md")" <<'EOF'
+/usr/bin/python3 - "$out" "$([ "$docs" = 1 ] && echo "$repo/docs/BENCHMARKS.md")" "$sidecar_commit" "$sidecar_dirty" <<'EOF'
 import json, os, subprocess, sys
 out, doc = sys.argv[1], sys.argv[2]
 rows = [json.loads(l) for l in open(os.path.join(out, "profile.jsonl"))]
 get = {(r["target"], r["workload"]): r for r in rows}
-commit = subprocess.run(["git", "log", "-1", "--format=%h", "--", "sidecar"], capture_output=True, text=True,
-                        cwd=os.path.dirname(doc) if doc else None).stdout.strip()
-dirty = len(subprocess.run(["git", "status", "--porcelain", "--", "sidecar"], capture_output=True, text=True,
-                           cwd=os.path.dirname(doc) if doc else None).stdout.splitlines())
+commit, dirty = sys.argv[3], int(sys.argv[4])
 text = {"c10": "10 connections, 90/10, 100 B", "pipe16": "10 connections x pipeline 16",
         "mget10": "10 connections, 10-key multi-get (per key)"}
 L = [f"memha-sidecar from `{commit}`" + (f" plus {dirty} uncommitted file(s) in sidecar/" if dirty else "") +

@@ -6,7 +6,7 @@
 #   bench/run.sh                 full run (3 rounds x 8 workloads x 3 targets, ~7 min), writes docs/BENCHMARKS.md
 #   bench/run.sh --smoke         a few seconds per target, no docs (the CTest "bench.smoke")
 #   options: --rounds N  --duration S  --out DIR  --no-docs
-#   env: MEMHA_SIDECAR, MEMHA_LOADGEN (default: build-bench/, built Release if missing)
+#   env: MEMHA_SIDECAR, MEMHA_LOADGEN, MEMHA_SIDECAR_REV (bench/lib.sh; default: build-bench/, Release)
 #
 # Setup (the same for the three targets): ONE primary memcached; memha mirrors writes to a backup memcached
 # (memha's real cost); twemproxy is ketama over the same single primary. The client (memha-loadgen, memcaslap)
@@ -30,16 +30,10 @@ out=${out:-$repo/bench/results/latest}
 [ "$smoke" = 1 ] && out=${out%/}
 rm -rf "$out"; mkdir -p "$out/raw" "$out/logs"
 
-# --- binaries
-if [ -z "${MEMHA_SIDECAR:-}" ] || [ -z "${MEMHA_LOADGEN:-}" ]; then
-  if [ ! -x "$repo/build-bench/sidecar/memha-sidecar" ] || [ ! -x "$repo/build-bench/memha-loadgen" ]; then
-    cmake -S "$repo" -B "$repo/build-bench" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-    ninja -C "$repo/build-bench" memha-sidecar memha-loadgen >/dev/null
-  fi
-fi
-sidecar=${MEMHA_SIDECAR:-$repo/build-bench/sidecar/memha-sidecar}
-loadgen=${MEMHA_LOADGEN:-$repo/build-bench/memha-loadgen}
-for b in "$sidecar" "$loadgen"; do [ -x "$b" ] || { echo "run.sh: missing $b" >&2; exit 1; }; done
+# --- binaries (bench/lib.sh: MEMHA_SIDECAR, MEMHA_LOADGEN, MEMHA_SIDECAR_REV)
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
+bench_binaries "$repo"
 for t in memcached nutcracker taskset; do command -v $t >/dev/null || { echo "run.sh: missing $t" >&2; exit 1; }; done
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
@@ -90,8 +84,6 @@ rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
 # --- machine and versions
-sidecar_commit=$(git -C "$repo" log -1 --format=%h -- sidecar 2>/dev/null || echo unknown)
-sidecar_dirty=$(git -C "$repo" status --porcelain -- sidecar 2>/dev/null | wc -l)
 /usr/bin/python3 - "$out/machine.json" <<EOF
 import json, os, platform, subprocess, sys
 cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), '?')

@@ -9,6 +9,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -46,6 +47,12 @@ uint64_t NowNs() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+double CpuSeconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 uint64_t UnixMs() {
   timespec ts{};
@@ -276,6 +283,7 @@ class Loadgen {
   addrinfo* addr_ = nullptr;
   Phase phase_ = Phase::kConnecting;
   uint64_t start_ns_ = 0, start_unix_ms_ = 0, end_ns_ = 0;
+  double cpu_start_ = 0, cpu_main_ = 0;  // this process's CPU seconds during the main phase
   uint32_t prefill_cursor_ = 0;
   uint64_t prefill_outstanding_ = 0, prefill_errors_ = 0, prefill_ns_ = 0;
   int connected_ = 0;
@@ -695,6 +703,7 @@ void Loadgen::StartMain() {
   phase_ = Phase::kMain;
   start_ns_ = NowNs();
   start_unix_ms_ = UnixMs();
+  cpu_start_ = CpuSeconds();
   end_ns_ = start_ns_ + static_cast<uint64_t>(o_.duration_s * 1e9);
   timeval tv = ToTimeval(end_ns_ - start_ns_);
   end_.reset(evtimer_new(base_.get(), EndCb, this));
@@ -803,8 +812,8 @@ std::string Loadgen::Json() const {
                 o_.timeout_ms, o_.idle ? "true" : "false");
   j += buf;
   std::snprintf(buf, sizeof buf,
-                "\"start_unix_ms\":%llu,\"connected\":%d,\"prefill\":{\"keys\":%u,\"errors\":%llu,\"seconds\":%.3f},",
-                (unsigned long long)start_unix_ms_, connected_, o_.prefill ? o_.keys : 0,
+                "\"start_unix_ms\":%llu,\"client_cpu_s\":%.3f,\"connected\":%d,\"prefill\":{\"keys\":%u,\"errors\":%llu,\"seconds\":%.3f},",
+                (unsigned long long)start_unix_ms_, cpu_main_, connected_, o_.prefill ? o_.keys : 0,
                 (unsigned long long)prefill_errors_, o_.prefill ? static_cast<double>(prefill_ns_) / 1e9 : 0.0);
   j += buf;
   j += "\"summary\":{";
@@ -877,6 +886,7 @@ int Loadgen::Run() {
   timeval st = ToTimeval(static_cast<uint64_t>(std::max(o_.timeout_ms, 2000)) * 1000000ull);
   evtimer_add(start_anyway.get(), &st);
   event_base_dispatch(base_.get());
+  if (start_ns_ != 0) cpu_main_ = CpuSeconds() - cpu_start_;
   phase_ = Phase::kDone;
   if (o_.progress)
     while (printed_ < timeline_.size() && printed_ < static_cast<size_t>(std::ceil(o_.duration_s)))
