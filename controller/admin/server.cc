@@ -2,6 +2,8 @@
 
 #include <httplib.h>
 
+#include <sys/socket.h>
+
 #include <chrono>
 #include <nlohmann/json.hpp>
 
@@ -35,6 +37,11 @@ Status AdminServer::Start() {
   s.set_read_timeout(5, 0);
   s.set_write_timeout(5, 0);
   s.set_payload_max_length(64 * 1024);
+  // httplib's default also sets SO_REUSEPORT, which would let a second process share the port silently.
+  s.set_socket_options([](int sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
 
   s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
 

@@ -55,7 +55,7 @@ void Reconciler::StopLeading() {
   epoch_ = 0;
   restamp_ = true;
   pusher_.Stop();
-  reported_.clear();  // a later leadership reports the errors again
+  posted_.clear();  // a later leadership posts the current errors again
   MEMHA_LOG(kInfo, "reconcile", "not leading: pushes stopped");
 }
 
@@ -97,7 +97,7 @@ void Reconciler::ReconcileOnce() {
   store_.Read([&](const model::StoreView& view) {
     result = topology::ComputeTopologies(view, options_.topology, epoch, state_, start);
     for (const auto& e : result.errors) {
-      if (reported_.count(e) > 0) continue;
+      if (logged_.count(e) > 0 && (!leading || posted_.count(e) > 0)) continue;
       std::string uid;
       if (e.kind == "Pod") {
         if (auto it = view.pods.find(e.object); it != view.pods.end()) uid = it->second.meta.uid;
@@ -119,16 +119,19 @@ void Reconciler::ReconcileOnce() {
 
   std::set<topology::TopologyError> now_present(result.errors.begin(), result.errors.end());
   for (auto& [e, uid] : fresh) {
-    MEMHA_LOG(kWarn, "reconcile", "configuration error kind=" << e.kind << " object=" << e.object
-                                                              << " reason=" << topology::ToString(e.reason)
-                                                              << " message=\"" << e.message << "\"");
-    if (metrics_ != nullptr) metrics_->TopologyErrorRecorded(e.reason);
-    if (leading && on_new_error_) on_new_error_(e, uid);
-    reported_.insert(e);
+    if (logged_.insert(e).second) {
+      MEMHA_LOG(kWarn, "reconcile", "configuration error kind=" << e.kind << " object=" << e.object
+                                                                << " reason=" << topology::ToString(e.reason)
+                                                                << " message=\"" << e.message << "\"");
+      if (metrics_ != nullptr) metrics_->TopologyErrorRecorded(e.reason);
+    }
+    if (leading && posted_.insert(e).second && on_new_error_) on_new_error_(e, uid);
   }
   // Fixed errors are forgotten, so a recurrence is reported again.
-  for (auto it = reported_.begin(); it != reported_.end();) {
-    it = now_present.count(*it) > 0 ? std::next(it) : reported_.erase(it);
+  for (auto* seen : {&logged_, &posted_}) {
+    for (auto it = seen->begin(); it != seen->end();) {
+      it = now_present.count(*it) > 0 ? std::next(it) : seen->erase(it);
+    }
   }
   if (metrics_ != nullptr) metrics_->SetCurrentTopologyErrors(result.errors);
 

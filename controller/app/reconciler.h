@@ -75,7 +75,8 @@ class Reconciler {
 
   std::mutex pass_mu_;  // one pass at a time; also orders pusher Start/Stop against a pass in progress
   topology::State state_;                       // pass_mu_
-  std::set<topology::TopologyError> reported_;  // pass_mu_: errors already sent as Events
+  std::set<topology::TopologyError> logged_;  // pass_mu_: errors already logged and counted
+  std::set<topology::TopologyError> posted_;  // pass_mu_: errors already posted as Events (this leadership)
   mutable std::mutex current_mu_;
   std::shared_ptr<const topology::State> current_;  // what GET answers from
   size_t current_errors_ = 0;

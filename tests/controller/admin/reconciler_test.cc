@@ -1,0 +1,193 @@
+// The reconcile loop end to end without Kubernetes: a Store filled by hand, the real pusher, and a fake sidecar
+// on 127.0.0.1 standing for the application pod's sidecar (pod IP 127.0.0.1, admin port = the fake's port).
+#include "controller/app/reconciler.h"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+
+#include "tests/controller/push/fake_sidecar.h"
+
+namespace memha::app {
+namespace {
+
+using namespace std::chrono_literals;
+
+bool Eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit = 5000ms) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return cond();
+}
+
+model::PodInfo Pod(std::string name, std::string ip, std::string app, int rv) {
+  model::PodInfo p;
+  p.meta.ns = "shop";
+  p.meta.name = std::move(name);
+  p.meta.uid = "uid-" + p.meta.name;
+  p.meta.resource_version = std::to_string(rv);
+  p.meta.labels = {{"app", std::move(app)}};
+  p.pod_ip = std::move(ip);
+  p.phase = "Running";
+  p.ready = true;
+  return p;
+}
+
+model::ServiceInfo Service(std::string name) {
+  model::ServiceInfo s;
+  s.meta.ns = "shop";
+  s.meta.name = name;
+  s.meta.uid = "uid-" + name;
+  s.meta.resource_version = "1";
+  s.selector = {{"app", name}};
+  s.ports = {{"memcache", 11211, 11211, ""}};
+  return s;
+}
+
+class ReconcilerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    push::PusherOptions po;
+    po.backoff_initial = 20ms;
+    po.backoff_max = 100ms;
+    pusher_ = std::make_unique<push::TopologyPusher>(po, &token_, &metrics_);
+    ReconcileOptions ro;
+    ro.topology.sidecar_admin_port = static_cast<uint16_t>(std::stoi(fake_.address().substr(10)));
+    ro.coalesce = 5ms;
+    ro.poll = 10ms;
+    ro.version_seed = 100;
+    reconciler_ = std::make_unique<Reconciler>(store_, *pusher_, &metrics_, ro,
+                                               [this](const topology::TopologyError& e, const std::string& uid) {
+                                                 std::lock_guard l(mu_);
+                                                 events_.push_back(e.object + " " +
+                                                                   std::string(topology::ToString(e.reason)) + " " +
+                                                                   uid);
+                                               });
+  }
+  void TearDown() override {
+    reconciler_->Stop();
+    reconciler_->StopLeading();
+  }
+  void Fill() {
+    model::PodInfo app = Pod("web-1", "127.0.0.1", "web", 1);
+    app.meta.annotations = {{"memha.io/pools", "cache-a"}};
+    store_.ReplacePods({Pod("cache-a-0", "10.0.0.1", "cache-a", 1), Pod("cache-a-1", "10.0.0.2", "cache-a", 1), app});
+    store_.ReplaceServices({Service("cache-a")});
+  }
+  std::vector<std::string> Events() {
+    std::lock_guard l(mu_);
+    return events_;
+  }
+  std::optional<Topology> Served() {
+    auto json = reconciler_->TopologyJson("shop/web-1");
+    if (!json) return std::nullopt;
+    return ParseTopology(*json).value();
+  }
+
+  push::FakeSidecar fake_;
+  push::TokenFile token_{"", "secret"};
+  admin::ControllerMetrics metrics_;
+  model::Store store_;
+  std::unique_ptr<push::TopologyPusher> pusher_;
+  std::unique_ptr<Reconciler> reconciler_;
+  std::mutex mu_;
+  std::vector<std::string> events_;
+};
+
+TEST_F(ReconcilerTest, NothingBeforeTheStoreIsSynced) {
+  model::PodInfo app = Pod("web-1", "127.0.0.1", "web", 1);
+  app.meta.annotations = {{"memha.io/pools", "cache-a"}};
+  store_.ReplacePods({Pod("cache-a-0", "10.0.0.1", "cache-a", 1), app});  // services not listed yet
+  reconciler_->StartLeading(3);
+  reconciler_->ReconcileOnce();
+  EXPECT_FALSE(Served().has_value());
+  EXPECT_EQ(reconciler_->Passes(), 0u);
+  EXPECT_FALSE(pusher_->Running());
+}
+
+TEST_F(ReconcilerTest, FollowerServesWithEpochZeroAndPushesNothing) {
+  Fill();
+  reconciler_->Start();
+  ASSERT_TRUE(Eventually([&] { return Served().has_value(); }));
+  EXPECT_EQ(Served()->epoch, 0u);
+  EXPECT_EQ(Served()->version, 101u);
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(fake_.requests(), 0);
+  EXPECT_FALSE(pusher_->Running());
+}
+
+TEST_F(ReconcilerTest, LeaderPushesAndFollowsMemberChanges) {
+  Fill();
+  reconciler_->Start();
+  reconciler_->StartLeading(3);
+  ASSERT_TRUE(Eventually([&] { return fake_.applied_version() != 0; }));
+  auto pushed = Served();
+  ASSERT_TRUE(pushed.has_value());
+  EXPECT_EQ(pushed->epoch, 3u);
+  EXPECT_EQ(fake_.applied_version(), pushed->version);
+
+  // A member turns NotReady: the sidecar gets the member down in a newer version.
+  model::PodInfo down = Pod("cache-a-1", "10.0.0.2", "cache-a", 2);
+  down.ready = false;
+  store_.UpsertPod(down);
+  ASSERT_TRUE(Eventually([&] { return fake_.applied_version() > pushed->version; }));
+  auto now = Served();
+  EXPECT_EQ(now->pools[0].primary[1].state, MemberState::kDown);
+  EXPECT_EQ(fake_.applied_version(), now->version);
+  EXPECT_EQ(pusher_->Behind(), 0u);
+
+  // Losing leadership stops the pushes; the topology is still served (epoch 0).
+  reconciler_->StopLeading();
+  EXPECT_FALSE(pusher_->Running());
+  int before = fake_.requests();
+  store_.UpsertPod(Pod("cache-a-1", "10.0.0.2", "cache-a", 3));
+  ASSERT_TRUE(Eventually([&] { return Served()->epoch == 0 && Served()->pools[0].primary[1].state == MemberState::kUp; }));
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(fake_.requests(), before);
+}
+
+TEST_F(ReconcilerTest, NewLeaderEpochIsAcceptedOverTheOldOne) {
+  Fill();
+  reconciler_->StartLeading(3);
+  reconciler_->ReconcileOnce();
+  ASSERT_TRUE(Eventually([&] { return pusher_->Behind() == 0 && fake_.applied_version() != 0; }));
+  reconciler_->StopLeading();
+  reconciler_->StartLeading(5);
+  reconciler_->ReconcileOnce();
+  ASSERT_TRUE(Eventually([&] { return pusher_->Sidecar("shop/web-1")->acked_epoch == 5; }));
+  EXPECT_EQ(pusher_->Sidecar("shop/web-1")->last_result, push::PushResult::kOk);
+}
+
+TEST_F(ReconcilerTest, NewErrorsBecomeOneEventEachWhileLeading) {
+  Fill();
+  reconciler_->ReconcileOnce();  // follower: errors are logged, not posted
+  model::PodInfo bad = Pod("web-2", "127.0.0.2", "web", 1);
+  bad.meta.annotations = {{"memha.io/pools", "nosuch"}};
+  store_.UpsertPod(bad);
+  reconciler_->ReconcileOnce();
+  EXPECT_TRUE(Events().empty());
+  EXPECT_EQ(reconciler_->CurrentErrors(), 1u);
+
+  reconciler_->StartLeading(2);
+  reconciler_->ReconcileOnce();
+  reconciler_->ReconcileOnce();
+  EXPECT_EQ(Events(), (std::vector<std::string>{"shop/web-2 UnknownPool uid-web-2"}));
+
+  bad.meta.resource_version = "2";
+  bad.meta.annotations = {{"memha.io/pools", "cache-a"}};  // fixed
+  store_.UpsertPod(bad);
+  reconciler_->ReconcileOnce();
+  EXPECT_EQ(reconciler_->CurrentErrors(), 0u);
+  bad.meta.resource_version = "3";
+  bad.meta.annotations = {{"memha.io/pools", "nosuch"}};  // broken again: a new Event
+  store_.UpsertPod(bad);
+  reconciler_->ReconcileOnce();
+  EXPECT_EQ(Events().size(), 2u);
+  EXPECT_NE(metrics_.Serialize().find("memha_controller_topology_errors_total{reason=\"UnknownPool\"} 2"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace memha::app
