@@ -5,12 +5,12 @@
 #                                   in build-bench/rev-<hash>/ (the figure then names exactly what was measured);
 #   otherwise                       (re)build the working tree's memha-sidecar and memha-loadgen in build-bench/
 #                                   (Release); the figure names the last sidecar commit plus uncommitted files.
-# Sets: sidecar, loadgen, sidecar_commit, sidecar_dirty (uncommitted files under sidecar/ in what was built).
+# Sets: sidecar, loadgen, relay (memha-bench-relay beside the loadgen, or MEMHA_RELAY), sidecar_commit, sidecar_dirty (uncommitted files under sidecar/ in what was built).
 bench_binaries() {
   local repo=$1 targets=()
   loadgen=${MEMHA_LOADGEN:-}
   sidecar=${MEMHA_SIDECAR:-}
-  [ -z "$loadgen" ] && targets+=(memha-loadgen)
+  [ -z "$loadgen" ] && targets+=(memha-loadgen memha-bench-relay)
   [ -z "$sidecar" ] && [ -z "${MEMHA_SIDECAR_REV:-}" ] && targets+=(memha-sidecar)
   if ((${#targets[@]})); then
     [ -f "$repo/build-bench/build.ninja" ] ||
@@ -19,6 +19,7 @@ bench_binaries() {
       echo "bench: build of ${targets[*]} failed; measuring the binaries already in build-bench/" >&2
   fi
   loadgen=${loadgen:-$repo/build-bench/memha-loadgen}
+  relay=${MEMHA_RELAY:-$(dirname "$loadgen")/memha-bench-relay}
   sidecar_commit=$(git -C "$repo" log -1 --format=%h -- sidecar 2>/dev/null || echo unknown)
   sidecar_dirty=$(git -C "$repo" status --porcelain -- sidecar 2>/dev/null | wc -l)
   if [ -n "$sidecar" ]; then
@@ -40,5 +41,5 @@ bench_binaries() {
     sidecar=$repo/build-bench/sidecar/memha-sidecar
   fi
   local b
-  for b in "$sidecar" "$loadgen"; do [ -x "$b" ] || { echo "bench: missing $b" >&2; return 1; }; done
+  for b in "$sidecar" "$loadgen" "$relay"; do [ -x "$b" ] || { echo "bench: missing $b" >&2; return 1; }; done
 }

@@ -13,8 +13,8 @@ import statistics
 import subprocess
 import sys
 
-TARGETS = ["direct", "memha", "twemproxy"]
-PROXIES = ["memha", "twemproxy"]
+TARGETS = ["direct", "memha", "twemproxy", "relay"]
+PROXIES = ["memha", "twemproxy", "relay"]  # relay: memha-bench-relay, a naive hop that only copies bytes
 WORKLOAD_TEXT = {
     "c1": "1 connection, 90/10 get/set, 100 B",
     "c50": "50 connections, 90/10, 100 B",
@@ -136,17 +136,17 @@ def targets_check(res):
     mem = res["memory"].get("memha", {})
     rows = [
         ("throughput, 50 connections", ">= 0.85x direct", g("c50", "memha", "throughput_ratio"), lambda v: v >= 0.85,
-         lambda v: f"{v:.2f}x (twemproxy {fmt(g('c50', 'twemproxy', 'throughput_ratio'), 2)}x)"),
+         lambda v: f"{v:.2f}x (twemproxy {fmt(g('c50', 'twemproxy', 'throughput_ratio'), 2)}x, relay {fmt(g('c50', 'relay', 'throughput_ratio'), 2)}x)"),
         ("proxy CPU per op (c50)", "<= 3 us", g("c50", "memha", "proxy_cpu_us_per_op"), lambda v: v <= 3,
-         lambda v: f"{v:.2f} us (twemproxy {fmt(g('c50', 'twemproxy', 'proxy_cpu_us_per_op'), 2)} us)"),
+         lambda v: f"{v:.2f} us (twemproxy {fmt(g('c50', 'twemproxy', 'proxy_cpu_us_per_op'), 2)}, relay {fmt(g('c50', 'relay', 'proxy_cpu_us_per_op'), 2)} us)"),
         ("pipelined (depth 16)", ">= 1.0x direct", g("pipe16", "memha", "throughput_ratio"), lambda v: v >= 1.0,
-         lambda v: f"{v:.2f}x (twemproxy {fmt(g('pipe16', 'twemproxy', 'throughput_ratio'), 2)}x)"),
+         lambda v: f"{v:.2f}x (twemproxy {fmt(g('pipe16', 'twemproxy', 'throughput_ratio'), 2)}x, relay {fmt(g('pipe16', 'relay', 'throughput_ratio'), 2)}x)"),
         ("10-key multi-get keys/s", ">= 0.9x direct", g("mget10", "memha", "throughput_ratio"), lambda v: v >= 0.9,
-         lambda v: f"{v:.2f}x (twemproxy {fmt(g('mget10', 'twemproxy', 'throughput_ratio'), 2)}x)"),
+         lambda v: f"{v:.2f}x (twemproxy {fmt(g('mget10', 'twemproxy', 'throughput_ratio'), 2)}x, relay {fmt(g('mget10', 'relay', 'throughput_ratio'), 2)}x)"),
         ("1 connection, added p50", "<= 10 us", g("c1", "memha", "added_p50_us"), lambda v: v <= 10,
-         lambda v: f"{sfmt(v)} us (twemproxy {sfmt(g('c1', 'twemproxy', 'added_p50_us'))} us)"),
+         lambda v: f"{sfmt(v)} us (twemproxy {sfmt(g('c1', 'twemproxy', 'added_p50_us'))}, relay {sfmt(g('c1', 'relay', 'added_p50_us'))} us)"),
         ("1 connection, added p99", "<= 20 us", g("c1", "memha", "added_p99_us"), lambda v: v <= 20,
-         lambda v: f"{sfmt(v)} us (twemproxy {sfmt(g('c1', 'twemproxy', 'added_p99_us'))} us)"),
+         lambda v: f"{sfmt(v)} us (twemproxy {sfmt(g('c1', 'twemproxy', 'added_p99_us'))}, relay {sfmt(g('c1', 'relay', 'added_p99_us'))} us)"),
         ("memory per idle connection", "<= 10 KB", mem.get("kb_per_idle_conn"), lambda v: v <= 10,
          lambda v: f"{v:.1f} KB (twemproxy {fmt(res['memory'].get('twemproxy', {}).get('kb_per_idle_conn'), 1)} KB)"),
     ]
@@ -183,8 +183,8 @@ def markdown(res, out):
     L.append("")
     L.append("### Throughput (closed loop; median of rounds; ratio = median of per-round target/direct)")
     L.append("")
-    L.append("| workload | direct | memha | twemproxy | errors d/m/t |")
-    L.append("|---|---|---|---|---|")
+    L.append("| workload | direct | memha | twemproxy | relay (bare hop) | errors d/m/t/r |")
+    L.append("|---|---|---|---|---|---|")
     for w in ["c1", "c50", "c50_4k", "c1000", "pipe16", "mget10", "memcaslap"]:
         if w not in W:
             continue
@@ -254,14 +254,14 @@ def plot(res, img_dir, out):
     W = res["workloads"]
     dat = os.path.join(out, "ratios.dat")
     with open(dat, "w") as f:
-        f.write("# workload memha twemproxy (throughput / direct)\n")
+        f.write("# workload memha twemproxy relay (throughput / direct)\n")
         for w in ["c1", "c50", "c50_4k", "c1000", "pipe16", "mget10", "memcaslap"]:
             if w in W:
-                f.write(f"{w} {W[w].get('memha', {}).get('throughput_ratio') or 0:.3f} "
-                        f"{W[w].get('twemproxy', {}).get('throughput_ratio') or 0:.3f}\n")
+                f.write(f"{w} " + " ".join(f"{W[w].get(t, {}).get('throughput_ratio') or 0:.3f}" for t in PROXIES)
+                        + "\n")
     lat = os.path.join(out, "latency.dat")
     with open(lat, "w") as f:
-        f.write("# case direct memha twemproxy (us)\n")
+        f.write("# case direct memha twemproxy relay (us)\n")
         for w, q in [("c1", "p50_us"), ("c1", "p99_us"), ("open10k", "p50_us"), ("open10k", "p99_us")]:
             if w in W:
                 f.write(f"{w}-{q.split('_')[0]} " + " ".join(f"{W[w].get(t, {}).get(q) or 0:.1f}" for t in TARGETS) + "\n")
@@ -280,14 +280,15 @@ set title 'Throughput relative to memcached direct (higher is better)'
 set yrange [0:1.3]
 set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2 lc rgb 'black'
 set xtics rotate by -30
-plot '{dat}' using 2:xtic(1) title 'memha' lc rgb '#1f77b4', '' using 3 title 'twemproxy' lc rgb '#ff7f0e'
+plot '{dat}' using 2:xtic(1) title 'memha' lc rgb '#1f77b4', '' using 3 title 'twemproxy' lc rgb '#ff7f0e', \\
+     '' using 4 title 'relay (bare hop)' lc rgb '#999999'
 unset arrow
 set title 'Latency (us, log scale, lower is better)'
 set logscale y
 set yrange [1:100000]
 set key top left
 plot '{lat}' using 2:xtic(1) title 'direct' lc rgb '#2ca02c', '' using 3 title 'memha' lc rgb '#1f77b4', \\
-     '' using 4 title 'twemproxy' lc rgb '#ff7f0e'
+     '' using 4 title 'twemproxy' lc rgb '#ff7f0e', '' using 5 title 'relay (bare hop)' lc rgb '#999999'
 unset multiplot
 """
     subprocess.run(["gnuplot"], input=script, text=True, check=True)
@@ -304,7 +305,7 @@ def check_smoke(res):
             bad.append(f"{w}/direct: {x['direct']['errors']} errors")
     if not res["workloads"]:
         bad.append("no workloads")
-    for t in TARGETS:
+    for t in ["direct", "memha", "twemproxy"]:
         if not res["memory"].get(t, {}).get("idle_conns"):
             bad.append(f"{t}: no idle-connection memory sample")
     print("smoke:", "OK" if not bad else "FAILED: " + "; ".join(bad))

@@ -3,9 +3,10 @@
 # interleaved (direct, memha, twemproxy, direct, ...), medians of the rounds, ratios to direct; proxy CPU per op
 # and memory; then the report (JSON + markdown + PNG) is regenerated.
 #
-#   bench/run.sh                 full run (3 rounds x 8 workloads x 3 targets, ~7 min), writes docs/BENCHMARKS.md
+#   bench/run.sh                 everything (~12 min): 4 rounds x 3 s x 8 workloads x 4 targets, then bench/chaos.sh
+#                                and bench/profile.sh; writes docs/BENCHMARKS.md and docs/img/*.png
 #   bench/run.sh --smoke         a few seconds per target, no docs (the CTest "bench.smoke")
-#   options: --rounds N  --duration S  --out DIR  --no-docs
+#   options: --rounds N  --duration S  --out DIR  --no-docs  --no-chaos  --no-profile
 #   env: MEMHA_SIDECAR, MEMHA_LOADGEN, MEMHA_SIDECAR_REV (bench/lib.sh; default: build-bench/, Release)
 #
 # Setup (the same for the three targets): ONE primary memcached; memha mirrors writes to a backup memcached
@@ -13,10 +14,12 @@
 # runs on core 0, memcached, memha-sidecar and nutcracker share core 1.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-smoke=0 rounds=3 duration=5 out="" docs=1
+smoke=0 rounds=4 duration=3 out="" docs=1 chaos=1 profile=1
 while (($#)); do
   case $1 in
-    --smoke) smoke=1; rounds=1; duration=1; docs=0 ;;
+    --smoke) smoke=1; rounds=1; duration=1; docs=0; chaos=0; profile=0 ;;
+    --no-chaos) chaos=0 ;;
+    --no-profile) profile=0 ;;
     --rounds) rounds=$2; shift ;;
     --duration) duration=$2; shift ;;
     --out) out=$2; shift ;;
@@ -73,11 +76,15 @@ pool:
    - 127.0.0.1:$MC:1 primary
 EOF
 "${server[@]}" nutcracker -c "$out/nutcracker.yml" -s "$NCS" -o "$out/logs/nutcracker.log" & pid_nc=$!; pids+=($!)
-wait_port "$SC"; wait_port "$NC"
+RL=$(port)
+"${server[@]}" "$relay" "$RL" "127.0.0.1:$MC" & pid_rl=$!; pids+=($!)
+wait_port "$SC"; wait_port "$NC"; wait_port "$RL"
 
-declare -A tport=([direct]=$MC [memha]=$SC [twemproxy]=$NC)
-declare -A tpid=([direct]=$pid_mc [memha]=$pid_sc [twemproxy]=$pid_nc)
-targets=(direct memha twemproxy)
+declare -A tport=([direct]=$MC [memha]=$SC [twemproxy]=$NC [relay]=$RL)
+declare -A tpid=([direct]=$pid_mc [memha]=$pid_sc [twemproxy]=$pid_nc [relay]=$pid_rl)
+# relay: memha-bench-relay, a naive byte-copying hop (no protocol logic, no batching, one upstream connection per
+# client): at one connection it is the floor of an extra hop; under concurrency it is not (see docs/BENCHMARKS.md).
+targets=(direct memha twemproxy relay)
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
@@ -150,6 +157,8 @@ for round in $(seq "$rounds"); do
   for w in "${order[@]}"; do
     [ -n "$w" ] || continue
     for t in "${targets[@]}"; do
+      # the relay is a reference for the cost of a bare hop: only where that question is asked
+      if [ "$t" = relay ] && [[ " c1 c50 open10k " != *" $w "* ]]; then continue; fi
       port=${tport[$t]}
       c0=$(cpu_ticks "${tpid[$t]}"); m0=$(cpu_ticks "$pid_mc"); b0=$(cpu_ticks "$pid_bk")
       f="$out/raw/$w.$t.r$round.json"
@@ -185,3 +194,8 @@ report_args=()
 [ "$docs" = 1 ] && report_args+=(--docs "$repo/docs/BENCHMARKS.md")
 [ "$smoke" = 1 ] && report_args+=(--check-smoke)
 /usr/bin/python3 "$repo/bench/report.py" "$out" "${report_args[@]}"
+cleanup; trap - EXIT
+export MEMHA_SIDECAR=$sidecar MEMHA_LOADGEN=$loadgen MEMHA_RELAY=$relay
+docs_flag=(); [ "$docs" = 1 ] || docs_flag=(--no-docs)
+if [ "$chaos" = 1 ]; then "$repo/bench/chaos.sh" "${docs_flag[@]}"; fi
+if [ "$profile" = 1 ] && command -v valgrind >/dev/null; then "$repo/bench/profile.sh" "${docs_flag[@]}"; fi
