@@ -51,12 +51,12 @@ void Reconciler::StartLeading(uint64_t epoch) {
 
 void Reconciler::StopLeading() {
   std::lock_guard pass(pass_mu_);
-  leading_ = false;
+  bool was_leading = leading_.exchange(false);
   epoch_ = 0;
   restamp_ = true;
   pusher_.Stop();
   posted_.clear();  // a later leadership posts the current errors again
-  MEMHA_LOG(kInfo, "reconcile", "not leading: pushes stopped");
+  if (was_leading) MEMHA_LOG(kInfo, "reconcile", "not leading: pushes stopped");
 }
 
 void Reconciler::Loop() {

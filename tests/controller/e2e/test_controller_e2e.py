@@ -1,0 +1,336 @@
+"""memha-controller end to end on a real kube-apiserver (no kubelet: pods are created with kubectl and their status
+is patched, as a kubelet would). Real memcached processes are the pool members, real memha-sidecar processes on
+127.0.0.x stand for the application pods (their pod IPs), two real memha-controller processes elect a leader.
+
+Checks: every sidecar receives the right topology; a member turning NotReady reaches every sidecar (propagation
+time printed); `kubectl annotate service ... memha.io/backup-pool=...` takes effect live; a bad annotation leaves
+the topology alone and records a Warning Event; the follower answers GET /v1/topology; killing the leader hands
+over within the lease duration with no push refused; SIGTERM releases the Lease and exits 0.
+
+Needs KUBECONFIG (the k8s_cluster fixture), MEMHA_CONTROLLER, MEMHA_SIDECAR; kubectl from MEMHA_K8S_BIN or
+scripts/k8s-tools/build.sh."""
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+REPO = os.environ.get("MEMHA_REPO", os.path.abspath(os.path.join(os.path.dirname(__file__), "../../..")))
+CONTROLLER = os.environ.get("MEMHA_CONTROLLER", os.path.join(REPO, "build/controller/memha-controller"))
+SIDECAR = os.environ.get("MEMHA_SIDECAR", os.path.join(REPO, "build/sidecar/memha-sidecar"))
+MEMCACHED = os.environ.get("MEMCACHED", "memcached")
+TOKEN = "e2e-token-" + str(random.randrange(1 << 30))
+LEASE = 4  # seconds: --lease-duration (short, so the handover test is quick)
+
+
+def kubectl_path():
+    if os.environ.get("MEMHA_K8S_BIN"):
+        return os.path.join(os.environ["MEMHA_K8S_BIN"], "kubectl")
+    out = subprocess.run([os.path.join(REPO, "scripts/k8s-tools/build.sh")], capture_output=True, text=True,
+                         check=True).stdout.strip().splitlines()
+    return os.path.join(out[-1], "kubectl")
+
+
+KUBECTL = kubectl_path()
+
+
+def k(*args, input=None, check=True):
+    r = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True, timeout=60)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)}: {r.stderr.strip()}")
+    return r.stdout
+
+
+def free_port(hosts):
+    """A port free on every one of `hosts` (members and sidecars share one port on distinct loopback IPs)."""
+    for _ in range(200):
+        port = random.randrange(20000, 60000)
+        socks = []
+        try:
+            for h in hosts:
+                s = socket.socket()
+                s.bind((h, port))
+                socks.append(s)
+            return port
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port")
+
+
+def wait_for(what, cond, timeout=20.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = cond()
+            if last:
+                return last
+        except Exception as e:  # noqa: BLE001 - keep polling; report the last error
+            last = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def http_get(url, token=None):
+    req = urllib.request.Request(url)
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def metric(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            if line.split(" ")[0] == name or line.startswith(name + "{"):
+                return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+class Proc:
+    def __init__(self, cmd, log):
+        self.log_path = log
+        self.log = open(log, "w")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+    def tail(self, n=30):
+        with open(self.log_path) as f:
+            return "".join(f.readlines()[-n:])
+
+
+def pod_yaml(name, labels, annotations=None, port=11211):
+    meta = {"name": name, "labels": labels}
+    if annotations:
+        meta["annotations"] = annotations
+    return json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": meta,
+                       "spec": {"containers": [{"name": "c", "image": "memcached:1.6",
+                                                "ports": [{"name": "memcache", "containerPort": port}]}]}})
+
+
+def service_yaml(name, port):
+    return json.dumps({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+                       "spec": {"selector": {"app": name},
+                                "ports": [{"name": "memcache", "port": 11211, "targetPort": port}]}})
+
+
+class ControllerE2E(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="memha-ctl-e2e-")
+        cls.ns = f"memha-e2e-{os.getpid()}"
+        cls.procs = []
+        cls.token_file = os.path.join(cls.tmp, "token")
+        with open(cls.token_file, "w") as f:
+            f.write(TOKEN + "\n")
+        k("create", "namespace", cls.ns)
+
+        # Pool members: real memcached on distinct loopback IPs (their pod IPs), one port.
+        cls.members = {"cache-a-0": "127.0.0.21", "cache-a-1": "127.0.0.22", "cache-b-0": "127.0.0.31"}
+        cls.mc_port = free_port(list(cls.members.values()))
+        for name, ip in cls.members.items():
+            cmd = [MEMCACHED, "-l", ip, "-p", str(cls.mc_port), "-U", "0", "-t", "1", "-m", "32"]
+            if os.geteuid() == 0:
+                cmd += ["-u", "nobody"]
+            cls.procs.append(Proc(cmd, os.path.join(cls.tmp, f"{name}.log")))
+        k("-n", cls.ns, "apply", "-f", "-", input=service_yaml("cache-a", cls.mc_port))
+        k("-n", cls.ns, "apply", "-f", "-", input=service_yaml("cache-b", cls.mc_port))
+        for name, ip in cls.members.items():
+            k("-n", cls.ns, "apply", "-f", "-", input=pod_yaml(name, {"app": name.rsplit("-", 1)[0]},
+                                                                port=cls.mc_port))
+            cls.set_status(name, ip, True)
+
+        # Application pods and their sidecars on 127.0.0.11/12, admin port shared, distinct local ports.
+        cls.apps = {"web-1": "127.0.0.11", "web-2": "127.0.0.12"}
+        cls.admin_port = free_port(list(cls.apps.values()))
+        cls.local = {"web-1": free_port(["127.0.0.1"]), "web-2": free_port(["127.0.0.1"])}
+        cls.sidecars = {}
+        for name, ip in cls.apps.items():
+            k("-n", cls.ns, "apply", "-f", "-",
+              input=pod_yaml(name, {"app": "web"}, {"memha.io/pools": f"cache-a:{cls.local[name]}"}))
+            cls.set_status(name, ip, True)
+            cmd = [SIDECAR, "--admin-address", ip, "--admin-port", str(cls.admin_port),
+                   "--admin-token-file", cls.token_file]
+            cls.sidecars[name] = Proc(cmd, os.path.join(cls.tmp, f"sidecar-{name}.log"))
+            cls.procs.append(cls.sidecars[name])
+
+        # Two controllers; the first becomes the leader before the second starts.
+        cls.controllers = {}
+        cls.start_controller("ctl-1")
+        wait_for("ctl-1 leading", lambda: cls.controller_metric("ctl-1", "memha_controller_leader") == 1)
+        cls.start_controller("ctl-2")
+
+    @classmethod
+    def start_controller(cls, identity):
+        port = free_port(["127.0.0.1"])
+        cmd = [CONTROLLER, "--kubeconfig", os.environ["KUBECONFIG"], "--namespace", cls.ns, "--identity", identity,
+               "--lease-name", "memha-e2e", "--lease-duration", f"{LEASE}s", "--renew-deadline", "3s",
+               "--retry-period", "500ms", "--admin-address", "127.0.0.1", "--admin-port", str(port),
+               "--token-file", cls.token_file, "--sidecar-admin-port", str(cls.admin_port), "--webhook-port", "0",
+               "--resync-s", "5", "--log-level", "info"]
+        p = Proc(cmd, os.path.join(cls.tmp, f"{identity}.log"))
+        p.port = port
+        cls.controllers[identity] = p
+        cls.procs.append(p)
+        wait_for(f"{identity} ready", lambda: http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200)
+
+    @classmethod
+    def controller_metric(cls, identity, name):
+        status, text = http_get(f"http://127.0.0.1:{cls.controllers[identity].port}/metrics")
+        return metric(text, name) if status == 200 else None
+
+    @classmethod
+    def set_status(cls, pod, ip, ready):
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        cond = "True" if ready else "False"
+        patch = {"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
+                            "conditions": [{"type": "Ready", "status": cond, "lastTransitionTime": now},
+                                           {"type": "ContainersReady", "status": cond, "lastTransitionTime": now}]}}
+        k("-n", cls.ns, "patch", "pod", pod, "--subresource=status", "--type=merge", "-p", json.dumps(patch))
+
+    @classmethod
+    def tearDownClass(cls):
+        for p in reversed(cls.procs):
+            p.stop(signal.SIGKILL if p.proc.poll() is None and p not in cls.controllers.values() else signal.SIGTERM)
+        k("-n", cls.ns, "delete", "pods,services,leases,events", "--all", "--wait=false", check=False)
+        if getattr(cls, "passed_all", False) and not os.environ.get("MEMHA_E2E_KEEP"):
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+        else:
+            print(f"logs kept in {cls.tmp}", file=sys.stderr)
+
+    def sidecar_topology(self, app):
+        status, body = http_get(f"http://{self.apps[app]}:{self.admin_port}/v1/topology")
+        return json.loads(body) if status == 200 else None
+
+    def members_of(self, app, field="primary"):
+        t = self.sidecar_topology(app)
+        if not t:
+            return None
+        return {m["name"]: (m["address"], m["state"]) for m in t["pools"][0][field]}
+
+    # ----------------------------------------------------------------------------------------------------------
+
+    def test_1_every_sidecar_gets_its_topology(self):
+        want = {"cache-a-0": (f"127.0.0.21:{self.mc_port}", "up"), "cache-a-1": (f"127.0.0.22:{self.mc_port}", "up")}
+        for app in self.apps:
+            wait_for(f"{app} topology", lambda app=app: self.members_of(app) == want)
+            t = self.sidecar_topology(app)
+            self.assertGreaterEqual(t["epoch"], 1)
+            self.assertEqual(t["pools"][0]["name"], f"{self.ns}/cache-a")
+            self.assertEqual(t["pools"][0]["listen"], f"127.0.0.1:{self.local[app]}")
+            self.assertEqual(t["pools"][0]["backup"], [])
+        # The data path works through the pushed topology (real memcached behind).
+        with socket.create_connection(("127.0.0.1", self.local["web-1"]), timeout=5) as s:
+            s.sendall(b"set e2e 0 0 5\r\nhello\r\nget e2e\r\n")
+            data = b""
+            while b"END\r\n" not in data:
+                data += s.recv(4096)
+        self.assertEqual(data, b"STORED\r\nVALUE e2e 0 5\r\nhello\r\nEND\r\n")
+
+    def test_2_controller_serves_boot_requests_on_both_replicas(self):
+        for identity in ("ctl-1", "ctl-2"):
+            url = f"http://127.0.0.1:{self.controllers[identity].port}/v1/topology?pod={self.ns}/web-1"
+            self.assertEqual(http_get(url)[0], 401)
+            status, body = http_get(url, TOKEN)
+            self.assertEqual(status, 200, body)
+            t = json.loads(body)
+            self.assertEqual(len(t["pools"][0]["primary"]), 2)
+            if identity == "ctl-2":
+                self.assertEqual(t["epoch"], 0)  # a follower's answer never beats the leader's pushes
+        status, _ = http_get(f"http://127.0.0.1:{self.controllers['ctl-1'].port}/v1/topology?pod={self.ns}/nope",
+                             TOKEN)
+        self.assertEqual(status, 404)
+
+    def test_3_member_not_ready_reaches_every_sidecar(self):
+        start = time.monotonic()
+        self.set_status("cache-a-1", self.members["cache-a-1"], False)
+        for app in self.apps:
+            wait_for(f"{app} sees cache-a-1 down", lambda app=app: self.members_of(app)["cache-a-1"][1] == "down")
+        print(f"\npropagation NotReady -> {len(self.apps)} sidecars: {(time.monotonic() - start) * 1000:.0f} ms",
+              file=sys.stderr)
+        self.set_status("cache-a-1", self.members["cache-a-1"], True)
+        for app in self.apps:
+            wait_for(f"{app} sees cache-a-1 up", lambda app=app: self.members_of(app)["cache-a-1"][1] == "up")
+
+    def test_4_annotate_backup_pool_live(self):
+        k("-n", self.ns, "annotate", "service", "cache-a", "memha.io/backup-pool=cache-b", "--overwrite")
+        for app in self.apps:
+            wait_for(f"{app} has the backup", lambda app=app: self.members_of(app, "backup") ==
+                     {"cache-b-0": (f"127.0.0.31:{self.mc_port}", "up")})
+        k("-n", self.ns, "annotate", "service", "cache-a", "memha.io/write-policy=sync", "--overwrite")
+        for app in self.apps:
+            wait_for(f"{app} write policy sync",
+                     lambda app=app: self.sidecar_topology(app)["pools"][0]["write_policy"] == "sync")
+
+    def test_5_bad_annotation_keeps_topology_and_records_event(self):
+        before = self.sidecar_topology("web-1")
+        k("-n", self.ns, "annotate", "service", "cache-a", "memha.io/write-policy=fast", "--overwrite")
+
+        def event():
+            out = k("-n", self.ns, "get", "events", "-o", "json",
+                    "--field-selector", "involvedObject.name=cache-a,reason=BadWritePolicy")
+            items = json.loads(out)["items"]
+            return items[0] if items else None
+        ev = wait_for("Warning Event BadWritePolicy on the Service", event)
+        self.assertEqual(ev["type"], "Warning")
+        self.assertEqual(ev["involvedObject"]["kind"], "Service")
+        self.assertIn("fast", ev["message"])
+        wait_for("topology error metric",
+                 lambda: self.controller_metric("ctl-1", 'memha_controller_topology_errors{reason="BadWritePolicy"}')
+                 == 1)
+        after = self.sidecar_topology("web-1")
+        self.assertEqual(after["pools"], before["pools"])  # still sync: the last good value
+        k("-n", self.ns, "annotate", "service", "cache-a", "memha.io/write-policy-")
+
+    def test_6_leader_killed_hands_over_without_refusals(self):
+        t0 = {app: self.sidecar_topology(app) for app in self.apps}
+        self.controllers["ctl-1"].stop(signal.SIGKILL)  # no release: ctl-2 must wait for expiry
+        killed = time.monotonic()
+        wait_for("ctl-2 leading", lambda: self.controller_metric("ctl-2", "memha_controller_leader") == 1,
+                 timeout=LEASE * 3)
+        took = time.monotonic() - killed
+        print(f"\nhandover after SIGKILL: {took:.1f} s (lease {LEASE} s)", file=sys.stderr)
+        self.assertLess(took, LEASE + 3)
+        for app in self.apps:
+            wait_for(f"{app} re-stamped by the new leader",
+                     lambda app=app: self.sidecar_topology(app)["epoch"] > t0[app]["epoch"])
+        self.set_status("cache-a-0", self.members["cache-a-0"], False)
+        for app in self.apps:
+            wait_for(f"{app} sees cache-a-0 down", lambda app=app: self.members_of(app)["cache-a-0"][1] == "down")
+        self.assertEqual(self.controller_metric("ctl-2", 'memha_controller_pushes_total{result="refused"}'), 0)
+        self.assertEqual(self.controller_metric("ctl-2", "memha_controller_sidecars_behind"), 0)
+
+    def test_7_sigterm_releases_the_lease(self):
+        rc = self.controllers["ctl-2"].stop(signal.SIGTERM)
+        self.assertEqual(rc, 0, self.controllers["ctl-2"].tail())
+        holder = k("-n", self.ns, "get", "lease", "memha-e2e", "-o", "jsonpath={.spec.holderIdentity}")
+        self.assertEqual(holder, "")
+        type(self).passed_all = True
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
