@@ -119,15 +119,29 @@ Status Controller::Start() {
 }
 
 Status Controller::StartWebhook() {
-  webhook::CertificateBootstrap certificates(*api_, flags_.webhook.certificates);
-  auto tls = certificates.Run();
+  auto certificates = std::make_shared<webhook::CertificateBootstrap>(*api_, flags_.webhook.certificates);
+  auto tls = certificates->LoadOrCreate();
   if (!tls.ok()) return Status::Unavailable("webhook certificate: " + tls.status().message());
   std::string token = token_->Get();
   token_secrets_ = std::make_unique<webhook::SidecarTokenSecrets>(*api_, webhook::FixedTokenSource(token),
                                                                   flags_.webhook.tokens);
   webhook_ = std::make_unique<webhook::WebhookServer>(flags_.webhook.server, tls.value(), flags_.webhook.inject,
                                                       token_secrets_.get());
-  return webhook_->Start();
+  if (Status s = webhook_->Start(); !s.ok()) return s;
+  // The caBundle: now and every minute (a re-applied manifest blanks it). A missing configuration is not fatal:
+  // the webhook serves anyway and the caBundle is written once the configuration exists.
+  std::string ca = tls.value().ca_pem;
+  threads_.emplace_back([this, certificates, ca] {
+    std::unique_lock lock(stop_mu_);
+    do {
+      lock.unlock();
+      if (Status s = certificates->EnsureCaBundle(ca); !s.ok()) {
+        MEMHA_LOG(kWarn, "controller", "webhook caBundle: " << s.message() << " (retrying every minute)");
+      }
+      lock.lock();
+    } while (!stop_cv_.wait_for(lock, std::chrono::minutes(1), [this] { return stopping_; }));
+  });
+  return Status::Ok();
 }
 
 void Controller::RegisterMetrics() {
@@ -168,6 +182,11 @@ void Controller::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   MEMHA_LOG(kInfo, "controller", "shutting down");
+  {
+    std::lock_guard lock(stop_mu_);
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
   if (elector_) elector_->Stop();  // its thread releases the Lease (stops pushing first), then exits
   if (pod_watcher_) pod_watcher_->Stop();
   if (service_watcher_) service_watcher_->Stop();

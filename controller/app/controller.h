@@ -6,7 +6,9 @@
 //   if (Status s = c.Start(); !s.ok()) { ...; return 1; }
 //   <wait for SIGTERM>
 //   c.Shutdown();  // releases the Lease, stops everything
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -57,6 +59,9 @@ class Controller {
   std::unique_ptr<webhook::SidecarTokenSecrets> token_secrets_;
   std::unique_ptr<webhook::WebhookServer> webhook_;
   std::vector<std::thread> threads_;
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;  // stop_mu_
   bool shut_down_ = false;
 };
 
