@@ -265,6 +265,28 @@ class ControllerE2E(unittest.TestCase):
                              TOKEN)
         self.assertEqual(status, 404)
 
+    def test_2b_sidecar_boots_from_the_controller_before_any_push(self):
+        # web-3 has no IP in the API yet, so nothing can be pushed to it: its sidecar only has the boot fetch.
+        local = free_port(["127.0.0.1"])
+        k("-n", self.ns, "apply", "-f", "-",
+          input=pod_yaml("web-3", {"app": "web"}, {"memha.io/pools": f"cache-a:{local}"}))
+        admin = free_port(["127.0.0.13"])
+        p = Proc([SIDECAR, "--admin-address", "127.0.0.13", "--admin-port", str(admin),
+                  "--admin-token-file", self.token_file, "--pod", f"{self.ns}/web-3",
+                  "--controller-url", f"http://127.0.0.1:{self.controllers['ctl-1'].port}"],
+                 os.path.join(self.tmp, "sidecar-web-3.log"))
+        self.procs.append(p)
+
+        def fetched():
+            status, body = http_get(f"http://127.0.0.13:{admin}/v1/topology")
+            return json.loads(body) if status == 200 else None
+        t = wait_for("web-3's sidecar fetched its topology", fetched)
+        self.assertEqual(t["pools"][0]["listen"], f"127.0.0.1:{local}")
+        self.assertEqual({m["name"] for m in t["pools"][0]["primary"]}, {"cache-a-0", "cache-a-1"})
+        self.assertGreaterEqual(t["epoch"], 1)  # from the leader
+        self.assertEqual(p.stop(), 0)
+        k("-n", self.ns, "delete", "pod", "web-3", "--wait=false")
+
     def test_3_member_not_ready_reaches_every_sidecar(self):
         start = time.monotonic()
         self.set_status("cache-a-1", self.members["cache-a-1"], False)
