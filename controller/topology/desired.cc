@@ -150,9 +150,37 @@ class Pass {
     return next_->settings.emplace(key, std::move(s)).first->second;
   }
 
-  // Builds one pod's pools from `refs`. Errors are reported; nullopt when the pod cannot get a topology.
-  std::optional<std::vector<PoolSpec>> BuildPools(const PodInfo& pod, const std::vector<PoolRef>& refs) {
-    std::vector<PoolSpec> pools;
+  // The pool `service` defines (members, backup, settings), once per pass; the previous pass's object when the
+  // content is the same.
+  std::shared_ptr<const PoolBase> Base(const ServiceInfo& service) {
+    std::string key = service.meta.Key();
+    if (auto cached = next_->pools.find(key); cached != next_->pools.end()) return cached->second;
+    const PoolSettings& settings = Settings(service);
+    auto base = std::make_shared<PoolBase>();
+    base->write_policy = settings.write_policy;
+    base->warmup = settings.warmup;
+    base->primary = Members(service);
+    if (!settings.backup.empty()) {
+      auto backup = view_.services.find(settings.backup);
+      if (backup == view_.services.end()) {
+        Error("Service", key, ErrorReason::kUnknownBackupPool,
+              std::string(kBackupPoolAnnotation) + ": no Service " + settings.backup + "; serving without a backup");
+      } else {
+        base->backup = Members(backup->second);
+      }
+    }
+    std::shared_ptr<const PoolBase> out = base;
+    if (auto prev = previous_.pools.find(key); prev != previous_.pools.end() && *prev->second == *base) {
+      out = prev->second;
+    }
+    next_->pools.emplace(key, out);
+    return out;
+  }
+
+  // The bases of one pod's pools, in `refs` order. Errors are reported; nullopt when the pod cannot get a topology.
+  std::optional<std::vector<std::shared_ptr<const PoolBase>>> Bases(const PodInfo& pod,
+                                                                    const std::vector<PoolRef>& refs) {
+    std::vector<std::shared_ptr<const PoolBase>> bases;
     bool ok = true;
     for (const PoolRef& ref : refs) {
       auto svc = view_.services.find(ref.service);
@@ -162,32 +190,34 @@ class Pass {
         ok = false;
         continue;
       }
-      const PoolSettings& settings = Settings(svc->second);
-      PoolSpec p;
-      p.name = ref.service;
-      p.listen_endpoint = HostPort{options_.listen_host, ref.local_port};
-      p.listen = p.listen_endpoint.ToString();
-      p.write_policy = settings.write_policy;
-      p.warmup = settings.warmup;
-      p.primary = Members(svc->second);
-      if (p.primary.empty()) {
+      std::shared_ptr<const PoolBase> base = Base(svc->second);
+      if (base->primary.empty()) {
         Error("Pod", pod.meta.Key(), ErrorReason::kEmptyPool,
               "pool " + ref.service + " has no member: its Service selects no pod with an IP");
         ok = false;
         continue;
       }
-      if (!settings.backup.empty()) {
-        auto backup = view_.services.find(settings.backup);
-        if (backup == view_.services.end()) {
-          Error("Service", ref.service, ErrorReason::kUnknownBackupPool,
-                std::string(kBackupPoolAnnotation) + ": no Service " + settings.backup + "; serving without a backup");
-        } else {
-          p.backup = Members(backup->second);
-        }
-      }
-      pools.push_back(std::move(p));
+      bases.push_back(std::move(base));
     }
     if (!ok) return std::nullopt;
+    return bases;
+  }
+
+  std::vector<PoolSpec> BuildPools(const std::vector<PoolRef>& refs,
+                                   const std::vector<std::shared_ptr<const PoolBase>>& bases) const {
+    std::vector<PoolSpec> pools;
+    pools.reserve(refs.size());
+    for (size_t i = 0; i < refs.size(); ++i) {
+      PoolSpec p;
+      p.name = refs[i].service;
+      p.listen_endpoint = HostPort{options_.listen_host, refs[i].local_port};
+      p.listen = p.listen_endpoint.ToString();
+      p.write_policy = bases[i]->write_policy;
+      p.warmup = bases[i]->warmup;
+      p.primary = bases[i]->primary;
+      p.backup = bases[i]->backup;
+      pools.push_back(std::move(p));
+    }
     return pools;
   }
 
@@ -267,19 +297,33 @@ ComputeResult ComputeTopologies(const model::StoreView& view, const Options& opt
       b.sidecar.refs = prev->refs;  // keep following the last good pools' members
     }
 
-    std::optional<std::vector<PoolSpec>> pools = pass.BuildPools(pod, b.sidecar.refs);
-    if (pools) {
+    auto bases = pass.Bases(pod, b.sidecar.refs);
+    if (bases && prev != nullptr && !prev->stale && prev->topology->epoch == epoch && prev->refs == b.sidecar.refs &&
+        prev->bases == *bases) {
+      // Same pools from the same (pointer-identical) bases: nothing to build, same generation.
+      b.sidecar.bases = std::move(*bases);
+      b.sidecar.topology = prev->topology;
+      b.sidecar.stale = !refs.ok();
+      b.reuse = true;
+      built.push_back(std::move(b));
+      continue;
+    }
+    std::optional<std::vector<PoolSpec>> pools;
+    if (bases) {
       Topology candidate;
-      candidate.pools = *pools;
+      candidate.pools = pass.BuildPools(b.sidecar.refs, *bases);
       if (Status s = ValidateTopology(candidate); !s.ok()) {
         pass.Error("Pod", key, ErrorReason::kInvalidTopology, s.message());
-        pools.reset();
+      } else {
+        pools = std::move(candidate.pools);
+        b.sidecar.bases = std::move(*bases);
       }
     }
     if (!pools) {
       if (prev == nullptr) continue;  // never had a good topology: nothing to serve
       b.sidecar.stale = true;
       b.sidecar.refs = prev->refs;
+      b.sidecar.bases.clear();
       pools = prev->topology->pools;  // the last good topology, unchanged
     }
     b.sidecar.stale = b.sidecar.stale || !refs.ok();

@@ -29,6 +29,16 @@ struct Options {
   std::chrono::seconds member_grace{120};
 };
 
+// What a pool Service contributes to every topology that uses it (all but the local listen address). Shared
+// between passes while unchanged: pointer identity then means "same content", so an unaffected pod is not rebuilt.
+struct PoolBase {
+  WritePolicy write_policy = WritePolicy::kAsync;
+  bool warmup = true;
+  std::vector<MemberSpec> primary;
+  std::vector<MemberSpec> backup;
+  bool operator==(const PoolBase&) const = default;
+};
+
 // What one application pod's sidecar should serve.
 struct SidecarTopology {
   std::string pod;                            // "ns/name"
@@ -36,6 +46,7 @@ struct SidecarTopology {
   std::shared_ptr<const Topology> topology;   // never null
   std::vector<PoolRef> refs;                  // the last good memha.io/pools, used while the annotation is bad
   bool stale = false;                         // an error kept the last good topology unchanged
+  std::vector<std::shared_ptr<const PoolBase>> bases;  // what `topology` was built from (empty when stale)
 };
 
 // The last good value of each Service annotation (a bad value keeps the previous one).
@@ -57,6 +68,7 @@ struct State {
   std::map<std::string, SidecarTopology> sidecars;                // by pod "ns/name"
   std::map<std::string, PoolSettings> settings;                   // by Service "ns/name"
   std::map<std::string, std::map<std::string, KnownMember>> members;  // Service -> pod name -> last known
+  std::map<std::string, std::shared_ptr<const PoolBase>> pools;   // by Service "ns/name", as of this pass
 };
 
 struct ComputeResult {

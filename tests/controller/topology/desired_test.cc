@@ -224,6 +224,8 @@ TEST_F(DesiredTest, VersionStableWithoutChangeAndGrowsOnChange) {
 
   Pod("shop/cache-a-0").ready = false;  // only web-1 is affected
   Compute();
+  EXPECT_EQ(state_.sidecars.at("shop/web-2").topology, t2);  // not rebuilt: the very same object
+  EXPECT_EQ(state_.pools.at("shop/cache-b"), state_.sidecars.at("shop/web-2").bases.at(0));
   EXPECT_EQ(For("shop/web-1")->version, 1002u);
   EXPECT_EQ(For("shop/web-1")->pools[0].primary[0].state, MemberState::kDown);
   EXPECT_EQ(For("shop/web-2")->version, 1001u);
