@@ -5,7 +5,7 @@
 #                                   in build-bench/rev-<hash>/ (the figure then names exactly what was measured);
 #   otherwise                       (re)build the working tree's memha-sidecar and memha-loadgen in build-bench/
 #                                   (Release); the figure names the last sidecar commit plus uncommitted files.
-# Sets: sidecar, loadgen, relay (memha-bench-relay beside the loadgen, or MEMHA_RELAY), sidecar_commit, sidecar_dirty (uncommitted files under sidecar/ in what was built).
+# Sets: sidecar_rev (with MEMHA_SIDECAR_REV), sidecar, loadgen, relay (memha-bench-relay beside the loadgen, or MEMHA_RELAY), sidecar_commit, sidecar_dirty (uncommitted files under sidecar/ in what was built).
 bench_binaries() {
   local repo=$1 targets=()
   loadgen=${MEMHA_LOADGEN:-}
@@ -36,6 +36,7 @@ bench_binaries() {
     fi
     sidecar=$dir/build/sidecar/memha-sidecar
     sidecar_commit=$(git -C "$repo" log -1 --format=%h "$rev" -- sidecar)
+    sidecar_rev=$rev
     sidecar_dirty=0
   else
     sidecar=$repo/build-bench/sidecar/memha-sidecar

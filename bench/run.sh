@@ -3,7 +3,7 @@
 # interleaved (direct, memha, twemproxy, direct, ...), medians of the rounds, ratios to direct; proxy CPU per op
 # and memory; then the report (JSON + markdown + PNG) is regenerated.
 #
-#   bench/run.sh                 everything (~12 min): 4 rounds x 3 s x 8 workloads x 4 targets, then bench/chaos.sh
+#   bench/run.sh                 everything (~12 min): 5 rounds x 3 s x 8 workloads x 4 targets, then bench/chaos.sh
 #                                and bench/profile.sh; writes docs/BENCHMARKS.md and docs/img/*.png
 #   bench/run.sh --smoke         a few seconds per target, no docs (the CTest "bench.smoke")
 #   options: --rounds N  --duration S  --out DIR  --no-docs  --no-chaos  --no-profile
@@ -14,7 +14,7 @@
 # runs on core 0, memcached, memha-sidecar and nutcracker share core 1.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-smoke=0 rounds=4 duration=3 out="" docs=1 chaos=1 profile=1
+smoke=0 rounds=5 duration=3 out="" docs=1 chaos=1 profile=1
 while (($#)); do
   case $1 in
     --smoke) smoke=1; rounds=1; duration=1; docs=0; chaos=0; profile=0 ;;
@@ -87,6 +87,7 @@ declare -A tpid=([direct]=$pid_mc [memha]=$pid_sc [twemproxy]=$pid_nc [relay]=$p
 targets=(direct memha twemproxy relay)
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+sys_ticks() { awk '{print $15}' "/proc/$1/stat"; }
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
@@ -102,7 +103,7 @@ json.dump({
                 subprocess.run(['nutcracker', '-V'], capture_output=True, text=True)),
   'sidecar_binary': '$sidecar', 'sidecar_commit': '$sidecar_commit',
   'sidecar_uncommitted_files': int('$sidecar_dirty'),
-  'repo_commit': subprocess.run(['git', '-C', '$repo', 'log', '-1', '--format=%h'], capture_output=True, text=True).stdout.strip(),
+  'repo_commit': '${sidecar_rev:-}' or subprocess.run(['git', '-C', '$repo', 'log', '-1', '--format=%h'], capture_output=True, text=True).stdout.strip(),
   'client_core': $ccore, 'server_core': $score, 'rounds': $rounds, 'duration_s': $duration, 'smoke': bool($smoke),
 }, open(sys.argv[1], 'w'), indent=1)
 EOF
@@ -160,7 +161,7 @@ for round in $(seq "$rounds"); do
       # the relay is a reference for the cost of a bare hop: only where that question is asked
       if [ "$t" = relay ] && [[ " c1 c50 open10k " != *" $w "* ]]; then continue; fi
       port=${tport[$t]}
-      c0=$(cpu_ticks "${tpid[$t]}"); m0=$(cpu_ticks "$pid_mc"); b0=$(cpu_ticks "$pid_bk")
+      c0=$(cpu_ticks "${tpid[$t]}"); m0=$(cpu_ticks "$pid_mc"); b0=$(cpu_ticks "$pid_bk"); k0=$(sys_ticks "${tpid[$t]}")
       f="$out/raw/$w.$t.r$round.json"
       rss_busy=0
       if [ "$w" = memcaslap ]; then
@@ -177,8 +178,8 @@ for round in $(seq "$rounds"); do
         if [ "$w" = c1000 ]; then sleep "$(awk "BEGIN{print $duration / 2}")"; rss_busy=$(rss_kb "${tpid[$t]}"); fi
         wait $lg
       fi
-      c1=$(cpu_ticks "${tpid[$t]}"); m1=$(cpu_ticks "$pid_mc"); b1=$(cpu_ticks "$pid_bk")
-      record "$w" "$t" "$round" "file=\"$(basename "$f")\"" "hz=$(getconf CLK_TCK)" "proxy_ticks=$((c1 - c0))" \
+      c1=$(cpu_ticks "${tpid[$t]}"); m1=$(cpu_ticks "$pid_mc"); b1=$(cpu_ticks "$pid_bk"); k1=$(sys_ticks "${tpid[$t]}")
+      record "$w" "$t" "$round" "file=\"$(basename "$f")\"" "hz=$(getconf CLK_TCK)" "proxy_ticks=$((c1 - c0))" "proxy_sys_ticks=$((k1 - k0))" \
         "primary_ticks=$((m1 - m0))" "backup_ticks=$((b1 - b0))" \
         "rss_kb=$(rss_kb "${tpid[$t]}")" "rss_busy_kb=$rss_busy" "load=\"$(load)\""
     done

@@ -52,9 +52,10 @@ def section(r):
     w("  three members. t0 is taken just before the PATCH is written on an already-open HTTPS connection (no")
     w("  kubectl start-up in the figure); per sidecar the latency is the arrival of the first push after t0 whose")
     w(f"  member states equal the new state. {c['settle']:g} s pause after every sidecar has it.")
-    w(f"- **10,000 pods**: {large['pods_in_store'] - small['pods_in_store'] if large else 0:,} more pods in another")
-    w("  namespace, 30 Services selecting 300 each, no `memha.io/pools` annotation (an ordinary cluster's other")
-    w("  workloads: in the store, never pushed to), Running and Ready with 10.128.x.y IPs.")
+    if large:
+        w(f"- **{large['pods_in_store']:,} pods**: {large['pods_in_store'] - small['pods_in_store']:,} more pods in another")
+        w("  namespace, 30 Services selecting an equal share each, no `memha.io/pools` annotation (an ordinary")
+        w("  cluster's other workloads: in the store, never pushed to), Running and Ready with 10.128.x.y IPs.")
     w("")
     la0, la1 = r["loadavg_start"], r["loadavg_end"]
     w(f"Machine: {m['cpu']}, {m['cores']} cores, {m['mem_gb']} GB, Linux {m['kernel']}; load average "
