@@ -52,7 +52,6 @@ PHASE_NOTES = {
 }
 
 PRINT_LOCK = threading.Lock()
-T0 = time.monotonic()
 
 
 def out(line=""):
@@ -81,6 +80,8 @@ def parse_args():
     p.add_argument("--min-hit", type=float, default=97.0, help="least hit ratio %% after the empty restart")
     p.add_argument("--rate", type=int, default=2000, help="ops per second (upper bound)")
     p.add_argument("--keys", type=int, default=2000)
+    p.add_argument("--no-warmup", action="store_true",
+                   help="annotate cache-a memha.io/warmup=off first, to see the cold-primary failure (then FAIL)")
     return p.parse_args()
 
 
@@ -297,8 +298,9 @@ class System:
 
     def stop_all(self):
         # The application side first, then the controllers (SIGTERM: they release the Lease), then the members.
-        for p in reversed(PROCS):
-            if p.alive():
+        order = [self.sidecar, *self.controllers.values()]
+        for p in order + [p for p in PROCS if p not in order]:
+            if p is not None and p.alive():
                 p.stop(signal.SIGTERM)
 
 
@@ -389,7 +391,7 @@ class Monitor(threading.Thread):
                 s = ">".join(lst) if lst else "?"
                 if lst:
                     seen[name] = lst[-1:]
-                parts.append(f"{s:<7}" if name != "cache-b-0" else f"| {s}")
+                parts.append(f"{s:<7}" if name != "cache-b-0" else f"| {s:<7}")
             return " ".join(parts)
         with self.lock:
             return fmt(self.ctl), fmt(self.side)
@@ -409,11 +411,19 @@ class Traffic(threading.Thread):
         self.totals = {}
         self.seconds = {}
         self.error_samples = []
-        self.lines = 0
+        self.tick = threading.Condition(self.lock)
+        self.lines_in_phase = 0
+        self.t_start = time.monotonic()  # reset when the one-second lines begin
 
-    def set_phase(self, phase):
+    def next_phase(self, phase, seconds_before):
+        """Wait until the current phase has had `seconds_before` one-second lines, then switch to `phase` right
+        after that line (so every line belongs to one phase)."""
         with self.lock:
+            if not self.tick.wait_for(lambda: self.lines_in_phase >= seconds_before or self.stopping.is_set(),
+                                      timeout=seconds_before + 10):
+                raise RuntimeError("the traffic reporter stalled")
             self.phase = phase
+            self.lines_in_phase = 0
 
     def _count(self, ops=0, errors=0, gets=0, hits=0, latency=0.0, error=None):
         with self.lock:
@@ -424,7 +434,7 @@ class Traffic(threading.Thread):
                 s.hits += hits
                 s.max_latency = max(s.max_latency, latency)
             if error and len(self.error_samples) < 10:
-                self.error_samples.append(f"{time.monotonic() - T0:6.1f}s [{self.phase}] {error}")
+                self.error_samples.append(f"{time.monotonic() - self.t_start:5.1f}s [{self.phase}] {error}")
 
     def run(self):
         rng = random.Random(42)
@@ -472,9 +482,11 @@ class Traffic(threading.Thread):
 
     def report_loop(self, stop):
         """One line per second until `stop` is set."""
-        out(f"{'time':>5}  {'phase':<11} {'ops':>5} {'errors':>6} {'hit%':>6} {'max ms':>6}  "
-            f"{'controller: a-0    a-1     | b-0':<33}  sidecar: a-0 a-1 | b-0")
-        nxt = time.monotonic() + 1.0
+        members = f"{'a-0':<7} {'a-1':<7} | {'b-0':<7}"
+        out(f"{'':<46}{'the controller (leader)':<28}  {'the sidecar itself'}")
+        out(f"{'time':>5}  {'phase':<11} {'ops':>5} {'errors':>6} {'hit%':>6} {'max ms':>6}  {members:<28}  {members}")
+        start = self.t_start = time.monotonic()
+        nxt = start + 1.0
         while not stop.wait(max(0.0, nxt - time.monotonic())):
             nxt += 1.0
             with self.lock:
@@ -483,8 +495,11 @@ class Traffic(threading.Thread):
                 self.seconds.setdefault(phase, []).append(iv)
             ctl, side = self.monitor.take()
             hit = f"{iv.hit_pct():5.1f}%" if iv.gets else "    - "
-            out(f"{time.monotonic() - T0:4.0f}s  {phase:<11} {iv.ops:5d} {iv.errors:6d} {hit:>6} "
-                f"{iv.max_latency * 1000:6.1f}  {ctl:<33}  {side}")
+            out(f"{round(time.monotonic() - start):4d}s  {phase:<11} {iv.ops:5d} {iv.errors:6d} {hit:>6} "
+                f"{iv.max_latency * 1000:6.1f}  {ctl:<28}  {side}".rstrip())
+            with self.lock:
+                self.lines_in_phase += 1
+                self.tick.notify_all()
 
 
 # ------------------------------------------------------------------------------------------------ scenario
@@ -509,6 +524,8 @@ def create_cluster_objects(system):
         say(f"pod {NS}/{name:<10} memcached pid {p.pid:<7} on {ip}:{system.mc_port} = its pod IP; "
             f"status patched Running + Ready")
     shown(["-n", NS, "annotate", "service", "cache-a", "memha.io/backup-pool=cache-b"])
+    if ARGS.no_warmup:
+        shown(["-n", NS, "annotate", "service", "cache-a", "memha.io/warmup=off"])
 
 
 def start_controllers(system):
@@ -607,38 +624,31 @@ def main():
         traffic.start()
         reporter = threading.Thread(target=traffic.report_loop, args=(report_stop,), daemon=True)
         reporter.start()
-        phase_start = time.monotonic()
 
-        def hold(phase):  # let the phase run for its length, counted from its start
-            time.sleep(max(0.0, phase_start + phases[phase] - time.monotonic()))
-
-        hold("warm-up")
-        phase_start = time.monotonic()
-        traffic.set_phase("a-0 killed")
+        traffic.next_phase("a-0 killed", phases["warm-up"])
         victim = system.memcached["cache-a-0"]
         banner(f"kill -9 cache-a-0's memcached (pid {victim.pid}); the kubelet would then mark the pod NotReady")
         victim.stop(signal.SIGKILL)
+        say(f"$ kubectl -n {NS} patch pod cache-a-0 --subresource=status -p '{{\"status\": ... Ready=False}}'"
+            "   (the kubelet's part)")
         start = time.monotonic()
         set_pod_status("cache-a-0", MEMBERS["cache-a-0"], False)
-        say(f"$ kubectl -n {NS} patch pod cache-a-0 --subresource=status ... Ready=False   (standing in for the kubelet)")
         result["propagation"].append(("NotReady", wait_pushed(system, "cache-a-0", "down", start)))
-        hold("a-0 killed")
-
-        phase_start = time.monotonic()
-        traffic.set_phase("a-0 empty")
+        traffic.next_phase("a-0 empty", phases["a-0 killed"])
         banner("restart cache-a-0's memcached EMPTY on the same pod IP, then patch the pod Ready")
         p = system.start_memcached("cache-a-0")
         say(f"memcached pid {p.pid} on {MEMBERS['cache-a-0']}:{system.mc_port} (empty)")
+        say(f"$ kubectl -n {NS} patch pod cache-a-0 --subresource=status -p '{{\"status\": ... Ready=True}}'")
         start = time.monotonic()
         set_pod_status("cache-a-0", MEMBERS["cache-a-0"], True)
-        say(f"$ kubectl -n {NS} patch pod cache-a-0 --subresource=status ... Ready=True")
         result["propagation"].append(("Ready", wait_pushed(system, "cache-a-0", "up", start)))
-        say("the sidecar probes it, replays the invalidations it missed, and warms it: a miss on cache-a-0 is "
-            "looked up on cache-b and written back")
-        hold("a-0 empty")
-
-        phase_start = time.monotonic()
-        traffic.set_phase("sync")
+        if ARGS.no_warmup:
+            say("memha.io/warmup=off: the sidecar reads the empty cache-a-0 as if it were warm (magent's "
+                "\"cold primary\")")
+        else:
+            say("the sidecar probes it, replays the invalidations it missed, and warms it: a miss on cache-a-0 is "
+                "looked up on cache-b and written back")
+        traffic.next_phase("sync", phases["a-0 empty"])
         banner("change the write policy live, on the Service")
         start = time.monotonic()
         shown(["-n", NS, "annotate", "service", "cache-a", "memha.io/write-policy=sync", "--overwrite"])
@@ -651,21 +661,18 @@ def main():
         say(f"  {{\"epoch\": {t['epoch']}, \"version\": {t['version']}, \"pools\": [{{\"name\": \"{pool['name']}\", "
             f"\"write_policy\": \"{pool['write_policy']}\", \"warmup\": {json.dumps(pool['warmup'])}, ...}}]}}")
         result["policy"] = pool["write_policy"]
-        hold("sync")
+        traffic.next_phase("done", phases["sync"])
     except Exception as e:  # noqa: BLE001 - reported as a failed step
         result["error"] = f"{type(e).__name__}: {e}"
     except KeyboardInterrupt:
         result["error"] = "interrupted"
     finally:
         report_stop.set()
-        if reporter:
-            reporter.join(2)
-        if traffic:
-            traffic.stopping.set()
-            traffic.join(3)
-        if monitor:
-            monitor.stopping.set()
-            monitor.join(3)
+        for t in (reporter, traffic, monitor):
+            if t is not None and t is not reporter:
+                t.stopping.set()
+            if t is not None and t.ident is not None:
+                t.join(3)
         try:
             rc = summarize(system, traffic, monitor, result)
         finally:
@@ -685,8 +692,13 @@ def summarize(system, traffic, monitor, result):
             total.add(s)
         out(f"  client: {total.ops} ops, {total.errors} errors, max latency {total.max_latency * 1000:.1f} ms")
         out(f"  {'phase':<12} {'hit ratio':>9} {'gets':>7} {'errors':>6}")
+        notes = dict(PHASE_NOTES)
+        if ARGS.no_warmup:
+            notes["a-0 empty"] = "cache-a-0 back EMPTY, warmup=off: its keys miss until the application refills them"
         for name, s in traffic.totals.items():
-            out(f"  {name:<12} {s.hit_pct():8.1f}% {s.gets:7d} {s.errors:6d}   {PHASE_NOTES.get(name, '')}")
+            if name == "done":  # the last few ms, while the traffic stops (counted in the totals above)
+                continue
+            out(f"  {name:<12} {s.hit_pct():8.1f}% {s.gets:7d} {s.errors:6d}   {notes.get(name, '')}")
         for e in traffic.error_samples:
             out(f"    client error: {e}")
     for what, ms in result["propagation"]:
