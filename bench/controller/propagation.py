@@ -420,27 +420,32 @@ def main():
         result["create_app_pods_s"] = secs
 
         # --- the controller -----------------------------------------------------------------------------------
-        ctl_port = free_port()
-        ctl_log = open(os.path.join(args.logs, "controller.log"), "w")
-        t_start = time.monotonic_ns()
-        ctl = subprocess.Popen([args.controller, "--kubeconfig", os.path.join(args.dir, "kubeconfig"),
-                                "--namespace", NS, "--identity", "bench", "--admin-address", "127.0.0.1",
-                                "--admin-port", str(ctl_port), "--token-file", token_file,
-                                "--sidecar-admin-port", str(args.sidecar_port), "--webhook-port", "0",
-                                "--log-level", "info"], stdout=ctl_log, stderr=subprocess.STDOUT)
-        procs.append(ctl)
+        def start_controller(identity, log_name):
+            port = free_port()
+            out = open(os.path.join(args.logs, log_name), "w")
+            t_start = time.monotonic_ns()
+            proc = subprocess.Popen([args.controller, "--kubeconfig", os.path.join(args.dir, "kubeconfig"),
+                                     "--namespace", NS, "--identity", identity, "--admin-address", "127.0.0.1",
+                                     "--admin-port", str(port), "--token-file", token_file,
+                                     "--sidecar-admin-port", str(args.sidecar_port), "--webhook-port", "0",
+                                     "--log-level", "info"], stdout=out, stderr=subprocess.STDOUT)
+            procs.append(proc)
+            want = states_string(state)
+            ok = pushes.wait(lambda: all(v is not None for v in pushes.first_match(addrs, t_start, want).values()),
+                             120)
+            hits = pushes.first_match(addrs, t_start, want)
+            if not ok:
+                missing = [a for a, h in hits.items() if h is None]
+                raise RuntimeError(f"{len(missing)} sidecars never got their first topology, e.g. {missing[:5]}")
+            first = sorted((h[0] - t_start) / 1e6 for h in hits.values())
+            log(f"{identity}: topology on all {len(first)} sidecars {first[-1]:.0f} ms after the controller "
+                f"started (first {first[0]:.0f} ms)")
+            return proc, port, {"sidecars": len(first), "first_ms": first[0], "last_ms": first[-1],
+                                "epochs": sorted({h[1] for h in hits.values()}),
+                                "note": "from starting the controller process (list, Lease, first pass, pushes)"}
+
         state = {m: True for m in MEMBERS}
-        want = states_string(state)
-        ok = pushes.wait(lambda: all(v is not None for v in pushes.first_match(addrs, t_start, want).values()), 120)
-        hits = pushes.first_match(addrs, t_start, want)
-        if not ok:
-            missing = [a for a, h in hits.items() if h is None]
-            raise RuntimeError(f"{len(missing)} sidecars never got their first topology, e.g. {missing[:5]}")
-        first = sorted((h[0] - t_start) / 1e6 for h in hits.values())
-        result["initial"] = {"sidecars": len(first), "first_ms": first[0], "last_ms": first[-1],
-                             "note": "from starting the controller process (list, lease, first pass, pushes)"}
-        log(f"initial topology on all {len(first)} sidecars {first[-1]:.0f} ms after the controller started "
-            f"(first {first[0]:.0f} ms)")
+        ctl, ctl_port, result["initial"] = start_controller("bench", "controller.log")
         time.sleep(2)
 
         # --- phase 1: N+3 pods ---------------------------------------------------------------------------------
@@ -494,10 +499,29 @@ def main():
                             "controller_totals": {k: v for k, v in final.items()
                                                   if k.startswith("memha_controller_pushes_total")},
                             "sidecars_behind_at_end": final.get("memha_controller_sidecars_behind")}
-        result["fake_sidecars_cpu_s"] = proc_status(fake.pid)["cpu_s"]
         result["controller_cpu_s"] = proc_status(ctl.pid)["cpu_s"]
         ctl.send_signal(signal.SIGTERM)
         result["controller_exit"] = ctl.wait(20)
+
+        # --- a fresh controller process that lists everything at once -----------------------------------------
+        # The first one grew to 10,000 pods through watch events, in heap that the initial list had freed; a
+        # restart shows the footprint (and start-up time) of listing the whole store (pages of 500).
+        ctl2, ctl2_port, restart = start_controller("bench-2", "controller-2.log")
+        time.sleep(5)
+        m = scrape(ctl2_port)
+        restart["pods_in_store"] = int(m.get('memha_controller_cache_objects{kind="pods"}', 0))
+        restart["memory_idle_kb"] = proc_status(ctl2.pid)
+        restart["reconcile"] = cost_summary({}, m)["reconcile"]
+        result["restart"] = restart
+        log(f"restarted controller: {restart}")
+        ctl2.send_signal(signal.SIGTERM)
+        result["controller_2_exit"] = ctl2.wait(20)
+        result["fake_sidecars_cpu_s"] = proc_status(fake.pid)["cpu_s"]
+        result["pushes"]["received_total"] = pushes.total
+        result["pushes"]["addresses_version_went_backwards"] = pushes.versions_monotonic()[0]
+        with open(os.path.join(args.logs, "controller-2.log")) as f:
+            passes = re.findall(r'component=reconcile msg="topology changed .*seconds=([0-9.e-]+)', f.read())
+        restart["first_pass_ms"] = float(passes[0]) * 1000 if passes else None
     finally:
         for p in reversed(procs):
             if p.poll() is None:
