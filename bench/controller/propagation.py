@@ -411,13 +411,6 @@ def main():
         members = [(n, pod_object(n, {"app": "cache-a"}, port=11211, image="memcached:1.6"), pod_status(ip, True))
                    for n, ip in MEMBERS.items()]
         create_pods(api, NS, members, args.parallel)
-        addrs = [ip_plus(args.first_ip, i) for i in range(args.sidecars)]
-        apps = [(f"web-{i:05d}", pod_object(f"web-{i:05d}", {"app": "web"}, {"memha.io/pools": "cache-a"}),
-                 pod_status(addrs[i], True)) for i in range(args.sidecars)]
-        secs = create_pods(api, NS, apps, args.parallel)
-        log(f"created {len(apps)} application pods + {len(MEMBERS)} members in {secs:.1f} s "
-            f"({2 * len(apps) / secs:.0f} API requests/s)")
-        result["create_app_pods_s"] = secs
 
         # --- the controller -----------------------------------------------------------------------------------
         def start_controller(identity, log_name):
@@ -445,6 +438,41 @@ def main():
                                 "note": "from starting the controller process (list, Lease, first pass, pushes)"}
 
         state = {m: True for m in MEMBERS}
+
+        # --- baseline: a controller with no application pods (only the pool and its members) ------------------
+        # Started before the application pods exist; SIGTERM releases the Lease, so the next one leads at once.
+        port0 = free_port()
+        ctl0 = subprocess.Popen([args.controller, "--kubeconfig", os.path.join(args.dir, "kubeconfig"),
+                                 "--namespace", NS, "--identity", "bench-0", "--admin-address", "127.0.0.1",
+                                 "--admin-port", str(port0), "--token-file", token_file,
+                                 "--sidecar-admin-port", str(args.sidecar_port), "--webhook-port", "0",
+                                 "--log-level", "info"],
+                                stdout=open(os.path.join(args.logs, "controller-0.log"), "w"), stderr=subprocess.STDOUT)
+        procs.append(ctl0)
+        key = 'memha_controller_cache_objects{kind="pods"}'
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if scrape(port0).get(key, -1) == len(MEMBERS) and scrape(port0).get("memha_controller_leader") == 1:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        time.sleep(3)
+        result["baseline"] = {"pods_in_store": int(scrape(port0).get(key, 0)), "memory_idle_kb": proc_status(ctl0.pid),
+                              "note": "3 s after it led, with only the pool's 3 member pods and its Service"}
+        log(f"baseline controller (no application pods): {result['baseline']['memory_idle_kb']}")
+        ctl0.send_signal(signal.SIGTERM)
+        result["controller_0_exit"] = ctl0.wait(20)
+
+        addrs = [ip_plus(args.first_ip, i) for i in range(args.sidecars)]
+        apps = [(f"web-{i:05d}", pod_object(f"web-{i:05d}", {"app": "web"}, {"memha.io/pools": "cache-a"}),
+                 pod_status(addrs[i], True)) for i in range(args.sidecars)]
+        secs = create_pods(api, NS, apps, args.parallel)
+        log(f"created {len(apps)} application pods in {secs:.1f} s ({2 * len(apps) / secs:.0f} API requests/s)")
+        result["create_app_pods_s"] = secs
+
+        # --- the controller under test ------------------------------------------------------------------------
         ctl, ctl_port, result["initial"] = start_controller("bench", "controller.log")
         time.sleep(2)
 
