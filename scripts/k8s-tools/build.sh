@@ -70,6 +70,39 @@ if [ -z "${GO:-}" ]; then
     GO="$(command -v go || true)"
     [ -n "$GO" ] || GO=/usr/local/go/bin/go
 fi
+# No Go on this machine: take the toolchain from the Go module proxy (module golang.org/toolchain), the same
+# place `go` itself downloads toolchains from, into the cache (outside the repository).
+if [ ! -x "$GO" ]; then
+    gover="${K8S_TOOLS_GO_VERSION:-go1.24.6}"
+    gohome="$top/go-$gover"
+    if [ ! -x "$gohome/bin/go" ]; then
+        proxy="${GOPROXY:-https://proxy.golang.org}"; proxy="${proxy%%,*}"
+        url="$proxy/golang.org/toolchain/@v/v0.0.1-$gover.linux-amd64.zip"
+        log "no Go toolchain found: fetching $gover from $url"
+        command -v curl >/dev/null || die "no Go toolchain and no curl to fetch one"
+        curl -fsSL --retry 3 -o "$top/go.zip.part" "$url" || die "could not fetch $url"
+        rm -rf "$gohome.part"
+        python3 - "$top/go.zip.part" "$gohome.part" <<'PY' || die "could not unpack the Go toolchain"
+import os, sys, zipfile
+src, dest = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(src) as z:
+    for info in z.infolist():
+        parts = info.filename.split("/", 2)  # golang.org/toolchain@v0.0.1-goX.linux-amd64/<path>
+        name = parts[2] if len(parts) == 3 else ""
+        if not name or name.endswith("/"):
+            continue
+        path = os.path.join(dest, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with z.open(info) as f, open(path, "wb") as out:
+            out.write(f.read())
+        mode = (info.external_attr >> 16) & 0o777
+        os.chmod(path, mode or 0o644)
+PY
+        rm -f "$top/go.zip.part"
+        mv "$gohome.part" "$gohome"
+    fi
+    GO="$gohome/bin/go"
+fi
 [ -x "$GO" ] || die "no Go toolchain (looked for go in PATH and /usr/local/go/bin/go; set GO=...)"
 command -v flock >/dev/null || die "flock (util-linux) is required"
 
