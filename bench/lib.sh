@@ -22,19 +22,21 @@ bench_binaries() {
   relay=${MEMHA_RELAY:-$(dirname "$loadgen")/memha-bench-relay}
   sidecar_commit=$(git -C "$repo" log -1 --format=%h -- sidecar 2>/dev/null || echo unknown)
   sidecar_dirty=$(git -C "$repo" status --porcelain -- sidecar 2>/dev/null | wc -l)
-  if [ -n "$sidecar" ]; then
+  if [ -n "$sidecar" ] && [ -z "${MEMHA_SIDECAR_REV:-}" ]; then
     :
   elif [ -n "${MEMHA_SIDECAR_REV:-}" ]; then
     local rev dir
     rev=$(git -C "$repo" rev-parse --short "$MEMHA_SIDECAR_REV")
     dir=$repo/build-bench/rev-$rev
-    if [ ! -x "$dir/build/sidecar/memha-sidecar" ]; then
+    if [ -n "$sidecar" ]; then
+      :  # given together with its revision (run.sh passes both to chaos.sh and profile.sh)
+    elif [ ! -x "$dir/build/sidecar/memha-sidecar" ]; then
       rm -rf "$dir/src"; mkdir -p "$dir/src"
       git -C "$repo" archive "$rev" | tar -x -C "$dir/src"
       cmake -S "$dir/src" -B "$dir/build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
       ninja -C "$dir/build" memha-sidecar >/dev/null
     fi
-    sidecar=$dir/build/sidecar/memha-sidecar
+    sidecar=${sidecar:-$dir/build/sidecar/memha-sidecar}
     sidecar_commit=$(git -C "$repo" log -1 --format=%h "$rev" -- sidecar)
     sidecar_rev=$rev
     sidecar_dirty=0

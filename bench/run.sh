@@ -197,6 +197,7 @@ report_args=()
 /usr/bin/python3 "$repo/bench/report.py" "$out" "${report_args[@]}"
 cleanup; trap - EXIT
 export MEMHA_SIDECAR=$sidecar MEMHA_LOADGEN=$loadgen MEMHA_RELAY=$relay
+[ -n "${sidecar_rev:-}" ] && export MEMHA_SIDECAR_REV=$sidecar_rev
 docs_flag=(); [ "$docs" = 1 ] || docs_flag=(--no-docs)
 if [ "$chaos" = 1 ]; then "$repo/bench/chaos.sh" "${docs_flag[@]}"; fi
 if [ "$profile" = 1 ] && command -v valgrind >/dev/null; then "$repo/bench/profile.sh" "${docs_flag[@]}"; fi
