@@ -73,13 +73,15 @@ for target in memha twemproxy; do
     dump=$(find "$out" -name "$target.$vpid.out.*" -printf '%T@ %p\n' | sort -rn | head -1 | cut -d' ' -f2)
     ir=$(grep -E '^(summary|totals):' "$dump" | head -1 | awk '{print $2}')
     ops=$(/usr/bin/python3 -c "import json;d=json.load(open('$out/$target.$w.json'))['summary'];print(d['ops'], d['keys'])")
-    echo "{\"target\":\"$target\",\"workload\":\"$w\",\"instructions\":$ir,\"ops\":${ops% *},\"keys\":${ops#* },\"dump\":\"$(basename "$dump")\"}" >> "$results"
+    echo "{\"target\":\"$target\",\"workload\":\"$w\",\"instructions\":$ir,\"ops\":${ops% *},\"keys\":${ops#* }}" >> "$results"
     if [ "$target" = memha ] && [ "$w" = c10 ]; then
       callgrind_annotate --threshold=100 "$dump" 2>/dev/null | head -80 > "$out/memha.c10.top.txt" || true
     fi
   done
   kill "$vpid"; wait "$vpid" 2>/dev/null || true
 done
+# the figures and memha.c10.top.txt are kept; the raw callgrind dumps are large (regenerate them to dig deeper)
+find "$out" -name '*.out*' -delete
 
 # --- system calls and context switches per request (perf tracepoints, native processes, 50 connections):
 # on a VM the kernel side of every send/recv dominates, and callgrind does not see it.
