@@ -160,11 +160,22 @@ def section(r):
         cpu = large["memory_idle_kb"]["cpu_s"] - small["memory_idle_kb"]["cpu_s"]
         notes.append(f"While the {large['pods_in_store'] - small['pods_in_store']:,} other pods were created and "
                      f"status-patched ({large['create_s']:.0f} s, {c['parallel']} API requests in flight), the "
-                     f"controller ran {wc['count']:,} passes (each watch event starts one after the 20 ms "
-                     f"coalescing) of {ms(wc['mean_ms'], 1)} ms on average, {wc['sum_s']:.0f} s in all, and used "
+                     f"controller ran {wc['count']:,} passes (the events came steadily, so passes ran one after "
+                     f"another, 20 ms of coalescing each) of {ms(wc['mean_ms'], 1)} ms on average, "
+                     f"{wc['sum_s']:.0f} s in all, and used "
                      f"{cpu:.1f} s of CPU, although none of those pods is a pool member or has a sidecar. The "
                      "first process's RSS hardly moved while its store grew through watch events; a new process "
                      "that listed every pod at start is the footprint to plan with (its row above).")
+    if base:
+        grow = small["memory_idle_kb"]["VmRSS"] - base["memory_idle_kb"]["VmRSS"]
+        notes.insert(0, f"Memory: {c['sidecars']:,} application pods with a topology and a pusher entry, after "
+                        f"{len(small['trials'])} trials, add {grow / 1024:.1f} MB to the controller without "
+                        f"application pods (~{grow / c['sidecars']:.0f} KB each; not broken down further: topologies, "
+                        "the served snapshot, the 16 push workers' heap)."
+                        + (f" The new process in the last row, after one list, two passes and one round of pushes, "
+                           f"is {(rs['memory_idle_kb']['VmRSS'] - base['memory_idle_kb']['VmRSS']) / 1024:.1f} MB "
+                           "above the baseline: the growth comes with the first round, not over time."
+                           if rs else ""))
     ini = r["initial"]
     text = (f"Start-up: the first topology reached all {ini['sidecars']:,} sidecars {ms(ini['last_ms'])} ms after "
             f"the controller process was started (list, Lease, first pass, {ini['sidecars']:,} pushes; the first "
