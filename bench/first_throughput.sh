@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# First throughput comparison (issue "Sidecar data path"); the full harness is issue "Benchmarks and chaos".
+# First throughput comparison (issue "Sidecar data path"), kept for history: superseded by bench/run.sh (docs/BENCHMARKS.md).
 # memcaslap (libmemcached-tools), 50 connections, default 90/10 get/set, 5 s per round, rounds interleaved x3.
 # Client on core 0; memcached, memha-sidecar and nutcracker on core 1. memha mirrors writes to a backup.
 set -euo pipefail
