@@ -1,16 +1,14 @@
 #pragma once
 // Admin HTTP (cpp-httplib, its own threads): PUT/GET /v1/topology, /healthz, /readyz, /metrics.
 // Never touches data-plane objects: it validates into a Topology and hands it to the loop.
-#include <atomic>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "common/status.h"
 #include "sidecar/admin/token_file.h"
 #include "sidecar/admin/topology_store.h"
 
-namespace httplib { class Server; }
+namespace memha::http { class ServingThread; }
 
 namespace memha {
 
@@ -29,16 +27,14 @@ class AdminServer {
 
   Status Start();  // binds, then serves on a thread
   void Stop();
-  int port() const { return bound_port_; }
+  int port() const;
 
  private:
   Options options_;
   Proxy* proxy_;
   Metrics* metrics_;
   TopologyStore* store_;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
-  int bound_port_ = 0;
+  std::unique_ptr<http::ServingThread> http_;  // the httplib server and its thread
 };
 
 }  // namespace memha

@@ -265,7 +265,11 @@ void ClientConn::Dispatch(std::string_view raw, protocol::Request req) {
     default:
       break;
   }
-  PoolPtr pool = proxy_->CurrentPool(pool_name_);
+  if (pool_generation_ != proxy_->pools_generation()) {
+    pool_slot_ = proxy_->CurrentPoolSlot(pool_name_);
+    pool_generation_ = proxy_->pools_generation();
+  }
+  PoolPtr pool = pool_slot_ ? *pool_slot_ : nullptr;
   if (!pool) {
     ReplySlot* slot = NewSlot();
     proxy_->metrics().Request(req.cmd, Outcome::kServerError, 0);

@@ -59,6 +59,8 @@ class ClientConn : public Flushable, public ReplySink {
   bool in_process_ = false;
   bool closed_ = false;
   bool write_armed_ = false;
+  const PoolPtr* pool_slot_ = nullptr;  // cached Proxy::CurrentPoolSlot(pool_name_)
+  uint64_t pool_generation_ = 0;
 };
 
 }  // namespace memha

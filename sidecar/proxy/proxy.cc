@@ -140,6 +140,7 @@ Status Proxy::ApplyTopology(const Topology& topology) {
   }
   members_ = std::move(next_members);
   pools_ = std::move(next_pools);
+  ++pools_generation_;
   current_ = topology;
   has_topology_ = true;
   metrics_->topology_epoch().Set(static_cast<double>(topology.epoch));
@@ -272,6 +273,11 @@ void Proxy::RemoveClient(ClientConn* client) {
 PoolPtr Proxy::CurrentPool(const std::string& name) const {
   auto it = pools_.find(name);
   return it == pools_.end() ? nullptr : it->second;
+}
+
+const PoolPtr* Proxy::CurrentPoolSlot(const std::string& name) const {
+  auto it = pools_.find(name);
+  return it == pools_.end() ? nullptr : &it->second;
 }
 
 std::map<std::string, std::string> Proxy::BoundListeners() const {

@@ -45,6 +45,10 @@ class Proxy {
   FlushQueue& flush_queue() { return flush_; }
   IoBuffer& read_scratch() { return read_scratch_; }  // shared by client reads; consumed before returning
   PoolPtr CurrentPool(const std::string& name) const;
+  // The map entry of `name` (null if absent), valid while pools_generation() is unchanged: a client caches it
+  // instead of looking the pool up by name for every request.
+  const PoolPtr* CurrentPoolSlot(const std::string& name) const;
+  uint64_t pools_generation() const { return pools_generation_; }
   void RemoveClient(ClientConn* client);
   std::string StatsText(const std::string& pool_name) const;
   bool has_topology() const { return has_topology_; }
@@ -88,6 +92,7 @@ class Proxy {
   std::function<void()> reload_hook_;
 
   std::map<std::string, PoolPtr> pools_;
+  uint64_t pools_generation_ = 1;
   std::unordered_map<std::string, std::shared_ptr<Member>> members_;  // by address
   std::vector<std::shared_ptr<Member>> retiring_;  // out of the topology, ticked until idle
   std::map<std::string, Listener> listeners_;       // by pool name
