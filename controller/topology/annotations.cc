@@ -1,25 +1,30 @@
 #include "controller/topology/annotations.h"
 
 #include <charconv>
+#include <map>
 #include <set>
 
 namespace memha::topology {
 namespace {
 
 std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\n')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n')) s.remove_suffix(1);
+  constexpr std::string_view kSpace = " \t\r\n";
+  while (!s.empty() && kSpace.find(s.front()) != std::string_view::npos) s.remove_prefix(1);
+  while (!s.empty() && kSpace.find(s.back()) != std::string_view::npos) s.remove_suffix(1);
   return s;
 }
 
-// RFC 1123 label, as Kubernetes requires for namespace and Service names.
-bool IsDnsLabel(std::string_view s) {
+// RFC 1123 label (namespaces); RFC 1035 label (Service names) when it must also start with a letter.
+bool IsDnsLabel(std::string_view s, bool must_start_with_letter) {
   if (s.empty() || s.size() > 63) return false;
   for (char c : s) {
     if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
   }
-  return s.front() != '-' && s.back() != '-';
+  if (s.front() == '-' || s.back() == '-') return false;
+  return !must_start_with_letter || (s.front() >= 'a' && s.front() <= 'z');
 }
+
+std::string Quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 }  // namespace
 
@@ -28,58 +33,60 @@ Result<std::string> ParseServiceRef(std::string_view text, std::string_view defa
   std::string_view ns = default_namespace;
   std::string_view name = text;
   if (size_t slash = text.find('/'); slash != std::string_view::npos) {
-    ns = text.substr(0, slash);
-    name = text.substr(slash + 1);
-    if (!IsDnsLabel(ns)) return Status::InvalidArgument("\"" + std::string(text) + "\": bad namespace");
+    ns = Trim(text.substr(0, slash));
+    name = Trim(text.substr(slash + 1));
+    if (!IsDnsLabel(ns, false)) {
+      return Status::InvalidArgument("bad namespace " + Quoted(ns) + " in " + Quoted(text) +
+                                     " (lower-case letters, digits and '-')");
+    }
   }
-  if (!IsDnsLabel(name)) {
-    return Status::InvalidArgument("\"" + std::string(text) + "\": not a Service name (lower-case DNS label)");
+  if (!IsDnsLabel(name, true)) {
+    return Status::InvalidArgument("bad Service name " + Quoted(name) + " in " + Quoted(text) +
+                                   " (lower-case letters, digits and '-', starting with a letter)");
   }
   return std::string(ns) + "/" + std::string(name);
 }
 
 Result<std::vector<PoolRef>> ParsePoolsAnnotation(std::string_view text, std::string_view pod_namespace,
-                                                  uint16_t default_port) {
+                                                  const PoolsAnnotationOptions& options) {
   std::vector<PoolRef> refs;
   std::set<std::string> services;
-  std::set<uint16_t> ports;
-  bool defaulted = false;
-  if (Trim(text).empty()) return Status::InvalidArgument("empty: name at least one pool");
+  std::map<uint16_t, bool> ports;  // local port -> taken by a pool without ":port"
+  if (Trim(text).empty()) return Status::InvalidArgument("empty: name at least one pool Service");
   size_t start = 0;
   while (start <= text.size()) {
     size_t comma = text.find(',', start);
     if (comma == std::string_view::npos) comma = text.size();
     std::string_view entry = Trim(text.substr(start, comma - start));
     start = comma + 1;
-    if (entry.empty()) return Status::InvalidArgument("empty entry in \"" + std::string(text) + "\"");
-    PoolRef ref;
+    if (entry.empty()) return Status::InvalidArgument("empty entry in " + Quoted(Trim(text)));
+    PoolRef ref{.service = {}, .local_port = options.default_port};
     std::string_view pool = entry;
-    if (size_t colon = entry.find(':'); colon != std::string_view::npos) {
+    const size_t colon = entry.find(':');
+    const bool defaulted = colon == std::string_view::npos;
+    if (!defaulted) {
       pool = entry.substr(0, colon);
-      std::string_view port_text = entry.substr(colon + 1);
+      std::string_view port_text = Trim(entry.substr(colon + 1));
       unsigned port = 0;
       auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-      if (ec != std::errc() || end != port_text.data() + port_text.size() || port == 0 || port > 65535) {
-        return Status::InvalidArgument("\"" + std::string(entry) + "\": local port must be 1-65535");
+      if (port_text.empty() || ec != std::errc() || end != port_text.data() + port_text.size() || port == 0 ||
+          port > 65535) {
+        return Status::InvalidArgument("bad port " + Quoted(port_text) + " in " + Quoted(entry));
       }
       ref.local_port = static_cast<uint16_t>(port);
-    } else {
-      if (defaulted) {
-        return Status::Conflict("\"" + std::string(entry) +
-                                "\": only one pool may omit its local port (the others need pool:port)");
-      }
-      defaulted = true;
-      ref.local_port = default_port;
     }
     auto service = ParseServiceRef(pool, pod_namespace);
     if (!service.ok()) return service.status();
     ref.service = std::move(service).value();
-    if (!services.insert(ref.service).second) {
-      return Status::Conflict("\"" + std::string(entry) + "\": pool " + ref.service + " listed twice");
+    if (ref.local_port == options.admin_port) {
+      return Status::InvalidArgument("port " + std::to_string(ref.local_port) + " is the sidecar's admin port");
     }
-    if (!ports.insert(ref.local_port).second) {
-      return Status::Conflict("\"" + std::string(entry) + "\": local port " + std::to_string(ref.local_port) +
-                              " used by two pools");
+    if (!services.insert(ref.service).second) {
+      return Status::Conflict("pool " + ref.service + " is listed twice (" + Quoted(entry) + ")");
+    }
+    if (auto [it, inserted] = ports.emplace(ref.local_port, defaulted); !inserted) {
+      return Status::Conflict("two pools listen on port " + std::to_string(ref.local_port) +
+                              (defaulted || it->second ? " (a pool without :port listens there)" : ""));
     }
     refs.push_back(std::move(ref));
   }

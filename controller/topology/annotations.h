@@ -19,6 +19,9 @@ inline constexpr std::string_view kBackupPoolAnnotation = "memha.io/backup-pool"
 inline constexpr std::string_view kWritePolicyAnnotation = "memha.io/write-policy";
 inline constexpr std::string_view kWarmupAnnotation = "memha.io/warmup";
 
+inline constexpr uint16_t kDefaultLocalPort = 11211;   // a pool without ":port" in memha.io/pools
+inline constexpr uint16_t kDefaultSidecarAdminPort = 11299;
+
 // One entry of memha.io/pools, resolved to a Service key and the sidecar's local port.
 struct PoolRef {
   std::string service;  // "ns/name"
@@ -26,14 +29,23 @@ struct PoolRef {
   bool operator==(const PoolRef&) const = default;
 };
 
-// Entries are "[ns/]name[:port]" separated by commas (spaces around them ignored). A pool without a port
-// listens on `default_port`; only one pool may omit its port, and local ports must be distinct.
-// The error message names the offending entry; the code is kInvalidArgument for syntax and ports and
-// kConflict for a duplicate local port or pool.
-Result<std::vector<PoolRef>> ParsePoolsAnnotation(std::string_view text, std::string_view pod_namespace,
-                                                  uint16_t default_port = 11211);
+struct PoolsAnnotationOptions {
+  uint16_t default_port = kDefaultLocalPort;        // where a pool without ":port" listens
+  uint16_t admin_port = kDefaultSidecarAdminPort;   // the sidecar's own listener: no pool may take it
+};
 
-// "name" or "ns/name" -> "ns/name" (validated as DNS labels).
+// The one parser of memha.io/pools: the webhook (inject or not) and the topology (serve or not) both call it,
+// so a pod the webhook injects is never one the controller rejects, nor the reverse.
+// Entries are "[ns/]name[:port]" separated by commas (whitespace around names and ports ignored). A pool
+// without a port listens on `default_port`; only one pool may omit its port, local ports must be distinct and
+// none may be the sidecar's admin port. The message names the offending entry and reads well after
+// "memha.io/pools: "; the code is kInvalidArgument for syntax and ports, kConflict for a duplicate local port
+// or pool.
+Result<std::vector<PoolRef>> ParsePoolsAnnotation(std::string_view text, std::string_view pod_namespace,
+                                                  const PoolsAnnotationOptions& options = {});
+
+// "name" or "ns/name" -> "ns/name": the namespace an RFC 1123 label, the name an RFC 1035 label (a Service
+// name starts with a letter).
 Result<std::string> ParseServiceRef(std::string_view text, std::string_view default_namespace);
 
 Result<WritePolicy> ParseWritePolicyAnnotation(std::string_view text);

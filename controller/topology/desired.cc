@@ -135,7 +135,7 @@ class Pass {
       auto b = ParseServiceRef(*v, meta.ns);
       if (!b.ok()) {
         Error("Service", key, ErrorReason::kBadBackupPool,
-              std::string(kBackupPoolAnnotation) + " " + b.status().message() + "; keeping " +
+              std::string(kBackupPoolAnnotation) + ": " + b.status().message() + "; keeping " +
                   (s.backup.empty() ? "no backup" : s.backup));
       } else if (b.value() == key) {
         Error("Service", key, ErrorReason::kBadBackupPool,
@@ -285,13 +285,15 @@ ComputeResult ComputeTopologies(const model::StoreView& view, const Options& opt
     b.sidecar.pod = key;
     if (!pod.pod_ip.empty()) b.sidecar.admin_address = Address(pod.pod_ip, options.sidecar_admin_port);
 
-    auto refs = ParsePoolsAnnotation(*annotation, pod.meta.ns, options.default_local_port);
+    auto refs = ParsePoolsAnnotation(*annotation, pod.meta.ns,
+                                     {.default_port = options.default_local_port,
+                                      .admin_port = options.sidecar_admin_port});
     if (refs.ok()) {
       b.sidecar.refs = refs.value();
     } else {
       ErrorReason reason = refs.status().code() == Status::Code::kConflict ? ErrorReason::kDuplicateLocalPort
                                                                            : ErrorReason::kBadPoolsAnnotation;
-      pass.Error("Pod", key, reason, std::string(kPoolsAnnotation) + " " + refs.status().message() +
+      pass.Error("Pod", key, reason, std::string(kPoolsAnnotation) + ": " + refs.status().message() +
                                          (prev != nullptr ? "; keeping the last good pools" : ""));
       if (prev == nullptr) continue;
       b.sidecar.refs = prev->refs;  // keep following the last good pools' members

@@ -21,8 +21,8 @@ namespace memha::topology {
 using Clock = std::chrono::steady_clock;
 
 struct Options {
-  uint16_t sidecar_admin_port = 11299;   // the sidecar is pushed at podIP:this
-  uint16_t default_local_port = 11211;   // a pool without ":port" in memha.io/pools
+  uint16_t sidecar_admin_port = kDefaultSidecarAdminPort;  // the sidecar is pushed at podIP:this
+  uint16_t default_local_port = kDefaultLocalPort;         // a pool without ":port" in memha.io/pools
   std::string listen_host = "127.0.0.1"; // where the sidecar listens for the application
   // A member pod that vanished (deleted, relabelled) stays on its pool's ring as `down` this long, so a
   // StatefulSet pod being recreated under the same name does not move its keys to a neighbour meanwhile.

@@ -3,7 +3,7 @@
 #include <exception>
 
 #include "controller/webhook/base64.h"
-#include "controller/webhook/pools_annotation.h"
+#include "controller/topology/annotations.h"
 
 namespace memha::webhook {
 namespace {
@@ -102,8 +102,13 @@ void ReviewPodObject(AdmissionResult* r, const json& pod, const InjectConfig& co
     return Decide(r, Decision::kNoPools,
                   "pod selected for injection has no memha.io/pools annotation; sidecar not injected");
   }
-  if (auto parsed = ParsePoolsAnnotation(pools, config.admin_port); !parsed.ok()) {
-    return Decide(r, Decision::kBadPools, parsed.status().message() + "; sidecar not injected");
+  // The controller's own parser, with the same ports: a pod injected here is one the controller serves.
+  auto parsed = topology::ParsePoolsAnnotation(pools, r->pod_namespace,
+                                               {.default_port = topology::kDefaultLocalPort,
+                                                .admin_port = static_cast<uint16_t>(config.admin_port)});
+  if (!parsed.ok()) {
+    return Decide(r, Decision::kBadPools,
+                  std::string(kPoolsAnnotation) + ": " + parsed.status().message() + "; sidecar not injected");
   }
   if (const json* host = Member(*spec, "hostNetwork"); host != nullptr && host->is_boolean() && host->get<bool>()) {
     return Decide(r, Decision::kUnsupportedPod,

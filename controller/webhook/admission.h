@@ -13,12 +13,13 @@
 #include <string_view>
 #include <vector>
 
+#include "controller/topology/annotations.h"
 #include "controller/webhook/sidecar_spec.h"
 
 namespace memha::webhook {
 
 inline constexpr const char* kInjectLabel = "memha.io/inject";
-inline constexpr const char* kPoolsAnnotation = "memha.io/pools";
+inline constexpr const char* kPoolsAnnotation = topology::kPoolsAnnotation.data();
 inline constexpr const char* kInjectedLabel = "memha.io/sidecar";  // value "injected", set on injected pods
 
 // Why a pod was (not) injected; one name per value, shared by logs and metric labels.
