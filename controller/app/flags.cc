@@ -2,31 +2,20 @@
 
 #include <charconv>
 #include <functional>
-#include <map>
+
+#include "controller/cli/flag_table.h"
 
 namespace memha::app {
 namespace {
 
-Result<long long> ParseNumber(std::string_view name, std::string_view v, long long lo, long long hi) {
-  long long n = 0;
-  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-  if (v.empty() || ec != std::errc() || end != v.data() + v.size() || n < lo || n > hi) {
-    return Status::InvalidArgument(std::string(name) + ": expected an integer in [" + std::to_string(lo) + ", " +
-                                   std::to_string(hi) + "], got \"" + std::string(v) + "\"");
-  }
-  return n;
-}
-
-struct Flag {
-  const char* help;
-  std::function<Status(std::string_view name, std::string_view value, ControllerFlags* f)> apply;
-};
+using Flag = cli::Flag<ControllerFlags>;
 
 Flag Str(const char* help, std::string ControllerFlags::*field) {
-  return {help, [field](std::string_view, std::string_view v, ControllerFlags* f) {
-            f->*field = std::string(v);
-            return Status::Ok();
-          }};
+  return cli::StringFlag<ControllerFlags>(help, [field](ControllerFlags* f) { return &(f->*field); });
+}
+
+Flag Integer(const char* help, long long lo, long long hi, std::function<void(ControllerFlags*, long long)> set) {
+  return cli::IntegerFlag<ControllerFlags>(help, lo, hi, std::move(set));
 }
 
 Flag Duration(const char* help, std::chrono::milliseconds ControllerFlags::*field) {
@@ -41,14 +30,12 @@ Flag Duration(const char* help, std::chrono::milliseconds ControllerFlags::*fiel
           }};
 }
 
-Status SetPort(std::string_view name, std::string_view v, uint16_t* out) {
-  auto p = ParseNumber(name, v, 1, 65535);
-  if (p.ok()) *out = static_cast<uint16_t>(p.value());
-  return p.status();
+Flag Port(const char* help, uint16_t ControllerFlags::*field) {
+  return Integer(help, 1, 65535, [field](ControllerFlags* f, long long n) { f->*field = static_cast<uint16_t>(n); });
 }
 
-const std::map<std::string, Flag, std::less<>>& Flags() {
-  static const auto* flags = new std::map<std::string, Flag, std::less<>>{
+const cli::FlagTable<ControllerFlags>& Flags() {
+  static const auto* flags = new cli::FlagTable<ControllerFlags>{
       {"--kubeconfig", Str("PATH  kubeconfig (default: in-cluster, else $KUBECONFIG)", &ControllerFlags::kubeconfig)},
       {"--namespace", Str("NS  the controller's namespace: Lease, token Secret, certificates "
                           "(default $POD_NAMESPACE, else the kubeconfig's)", &ControllerFlags::ns)},
@@ -60,42 +47,28 @@ const std::map<std::string, Flag, std::less<>>& Flags() {
                                     &ControllerFlags::renew_deadline)},
       {"--retry-period", Duration("DUR  Lease renew/acquire period (default 2s)", &ControllerFlags::retry_period)},
       {"--admin-address", Str("ADDR  admin HTTP listen address (default 0.0.0.0)", &ControllerFlags::admin_address)},
-      {"--admin-port", {"N  admin HTTP port: /healthz /readyz /metrics /v1/topology (default 8080)",
-                        [](std::string_view n, std::string_view v, ControllerFlags* f) {
-                          return SetPort(n, v, &f->admin_port);
-                        }}},
-      {"--http-port", {"N  same as --admin-port", [](std::string_view n, std::string_view v, ControllerFlags* f) {
-                         return SetPort(n, v, &f->admin_port);
-                       }}},
+      {"--admin-port", Port("N  admin HTTP port: /healthz /readyz /metrics /v1/topology (default 8080)",
+                            &ControllerFlags::admin_port)},
+      {"--http-port", Port("N  same as --admin-port", &ControllerFlags::admin_port)},
       {"--token-file", Str("PATH  the sidecar bearer token (default: the shared Secret named by --token-secret in "
                            "--namespace, created if missing)", &ControllerFlags::token_file)},
       {"--sidecar-admin-port",
        {"N  the sidecars' admin port, pushed at podIP:N (default 11299; also the injected sidecar's)",
         [](std::string_view n, std::string_view v, ControllerFlags* f) {
-          if (Status s = SetPort(n, v, &f->sidecar_admin_port); !s.ok()) return s;
+          // One value for both: where the controller pushes and what the webhook injects.
           auto applied = webhook::ApplyWebhookFlag(n, v, &f->webhook);
+          if (applied.ok()) f->sidecar_admin_port = static_cast<uint16_t>(f->webhook.inject.admin_port);
           return applied.status();
         }}},
-      {"--resync-s", {"N  re-push every sidecar's topology every N seconds (default 60)",
-                      [](std::string_view n, std::string_view v, ControllerFlags* f) {
-                        auto s = ParseNumber(n, v, 1, 86400);
-                        if (s.ok()) f->resync = std::chrono::seconds(s.value());
-                        return s.status();
-                      }}},
-      {"--push-parallelism", {"N  pushes in flight at most (default 16)",
-                              [](std::string_view n, std::string_view v, ControllerFlags* f) {
-                                auto s = ParseNumber(n, v, 1, 1024);
-                                if (s.ok()) f->push_parallelism = static_cast<size_t>(s.value());
-                                return s.status();
-                              }}},
+      {"--resync-s", Integer("N  re-push every sidecar's topology every N seconds (default 60)", 1, 86400,
+                             [](ControllerFlags* f, long long n) { f->resync = std::chrono::seconds(n); })},
+      {"--push-parallelism", Integer("N  pushes in flight at most (default 16)", 1, 1024, [](ControllerFlags* f, long long n) {
+                               f->push_parallelism = static_cast<size_t>(n);
+                             })},
       {"--push-timeout", Duration("DUR  connect and read timeout of one push (default 3s)",
                                   &ControllerFlags::push_timeout)},
-      {"--member-grace-s", {"N  a vanished member pod stays on its ring, down, this long (default 120)",
-                            [](std::string_view n, std::string_view v, ControllerFlags* f) {
-                              auto s = ParseNumber(n, v, 0, 86400);
-                              if (s.ok()) f->member_grace = std::chrono::seconds(s.value());
-                              return s.status();
-                            }}},
+      {"--member-grace-s", Integer("N  a vanished member pod stays on its ring, down, this long (default 120)", 0,
+                                   86400, [](ControllerFlags* f, long long n) { f->member_grace = std::chrono::seconds(n); })},
       {"--log-level", {"LEVEL  debug | info | warn | error (default info)",
                        [](std::string_view n, std::string_view v, ControllerFlags* f) {
                          if (!log::ParseLevel(v, &f->log_level)) {
@@ -148,17 +121,13 @@ Result<ControllerFlags> ParseFlags(const std::vector<std::string>& args) {
       value = args[++i];
       return Status::Ok();
     };
-    if (auto it = Flags().find(name); it != Flags().end()) {
-      if (Status s = take_value(); !s.ok()) return s;
-      if (Status s = it->second.apply(name, value, &flags); !s.ok()) return s;
-      continue;
+    const bool ours = Flags().contains(name);
+    if (!ours && !webhook::IsWebhookFlag(name)) {
+      return Status::InvalidArgument("unknown flag " + name + " (see --help)");
     }
-    // Not ours: the webhook's? Probe with a dummy value only to learn whether it is known.
-    webhook::WebhookSettings probe;
-    auto known = webhook::ApplyWebhookFlag(name, "0", &probe);
-    if (known.ok() && !known.value()) return Status::InvalidArgument("unknown flag " + name + " (see --help)");
     if (Status s = take_value(); !s.ok()) return s;
-    auto applied = webhook::ApplyWebhookFlag(name, value, &flags.webhook);
+    auto applied = ours ? cli::ApplyFlag(Flags(), name, value, &flags)
+                        : webhook::ApplyWebhookFlag(name, value, &flags.webhook);
     if (!applied.ok()) return applied.status();
   }
   if (flags.renew_deadline >= flags.lease_duration) {
@@ -175,7 +144,7 @@ std::string FlagsHelp() {
       "usage: memha-controller [flags]\n"
       "Watches Services and Pods, pushes each memha-sidecar its topology (leader only), serves\n"
       "GET /v1/topology, /healthz, /readyz, /metrics and the admission webhook.\n\n";
-  for (const auto& [name, flag] : Flags()) out += "  " + name + " " + flag.help + "\n";
+  out += cli::FlagTableHelp(Flags());
   out += "\nwebhook:\n" + webhook::WebhookFlagsHelp();
   return out;
 }

@@ -1,45 +1,27 @@
 #include "controller/webhook/flags.h"
 
-#include <charconv>
 #include <functional>
-#include <map>
+
+#include "controller/cli/flag_table.h"
 
 namespace memha::webhook {
 namespace {
 
-Result<int> ParseInt(std::string_view name, std::string_view v, int lo, int hi) {
-  int n = 0;
-  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-  if (v.empty() || ec != std::errc() || end != v.data() + v.size() || n < lo || n > hi) {
-    return Status::InvalidArgument(std::string(name) + ": expected an integer in [" + std::to_string(lo) + ", " +
-                                   std::to_string(hi) + "], got \"" + std::string(v) + "\"");
-  }
-  return n;
-}
-
-struct Flag {
-  const char* help;
-  std::function<Status(std::string_view name, std::string_view value, WebhookSettings* s)> apply;
-};
+using Flag = cli::Flag<WebhookSettings>;
+using cli::IntegerFlag;
 
 Flag Str(const char* help, std::function<std::string*(WebhookSettings*)> field) {
-  return Flag{help, [field](std::string_view, std::string_view v, WebhookSettings* s) {
-                *field(s) = std::string(v);
-                return Status::Ok();
-              }};
+  return cli::StringFlag<WebhookSettings>(help, std::move(field));
 }
 
-const std::map<std::string, Flag, std::less<>>& Flags() {
-  static const auto* flags = new std::map<std::string, Flag, std::less<>>{
+const cli::FlagTable<WebhookSettings>& Flags() {
+  static const auto* flags = new cli::FlagTable<WebhookSettings>{
       {"--webhook-port",
-       {"N  HTTPS port of the admission webhook (default 8443; 0: no webhook)",
-        [](std::string_view n, std::string_view v, WebhookSettings* s) {
-          auto p = ParseInt(n, v, 0, 65535);
-          if (!p.ok()) return p.status();
-          s->enabled = p.value() != 0;
-          s->server.port = p.value();
-          return Status::Ok();
-        }}},
+       IntegerFlag<WebhookSettings>("N  HTTPS port of the admission webhook (default 8443; 0: no webhook)", 0, 65535,
+                                    [](WebhookSettings* s, long long n) {
+                                      s->enabled = n != 0;
+                                      s->server.port = static_cast<int>(n);
+                                    })},
       {"--webhook-address", Str("ADDR  webhook listen address (default 0.0.0.0)",
                                 [](WebhookSettings* s) { return &s->server.address; })},
       {"--webhook-configuration",
@@ -61,12 +43,8 @@ const std::map<std::string, Flag, std::less<>>& Flags() {
       {"--sidecar-image-pull-policy", Str("POLICY  Always | IfNotPresent (default) | Never",
                                           [](WebhookSettings* s) { return &s->inject.image_pull_policy; })},
       {"--sidecar-admin-port",
-       {"N  the sidecar's admin port (default 11299)",
-        [](std::string_view n, std::string_view v, WebhookSettings* s) {
-          auto p = ParseInt(n, v, 1, 65535);
-          if (p.ok()) s->inject.admin_port = p.value();
-          return p.status();
-        }}},
+       IntegerFlag<WebhookSettings>("N  the sidecar's admin port (default 11299)", 1, 65535,
+                                    [](WebhookSettings* s, long long n) { s->inject.admin_port = static_cast<int>(n); })},
       {"--sidecar-cpu-request", Str("QTY  (default 50m; empty: none)",
                                     [](WebhookSettings* s) { return &s->inject.resources.cpu_request; })},
       {"--sidecar-memory-request", Str("QTY  (default 32Mi; empty: none)",
@@ -78,12 +56,10 @@ const std::map<std::string, Flag, std::less<>>& Flags() {
       {"--sidecar-log-level", Str("LEVEL  the sidecar's --log-level (default info)",
                                   [](WebhookSettings* s) { return &s->inject.log_level; })},
       {"--sidecar-startup-timeout-s",
-       {"N  how long the sidecar's startup probe waits for a first topology (default 120)",
-        [](std::string_view n, std::string_view v, WebhookSettings* s) {
-          auto p = ParseInt(n, v, 1, 3600);
-          if (p.ok()) s->inject.startup_timeout_s = p.value();
-          return p.status();
-        }}},
+       IntegerFlag<WebhookSettings>("N  how long the sidecar's startup probe waits for a first topology (default 120)",
+                                    1, 3600, [](WebhookSettings* s, long long n) {
+                                      s->inject.startup_timeout_s = static_cast<int>(n);
+                                    })},
       {"--controller-url",
        Str("URL  where sidecars fetch their first topology (default http://<webhook-service>.<namespace>.svc:8080)", [](WebhookSettings* s) { return &s->inject.controller_url; })},
   };
@@ -104,16 +80,11 @@ Status WebhookSettings::Finish(const std::string& controller_namespace) {
 }
 
 Result<bool> ApplyWebhookFlag(std::string_view name, std::string_view value, WebhookSettings* settings) {
-  auto it = Flags().find(name);
-  if (it == Flags().end()) return false;
-  if (Status s = it->second.apply(name, value, settings); !s.ok()) return s;
-  return true;
+  return cli::ApplyFlag(Flags(), name, value, settings);
 }
 
-std::string WebhookFlagsHelp() {
-  std::string out;
-  for (const auto& [name, flag] : Flags()) out += "  " + name + " " + flag.help + "\n";
-  return out;
-}
+bool IsWebhookFlag(std::string_view name) { return Flags().contains(name); }
+
+std::string WebhookFlagsHelp() { return cli::FlagTableHelp(Flags()); }
 
 }  // namespace memha::webhook

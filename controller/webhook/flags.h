@@ -27,6 +27,9 @@ struct WebhookSettings {
 // Ok(true): the flag was a webhook flag and was applied; Ok(false): not a webhook flag; error: bad value.
 Result<bool> ApplyWebhookFlag(std::string_view name, std::string_view value, WebhookSettings* settings);
 
+// Whether `name` ("--webhook-port") is a webhook flag.
+bool IsWebhookFlag(std::string_view name);
+
 // One line per flag, for --help.
 std::string WebhookFlagsHelp();
 

@@ -1,0 +1,58 @@
+// memha-controller's command line: its own flags, the webhook's (one shared table kind), and the errors a user
+// sees for a bad one.
+#include "controller/app/flags.h"
+
+#include <gtest/gtest.h>
+
+namespace memha::app {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(ControllerFlags, ParsesBothFormsAndTheWebhooksFlags) {
+  auto f = ParseFlags({"--namespace=ops", "--lease-duration", "20s", "--http-port=9090", "--resync-s", "30",
+                       "--push-timeout=500ms", "--sidecar-admin-port=12000", "--webhook-port", "0",
+                       "--sidecar-image=r/memha:1", "--log-level=debug"});
+  ASSERT_TRUE(f.ok()) << f.status().message();
+  EXPECT_EQ(f.value().ns, "ops");
+  EXPECT_EQ(f.value().lease_duration, 20s);
+  EXPECT_EQ(f.value().admin_port, 9090);
+  EXPECT_EQ(f.value().resync, 30s);
+  EXPECT_EQ(f.value().push_timeout, 500ms);
+  // One value for where the controller pushes and what the webhook injects.
+  EXPECT_EQ(f.value().sidecar_admin_port, 12000);
+  EXPECT_EQ(f.value().webhook.inject.admin_port, 12000);
+  EXPECT_FALSE(f.value().webhook.enabled);
+  EXPECT_EQ(f.value().webhook.inject.image, "r/memha:1");
+  EXPECT_EQ(f.value().log_level, log::Level::kDebug);
+}
+
+TEST(ControllerFlags, ABadFlagIsOneLineNamingIt) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+      {{"--nope=1"}, "unknown flag --nope"},
+      {{"--resync-s=0"}, "--resync-s: expected an integer in [1, 86400], got \"0\""},
+      {{"--admin-port", "http"}, "--admin-port: expected an integer in [1, 65535]"},
+      {{"--webhook-port=70000"}, "--webhook-port: expected an integer in [0, 65535]"},
+      {{"--sidecar-admin-port=0"}, "--sidecar-admin-port: expected an integer in [1, 65535]"},
+      {{"--lease-duration=soon"}, "--lease-duration: expected a positive duration"},
+      {{"--namespace"}, "--namespace: missing value"},
+      {{"--webhook-port"}, "--webhook-port: missing value"},
+      {{"--renew-deadline=20s"}, "--renew-deadline must be shorter than --lease-duration"},
+      {{"stray"}, "unexpected argument \"stray\""},
+  };
+  for (const auto& [args, want] : bad) {
+    auto f = ParseFlags(args);
+    ASSERT_FALSE(f.ok()) << args[0];
+    EXPECT_NE(f.status().message().find(want), std::string::npos) << f.status().message();
+    EXPECT_EQ(f.status().message().find('\n'), std::string::npos) << f.status().message();
+  }
+}
+
+TEST(ControllerFlags, HelpListsBothTables) {
+  const std::string help = FlagsHelp();
+  EXPECT_NE(help.find("  --resync-s N  "), std::string::npos) << help;
+  EXPECT_NE(help.find("  --webhook-port N  "), std::string::npos) << help;
+}
+
+}  // namespace
+}  // namespace memha::app
