@@ -1,13 +1,6 @@
 #include "controller/admin/server.h"
 
-#include <httplib.h>
-
-#include <sys/socket.h>
-
-#include <chrono>
-#include <nlohmann/json.hpp>
-
-#include "common/log.h"
+#include "common/http_serving.h"
 
 namespace memha::admin {
 namespace {
@@ -19,29 +12,19 @@ bool ConstantTimeEquals(const std::string& a, const std::string& b) {
   return diff == 0;
 }
 
-void Reply(httplib::Response& res, int status, const nlohmann::json& body) {
-  res.status = status;
-  res.set_content(body.dump() + "\n", "application/json");
-}
+using http::ReplyJson;
 
 }  // namespace
 
 AdminServer::AdminServer(Options options, push::TokenFile* token, AdminHooks hooks)
     : options_(std::move(options)), token_(token), hooks_(std::move(hooks)),
-      server_(std::make_unique<httplib::Server>()) {}
+      http_(std::make_unique<http::ServingThread>()) {}
 
 AdminServer::~AdminServer() { Stop(); }
 
 Status AdminServer::Start() {
-  httplib::Server& s = *server_;
-  s.set_read_timeout(5, 0);
-  s.set_write_timeout(5, 0);
+  httplib::Server& s = http_->server();
   s.set_payload_max_length(64 * 1024);
-  // httplib's default also sets SO_REUSEPORT, which would let a second process share the port silently.
-  s.set_socket_options([](int sock) {
-    int yes = 1;
-    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-  });
 
   s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
 
@@ -60,47 +43,28 @@ Status AdminServer::Start() {
 
   s.Get("/v1/topology", [this](const httplib::Request& req, httplib::Response& res) {
     std::string token = token_ != nullptr ? token_->Get() : "";
-    if (token.empty()) return Reply(res, 403, {{"error", "topology reads are disabled: no --token-file"}});
+    if (token.empty()) return ReplyJson(res, 403, {{"error", "topology reads are disabled: no --token-file"}});
     if (!ConstantTimeEquals(req.get_header_value("Authorization"), "Bearer " + token)) {
-      return Reply(res, 401, {{"error", "missing or wrong bearer token"}});
+      return ReplyJson(res, 401, {{"error", "missing or wrong bearer token"}});
     }
     std::string pod = req.get_param_value("pod");
     if (pod.empty() || pod.find('/') == std::string::npos) {
-      return Reply(res, 400, {{"error", "query parameter pod=<namespace>/<name> required"}});
+      return ReplyJson(res, 400, {{"error", "query parameter pod=<namespace>/<name> required"}});
     }
     if (!hooks_.synced()) {
       res.set_header("Retry-After", "1");
-      return Reply(res, 503, {{"error", "controller not synced yet"}});
+      return ReplyJson(res, 503, {{"error", "controller not synced yet"}});
     }
     std::optional<std::string> json = hooks_.topology(pod);
-    if (!json) return Reply(res, 404, {{"error", "no topology for pod " + pod}});
+    if (!json) return ReplyJson(res, 404, {{"error", "no topology for pod " + pod}});
     res.set_content(*json + "\n", "application/json");
   });
 
-  s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-    Reply(res, 500, {{"error", "internal error"}});
-  });
-
-  if (options_.port == 0) {
-    bound_port_ = s.bind_to_any_port(options_.address);
-  } else {
-    bound_port_ = s.bind_to_port(options_.address, options_.port) ? options_.port : -1;
-  }
-  if (bound_port_ <= 0) {
-    return Status::Unavailable("admin: cannot listen on " + options_.address + ":" + std::to_string(options_.port));
-  }
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
-  // A stop() before the accept loop runs would be lost (httplib 0.11): wait until it runs.
-  for (int i = 0; i < 5000 && !server_->is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  MEMHA_LOG(kInfo, "admin", "listening on " << options_.address << ":" << bound_port_);
-  return Status::Ok();
+  return http_->Start(options_.address, options_.port, "admin");
 }
 
-void AdminServer::Stop() {
-  if (thread_.joinable()) {
-    server_->stop();
-    thread_.join();
-  }
-}
+void AdminServer::Stop() { http_->Stop(); }
+
+int AdminServer::port() const { return http_->port(); }
 
 }  // namespace memha::admin

@@ -9,12 +9,11 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 
 #include "common/status.h"
 #include "controller/push/token.h"
 
-namespace httplib { class Server; }
+namespace memha::http { class ServingThread; }
 
 namespace memha::admin {
 
@@ -35,15 +34,13 @@ class AdminServer {
 
   Status Start();  // binds, then serves on a thread
   void Stop();
-  int port() const { return bound_port_; }
+  int port() const;
 
  private:
   Options options_;
   push::TokenFile* token_;
   AdminHooks hooks_;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
-  int bound_port_ = 0;
+  std::unique_ptr<http::ServingThread> http_;  // the httplib server and its thread
 };
 
 }  // namespace memha::admin
