@@ -183,6 +183,9 @@ void TopologyPusher::WorkerLoop() {
     uint64_t id = e.id;
     std::string address = e.address;
     std::shared_ptr<const Topology> sent = e.sent;
+    const int failures_before = e.status.failures;
+    const std::optional<PushResult> result_before = e.status.last_result;
+    const std::string error_before = e.status.last_error;
     if (!due_.empty()) cv_.notify_one();  // another worker may take the next one
     lock.unlock();
 
@@ -192,9 +195,22 @@ void TopologyPusher::WorkerLoop() {
     PushResult result = Send(address, body, &error);
     double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     if (observer_ != nullptr) observer_->OnPush(result, seconds);
+    // A sidecar that stays unreachable (a pod without its sidecar, one being deleted) is retried every
+    // backoff_max for as long as its pod exists: warn when a failure starts or changes, not on every retry.
+    const bool same_failure =
+        failures_before > 0 && result_before == result && error_before == error && result != PushResult::kOk;
     if (result == PushResult::kOk) {
+      if (failures_before > 0) {
+        MEMHA_LOG(kInfo, "push", "push ok again pod=" << pod << " address=" << address << " after_failures="
+                                                      << failures_before << " epoch=" << sent->epoch
+                                                      << " version=" << sent->version);
+      }
       MEMHA_LOG(kDebug, "push", "pushed pod=" << pod << " address=" << address << " epoch=" << sent->epoch
                                               << " version=" << sent->version << " seconds=" << seconds);
+    } else if (same_failure) {
+      MEMHA_LOG(kDebug, "push", "push failed again pod=" << pod << " address=" << address << " result="
+                                                         << ToString(result) << " failures=" << failures_before + 1
+                                                         << " error=\"" << error << "\"");
     } else if (result == PushResult::kRefused) {
       MEMHA_LOG(kInfo, "push", "push refused (the sidecar has a newer generation) pod="
                                    << pod << " address=" << address << " epoch=" << sent->epoch
@@ -202,7 +218,8 @@ void TopologyPusher::WorkerLoop() {
     } else {
       MEMHA_LOG(kWarn, "push", "push failed pod=" << pod << " address=" << address << " result=" << ToString(result)
                                                   << " epoch=" << sent->epoch << " version=" << sent->version
-                                                  << " error=\"" << error << "\"");
+                                                  << " error=\"" << error << "\" (retried with backoff; logged "
+                                                     "again when the error changes)");
     }
     lock.lock();
     Complete(pod, id, result, error);

@@ -189,5 +189,28 @@ TEST_F(ReconcilerTest, NewErrorsBecomeOneEventEachWhileLeading) {
             std::string::npos);
 }
 
+TEST_F(ReconcilerTest, AServiceDeletedKeepsTheLastGoodTopologyAndADeletedPodIsNoLongerPushed) {
+  Fill();
+  reconciler_->StartLeading(3);
+  reconciler_->ReconcileOnce();
+  ASSERT_TRUE(Eventually([&] { return pusher_->Behind() == 0 && fake_.applied_version() != 0; }));
+  const uint64_t version = Served()->version;
+
+  // The pool's Service goes away while the pod still names it: the sidecar keeps what it has (traffic goes on).
+  store_.EraseService("shop/cache-a");
+  reconciler_->ReconcileOnce();
+  ASSERT_TRUE(Served().has_value());
+  EXPECT_EQ(Served()->version, version);
+  EXPECT_EQ(reconciler_->CurrentErrors(), 1u);
+  EXPECT_EQ(pusher_->Behind(), 0u);
+
+  // The application pod is deleted: no topology served, nothing pushed or retried for it any more.
+  store_.ErasePod("shop/web-1");
+  reconciler_->ReconcileOnce();
+  EXPECT_FALSE(Served().has_value());
+  EXPECT_FALSE(pusher_->Sidecar("shop/web-1").has_value());
+  EXPECT_EQ(pusher_->Size(), 0u);
+}
+
 }  // namespace
 }  // namespace memha::app

@@ -265,6 +265,34 @@ TEST_F(PusherTest, UnreachableSidecarFailsFastAsAnError) {
   EXPECT_GE(pusher.Sidecar("shop/web")->failures, 2);
 }
 
+TEST_F(PusherTest, AnUnreachableSidecarIsLoggedOnceNotOnEveryRetry) {
+  // A pod whose sidecar is not there (not injected, being deleted) is retried for as long as the pod exists;
+  // with 1,000 of them a warning per retry would be the controller's whole log.
+  FakeSidecar back;  // first, so that it cannot take the closed port below
+  std::string address;
+  {
+    FakeSidecar gone;
+    address = gone.address();
+  }
+  TopologyPusher pusher(FastOptions(), &token_, &observer_);
+  ::testing::internal::CaptureStderr();
+  pusher.Start();
+  pusher.Set({"shop/web", address, Topo(1, 1)});
+  const bool failed = Eventually([&] { return observer_.count(PushResult::kError) >= 4; });
+  pusher.Set({"shop/web", back.address(), Topo(1, 1)});  // the pod comes back at a new address
+  const bool acked = Eventually([&] { return pusher.Sidecar("shop/web")->UpToDate(); });
+  pusher.Stop();
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(failed);
+  ASSERT_TRUE(acked);
+  size_t warnings = 0;
+  for (size_t at = log.find("push failed pod=shop/web"); at != std::string::npos;
+       at = log.find("push failed pod=shop/web", at + 1)) {
+    ++warnings;
+  }
+  EXPECT_EQ(warnings, 1u) << log;
+}
+
 TEST(PusherOptions, Validate) {
   EXPECT_TRUE(PusherOptions{}.Validate().ok());
   PusherOptions o;
