@@ -19,6 +19,11 @@ struct ObjectMeta {
   StringMap annotations;
   bool deleting = false;  // metadata.deletionTimestamp is set
   std::string Key() const { return ns + "/" + name; }
+  // Same content as far as the controller is concerned: everything but resourceVersion.
+  bool SameContent(const ObjectMeta& o) const {
+    return ns == o.ns && name == o.name && uid == o.uid && labels == o.labels && annotations == o.annotations &&
+           deleting == o.deleting;
+  }
 };
 
 struct ContainerPort {
@@ -33,6 +38,9 @@ struct PodInfo {
   std::string phase;      // Pending | Running | Succeeded | Failed | Unknown
   bool ready = false;     // condition Ready == True
   std::vector<ContainerPort> ports;  // all containers' declared ports (for named targetPorts)
+  bool SameContent(const PodInfo& o) const {
+    return meta.SameContent(o.meta) && pod_ip == o.pod_ip && phase == o.phase && ready == o.ready && ports == o.ports;
+  }
 };
 
 struct ServicePort {
@@ -40,12 +48,16 @@ struct ServicePort {
   int port = 0;
   int target_port = 0;             // numeric targetPort (0 when named or absent)
   std::string target_port_name;    // named targetPort, resolved against the pod's container ports
+  bool operator==(const ServicePort&) const = default;
 };
 
 struct ServiceInfo {
   ObjectMeta meta;
   StringMap selector;              // empty selector: no pods (Kubernetes semantics for Endpoints)
   std::vector<ServicePort> ports;
+  bool SameContent(const ServiceInfo& o) const {
+    return meta.SameContent(o.meta) && selector == o.selector && ports == o.ports;
+  }
 };
 
 }  // namespace memha::model

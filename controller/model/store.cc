@@ -5,8 +5,11 @@
 namespace memha::model {
 namespace {
 
-bool SameMeta(const ObjectMeta& a, const ObjectMeta& b) {
-  return a.resource_version == b.resource_version && a.uid == b.uid && a.deleting == b.deleting;
+// Only a change of what the controller keeps counts: a pod's status churn (restart counts, other conditions)
+// bumps its resourceVersion but must not cost a reconcile pass.
+template <typename T>
+bool SameContent(const T& a, const T& b) {
+  return a.SameContent(b);
 }
 
 template <typename T>
@@ -19,7 +22,7 @@ bool ReplaceAll(std::map<std::string, T>* into, std::vector<T> objects) {
   bool changed = next.size() != into->size();
   if (!changed) {
     for (auto a = next.begin(), b = into->begin(); a != next.end(); ++a, ++b) {
-      if (a->first != b->first || !SameMeta(a->second.meta, b->second.meta)) {
+      if (a->first != b->first || !SameContent(a->second, b->second)) {
         changed = true;
         break;
       }
@@ -33,7 +36,10 @@ template <typename T>
 bool Upsert(std::map<std::string, T>* into, T object) {
   std::string key = object.meta.Key();
   auto it = into->find(key);
-  if (it != into->end() && SameMeta(it->second.meta, object.meta)) return false;
+  if (it != into->end() && SameContent(it->second, object)) {
+    it->second.meta.resource_version = std::move(object.meta.resource_version);  // newest seen, no change
+    return false;
+  }
   into->insert_or_assign(std::move(key), std::move(object));
   return true;
 }
