@@ -270,7 +270,8 @@ def cost_summary(before, after):
         if m:
             pushes[m.group(1)] = int(v - before.get(k, 0.0))
     return {"reconcile": hist("memha_controller_reconcile_duration_seconds"),
-            "push": hist("memha_controller_push_duration_seconds"), "pushes": pushes}
+            "push": hist("memha_controller_push_duration_seconds"), "pushes": pushes,
+            "pod_changes_ignored": int(metric_delta(before, after, "memha_controller_pod_changes_ignored_total"))}
 
 
 def proc_status(pid):

@@ -157,15 +157,20 @@ def section(r):
     notes = []
     if large:
         wc = large["while_creating"]["reconcile"]
+        ignored = large["while_creating"].get("pod_changes_ignored")
         cpu = large["memory_idle_kb"]["cpu_s"] - small["memory_idle_kb"]["cpu_s"]
-        notes.append(f"While the {large['pods_in_store'] - small['pods_in_store']:,} other pods were created and "
-                     f"status-patched ({large['create_s']:.0f} s, {c['parallel']} API requests in flight), the "
-                     f"controller ran {wc['count']:,} passes (the events came steadily, so passes ran one after "
-                     f"another, 20 ms of coalescing each) of {ms(wc['mean_ms'], 1)} ms on average, "
-                     f"{wc['sum_s']:.0f} s in all, and used "
-                     f"{cpu:.1f} s of CPU, although none of those pods is a pool member or has a sidecar. The "
-                     "first process's RSS hardly moved while its store grew through watch events; a new process "
-                     "that listed every pod at start is the footprint to plan with (its row above).")
+        other = large["pods_in_store"] - small["pods_in_store"]
+        passes = (f"ran {wc['count']:,} reconcile passes of {ms(wc['mean_ms'], 1)} ms on average, "
+                  f"{wc['sum_s']:.1f} s in all" if wc["count"] else "ran no reconcile pass")
+        filt = ""
+        if ignored is not None:
+            filt = (f" It stored {ignored:,} pod changes without a pass (`memha_controller_pod_changes_ignored_total`):"
+                    " none of those pods carries `memha.io/pools` or is selected by a pool Service in use, so they"
+                    " cannot change a topology (the passes counted here include the periodic recompute every 5 s).")
+        notes.append(f"While the {other:,} other pods were created and status-patched ({large['create_s']:.0f} s, "
+                     f"{c['parallel']} API requests in flight), the controller {passes}, and used {cpu:.1f} s of "
+                     f"CPU.{filt} The first process's RSS hardly moved while its store grew through watch events; a "
+                     "new process that listed every pod at start is the footprint to plan with (its row above).")
     if base:
         grow = small["memory_idle_kb"]["VmRSS"] - base["memory_idle_kb"]["VmRSS"]
         notes.insert(0, f"Memory: {c['sidecars']:,} application pods with a topology and a pusher entry, after "

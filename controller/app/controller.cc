@@ -164,6 +164,9 @@ void Controller::RegisterMetrics() {
                             [this] { return double(store_.PodCount()); });
   metrics_.AddGaugeCallback("memha_controller_cache_objects", "Objects in the cache", {{"kind", "services"}},
                             [this] { return double(store_.ServiceCount()); });
+  metrics_.AddCounterCallback("memha_controller_pod_changes_ignored_total",
+                              "Pod changes stored without a reconcile pass: not in a pool in use, no memha.io/pools",
+                              {}, [this] { return double(store_.IgnoredPodChanges()); });
   metrics_.AddGaugeCallback("memha_controller_leader", "1 while this replica leads (and pushes)", {},
                             [this] { return elector_->IsLeader() ? 1.0 : 0.0; });
   metrics_.AddGaugeCallback("memha_controller_epoch", "The epoch this replica leads with (0: not leading)", {},

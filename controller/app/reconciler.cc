@@ -13,6 +13,19 @@ uint64_t WallClockMillis() {
 
 }  // namespace
 
+std::set<std::string> PoolServicesInUse(const topology::State& state) {
+  std::set<std::string> services;
+  for (const auto& [pod, sidecar] : state.sidecars) {
+    for (const auto& ref : sidecar.refs) {
+      services.insert(ref.service);
+      if (auto it = state.settings.find(ref.service); it != state.settings.end() && !it->second.backup.empty()) {
+        services.insert(it->second.backup);
+      }
+    }
+  }
+  return services;
+}
+
 Reconciler::Reconciler(model::Store& store, push::TopologyPusher& pusher, admin::ControllerMetrics* metrics,
                        ReconcileOptions options, ErrorSink on_new_error)
     : store_(store), pusher_(pusher), metrics_(metrics), options_(std::move(options)),
@@ -94,7 +107,9 @@ void Reconciler::ReconcileOnce() {
 
   topology::ComputeResult result;
   std::vector<std::pair<topology::TopologyError, std::string>> fresh;  // new errors with the object's uid
+  uint64_t read_mark = 0;
   store_.Read([&](const model::StoreView& view) {
+    read_mark = view.ignored_pod_changes;
     result = topology::ComputeTopologies(view, options_.topology, epoch, state_, start);
     for (const auto& e : result.errors) {
       if (logged_.count(e) > 0 && (!leading || posted_.count(e) > 0)) continue;
@@ -110,6 +125,7 @@ void Reconciler::ReconcileOnce() {
 
   uint64_t before = state_.version;
   state_ = std::move(result.state);
+  store_.SetPoolServices(PoolServicesInUse(state_), read_mark);
   auto snapshot = std::make_shared<const topology::State>(state_);
   {
     std::lock_guard lock(current_mu_);

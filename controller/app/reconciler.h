@@ -23,6 +23,10 @@
 
 namespace memha::app {
 
+// The pool Services a topology in `state` depends on: every pool named by a sidecar's (last good)
+// memha.io/pools, and each one's backup pool. Pod changes outside them and without memha.io/pools cost no pass.
+std::set<std::string> PoolServicesInUse(const topology::State& state);
+
 struct ReconcileOptions {
   topology::Options topology;
   std::chrono::milliseconds coalesce{20};       // wait this long after a change for the rest of a burst

@@ -4,11 +4,16 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace memha::model {
 
 using StringMap = std::map<std::string, std::string>;
+
+// The application pod's annotation naming its pools (parsed by controller/topology/annotations.*). The store
+// only needs to know whether a pod carries it.
+inline constexpr std::string_view kPoolsAnnotation = "memha.io/pools";
 
 struct ObjectMeta {
   std::string ns;

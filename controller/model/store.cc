@@ -44,6 +44,16 @@ bool Upsert(std::map<std::string, T>* into, T object) {
   return true;
 }
 
+// Kubernetes semantics: a Service with an empty selector selects nothing.
+bool Selects(const StringMap& selector, const StringMap& labels) {
+  if (selector.empty()) return false;
+  for (const auto& [k, v] : selector) {
+    auto it = labels.find(k);
+    if (it == labels.end() || it->second != v) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 void Store::ReplacePods(std::vector<PodInfo> objects) {
@@ -62,7 +72,9 @@ void Store::ReplaceServices(std::vector<ServiceInfo> objects) {
 
 void Store::UpsertPod(PodInfo pod) {
   std::lock_guard lock(mu_);
-  if (Upsert(&pods_, std::move(pod))) Changed();
+  auto it = pods_.find(pod.meta.Key());
+  bool relevant = Relevant(pod) || (it != pods_.end() && Relevant(it->second));  // after or before
+  if (Upsert(&pods_, std::move(pod))) PodChanged(relevant);
 }
 
 void Store::UpsertService(ServiceInfo service) {
@@ -72,7 +84,11 @@ void Store::UpsertService(ServiceInfo service) {
 
 void Store::ErasePod(const std::string& key) {
   std::lock_guard lock(mu_);
-  if (pods_.erase(key) > 0) Changed();
+  auto it = pods_.find(key);
+  if (it == pods_.end()) return;
+  bool relevant = Relevant(it->second);
+  pods_.erase(it);
+  PodChanged(relevant);
 }
 
 void Store::EraseService(const std::string& key) {
@@ -102,7 +118,32 @@ size_t Store::ServiceCount() const {
 
 void Store::Read(const std::function<void(const StoreView&)>& fn) const {
   std::lock_guard lock(mu_);
-  fn(StoreView{pods_, services_});
+  fn(StoreView{pods_, services_, ignored_pod_changes_});
+}
+
+void Store::SetPoolServices(std::set<std::string> services, uint64_t read_mark) {
+  std::lock_guard lock(mu_);
+  bool differs = !filtering_ || services != pool_services_;
+  filtering_ = true;
+  pool_services_ = std::move(services);
+  // A change ignored after the pass's read was judged by the old set; under the new one it may matter.
+  if (differs && ignored_pod_changes_ > read_mark) Changed();
+}
+
+uint64_t Store::IgnoredPodChanges() const {
+  std::lock_guard lock(mu_);
+  return ignored_pod_changes_;
+}
+
+bool Store::Relevant(const PodInfo& pod) const {
+  if (!filtering_) return true;
+  if (pod.meta.annotations.count(std::string(kPoolsAnnotation)) > 0) return true;
+  const std::string prefix = pod.meta.ns + "/";
+  for (auto it = pool_services_.lower_bound(prefix); it != pool_services_.end() && it->starts_with(prefix); ++it) {
+    auto svc = services_.find(*it);
+    if (svc != services_.end() && Selects(svc->second.selector, pod.meta.labels)) return true;
+  }
+  return false;
 }
 
 uint64_t Store::WaitForChange(uint64_t seen, std::chrono::milliseconds timeout) const {
@@ -114,6 +155,14 @@ uint64_t Store::WaitForChange(uint64_t seen, std::chrono::milliseconds timeout) 
 void Store::Changed() {
   ++generation_;
   cv_.notify_all();
+}
+
+void Store::PodChanged(bool relevant) {
+  if (relevant) {
+    Changed();
+  } else {
+    ++ignored_pod_changes_;
+  }
 }
 
 }  // namespace memha::model

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@ enum class Kind { kPod, kService };
 struct StoreView {
   const std::map<std::string, PodInfo>& pods;          // by "ns/name"
   const std::map<std::string, ServiceInfo>& services;  // by "ns/name"
+  uint64_t ignored_pod_changes = 0;                    // IgnoredPodChanges() at the time of the read
 };
 
 class Store {
@@ -40,11 +42,22 @@ class Store {
   // Consistent read: `fn` runs under the store's lock; do not keep references past it.
   void Read(const std::function<void(const StoreView&)>& fn) const;
 
+  // Relevance filter (docs/CONTROLLER.md "What costs a reconcile pass"). Once the reconciler has named the pool
+  // Services in use, a pod change counts (grows Generation) only if the pod, before or after, carries
+  // memha.io/pools or is selected by one of those Services; any other pod change is stored but costs no pass.
+  // `read_mark` is StoreView::ignored_pod_changes of the read the pools were computed from: if the set differs
+  // from the previous one and a change was ignored since that read (judged by the old set), Generation grows so
+  // the reconciler looks again. Until the first call every change counts.
+  void SetPoolServices(std::set<std::string> services, uint64_t read_mark);
+  uint64_t IgnoredPodChanges() const;
+
   // Blocks until Generation() > seen or the deadline passes; returns the current generation.
   uint64_t WaitForChange(uint64_t seen, std::chrono::milliseconds timeout) const;
 
  private:
   void Changed();  // lock held
+  bool Relevant(const PodInfo& pod) const;  // lock held
+  void PodChanged(bool relevant);                    // lock held
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
   std::map<std::string, PodInfo> pods_;
@@ -52,6 +65,9 @@ class Store {
   bool pods_listed_ = false;
   bool services_listed_ = false;
   uint64_t generation_ = 0;
+  bool filtering_ = false;            // SetPoolServices was called
+  std::set<std::string> pool_services_;
+  uint64_t ignored_pod_changes_ = 0;
 };
 
 }  // namespace memha::model

@@ -11,10 +11,11 @@
 
 #include "common/status.h"
 #include "common/topology.h"
+#include "controller/model/objects.h"
 
 namespace memha::topology {
 
-inline constexpr std::string_view kPoolsAnnotation = "memha.io/pools";
+inline constexpr std::string_view kPoolsAnnotation = model::kPoolsAnnotation;
 inline constexpr std::string_view kBackupPoolAnnotation = "memha.io/backup-pool";
 inline constexpr std::string_view kWritePolicyAnnotation = "memha.io/write-policy";
 inline constexpr std::string_view kWarmupAnnotation = "memha.io/warmup";

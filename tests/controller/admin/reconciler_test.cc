@@ -212,5 +212,53 @@ TEST_F(ReconcilerTest, AServiceDeletedKeepsTheLastGoodTopologyAndADeletedPodIsNo
   EXPECT_EQ(pusher_->Size(), 0u);
 }
 
+TEST_F(ReconcilerTest, PodsOutsideThePoolsInUseCostNoPass) {
+  Fill();
+  model::ServiceInfo backup = Service("cache-b");
+  model::ServiceInfo primary = Service("cache-a");
+  primary.meta.annotations = {{"memha.io/backup-pool", "cache-b"}};
+  store_.ReplaceServices({primary, backup, Service("web")});
+  reconciler_->Start();
+  reconciler_->StartLeading(3);
+  ASSERT_TRUE(Eventually([&] { return fake_.applied_version() != 0 && pusher_->Behind() == 0; }));
+  std::this_thread::sleep_for(50ms);  // let the first passes settle
+  const uint64_t passes = reconciler_->Passes();
+  const uint64_t generation = store_.Generation();
+
+  // A rollout of an unrelated Deployment (selected by a Service that is no pool) and pods no Service selects.
+  for (int i = 0; i < 50; ++i) {
+    store_.UpsertPod(Pod("web-" + std::to_string(i + 10), "10.1.0." + std::to_string(i), "web", 1));
+    store_.UpsertPod(Pod("job-" + std::to_string(i), "10.2.0." + std::to_string(i), "batch", 1));
+  }
+  for (int i = 0; i < 50; ++i) store_.ErasePod("shop/job-" + std::to_string(i));
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(store_.Generation(), generation);
+  EXPECT_EQ(reconciler_->Passes(), passes);
+  EXPECT_EQ(store_.IgnoredPodChanges(), 150u);
+
+  // A pod joining the backup pool is in use (through cache-a's memha.io/backup-pool): it reaches the sidecar.
+  const uint64_t version = Served()->version;
+  store_.UpsertPod(Pod("cache-b-0", "10.0.1.1", "cache-b", 1));
+  ASSERT_TRUE(Eventually([&] { return fake_.applied_version() > version; }));
+  EXPECT_GT(reconciler_->Passes(), passes);
+  ASSERT_EQ(Served()->pools.size(), 1u);
+  ASSERT_EQ(Served()->pools[0].backup.size(), 1u);
+  EXPECT_EQ(Served()->pools[0].backup[0].address, "10.0.1.1:11211");
+}
+
+TEST(PoolServicesInUse, NamesEveryReferencedPoolAndItsBackup) {
+  topology::State state;
+  topology::SidecarTopology a;
+  a.refs = {{"shop/cache-a", 11211}, {"other/sessions", 11212}};
+  topology::SidecarTopology b;
+  b.refs = {{"shop/cache-a", 11211}};
+  state.sidecars = {{"shop/web-1", a}, {"shop/web-2", b}};
+  state.settings["shop/cache-a"].backup = "shop/cache-b";
+  state.settings["other/sessions"] = {};
+  state.settings["shop/unused"].backup = "shop/unused-backup";
+  EXPECT_EQ(PoolServicesInUse(state),
+            (std::set<std::string>{"other/sessions", "shop/cache-a", "shop/cache-b"}));
+}
+
 }  // namespace
 }  // namespace memha::app
