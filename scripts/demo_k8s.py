@@ -552,7 +552,11 @@ def start_application(system):
     apply({"apiVersion": "v1", "kind": "Pod",
            "metadata": {"name": "web-0", "namespace": NS, "labels": {"app": "web"},
                         "annotations": {"memha.io/pools": pools}},
-           "spec": {"containers": [{"name": "web", "image": "shop/web:1"}]}})
+           # The memha-sidecar entry is what the webhook would inject (the demo runs the sidecar as a process);
+           # the controller pushes only to pods that have it.
+           "spec": {"containers": [{"name": "web", "image": "shop/web:1"}],
+                    "initContainers": [{"name": "memha-sidecar", "image": "memha/sidecar:demo",
+                                        "restartPolicy": "Always"}]}})
     token_file = os.path.join(ARGS.workdir, "web-0.token")
     with open(token_file, "w") as f:  # stands for the Secret volume the webhook would mount
         f.write(system.token + "\n")

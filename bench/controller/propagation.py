@@ -112,7 +112,12 @@ def pod_object(name, labels, annotations=None, port=None, image="registry.exampl
                  "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}
     if port:
         container["ports"] = [{"name": "memcache", "containerPort": port}]
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {"containers": [container]}}
+    spec = {"containers": [container]}
+    if annotations and "memha.io/pools" in annotations:
+        # What the webhook injects (the bench runs without it): the controller pushes only to such pods.
+        spec["initContainers"] = [{"name": "memha-sidecar", "image": "registry.example/memha-sidecar:1.0",
+                                   "restartPolicy": "Always"}]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
 
 
 def service_object(name, selector, port, target):

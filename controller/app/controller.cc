@@ -176,6 +176,9 @@ void Controller::RegisterMetrics() {
                               [lc] { return double(lc->acquisitions.load()); });
   metrics_.AddGaugeCallback("memha_controller_sidecars", "Application pods with a topology", {},
                             [this] { return double(reconciler_->Sidecars()); });
+  metrics_.AddGaugeCallback("memha_controller_pods_without_sidecar",
+                            "Pods with memha.io/pools but no memha-sidecar container: served on GET, not pushed", {},
+                            [this] { return double(reconciler_->PodsWithoutSidecar()); });
   metrics_.AddGaugeCallback("memha_controller_sidecars_behind",
                             "Sidecars whose acknowledged topology is not the desired one (leader only)", {},
                             [this] { return double(pusher_->Behind()); });

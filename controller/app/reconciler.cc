@@ -133,6 +133,23 @@ void Reconciler::ReconcileOnce() {
     current_errors_ = result.errors.size();
   }
 
+  // A pod annotated memha.io/pools without the sidecar container (opted out with memha.io/inject=false, or
+  // created while the webhook was down under failurePolicy Ignore) has nothing listening for pushes: it is
+  // logged once, counted, served on GET, and not pushed (it would fail on every resync for its lifetime).
+  std::set<std::string> without;
+  for (const auto& [pod, s] : state_.sidecars) {
+    if (s.has_sidecar) continue;
+    without.insert(pod);
+    if (without_sidecar_.count(pod) == 0) {
+      MEMHA_LOG(kWarn, "reconcile", "pod has memha.io/pools but no memha-sidecar container: not pushed pod=" << pod);
+    }
+  }
+  without_sidecar_ = std::move(without);
+  {
+    std::lock_guard lock(current_mu_);
+    current_without_sidecar_ = without_sidecar_.size();
+  }
+
   std::set<topology::TopologyError> now_present(result.errors.begin(), result.errors.end());
   for (auto& [e, uid] : fresh) {
     if (logged_.insert(e).second) {
@@ -154,7 +171,9 @@ void Reconciler::ReconcileOnce() {
   if (leading) {
     std::vector<push::PushTarget> targets;
     targets.reserve(state_.sidecars.size());
-    for (const auto& [pod, s] : state_.sidecars) targets.push_back({pod, s.admin_address, s.topology});
+    for (const auto& [pod, s] : state_.sidecars) {
+      if (s.has_sidecar) targets.push_back({pod, s.admin_address, s.topology});
+    }
     pusher_.Replace(targets);
     if (!pusher_.Running()) pusher_.Start();
   }
@@ -183,6 +202,11 @@ std::optional<std::string> Reconciler::TopologyJson(const std::string& pod) cons
 size_t Reconciler::Sidecars() const {
   std::lock_guard lock(current_mu_);
   return current_->sidecars.size();
+}
+
+size_t Reconciler::PodsWithoutSidecar() const {
+  std::lock_guard lock(current_mu_);
+  return current_without_sidecar_;
 }
 
 size_t Reconciler::CurrentErrors() const {

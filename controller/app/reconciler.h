@@ -61,6 +61,8 @@ class Reconciler {
   std::optional<std::string> TopologyJson(const std::string& pod) const;
   size_t Sidecars() const;
   size_t CurrentErrors() const;
+  // Pods with a topology but no memha-sidecar container (injection skipped or failed): served, never pushed.
+  size_t PodsWithoutSidecar() const;
   uint64_t Passes() const { return passes_.load(); }
 
  private:
@@ -81,9 +83,11 @@ class Reconciler {
   topology::State state_;                       // pass_mu_
   std::set<topology::TopologyError> logged_;  // pass_mu_: errors already logged and counted
   std::set<topology::TopologyError> posted_;  // pass_mu_: errors already posted as Events (this leadership)
+  std::set<std::string> without_sidecar_;     // pass_mu_: pods logged as having no sidecar container
   mutable std::mutex current_mu_;
   std::shared_ptr<const topology::State> current_;  // what GET answers from
   size_t current_errors_ = 0;
+  size_t current_without_sidecar_ = 0;
 
   std::mutex loop_mu_;
   std::condition_variable loop_cv_;

@@ -63,7 +63,15 @@ Result<model::PodInfo> ParsePod(const json& object) {
       if (Str(c, "type") == "Ready") pod.ready = Str(c, "status") == "True";
     }
   }
-  const json& containers = Child(Child(object, "spec"), "containers");
+  const json& spec = Child(object, "spec");
+  for (const char* list : {"containers", "initContainers"}) {
+    const json& entries = Child(spec, list);
+    if (!entries.is_array()) continue;
+    for (const json& c : entries) {
+      if (Str(c, "name") == model::kSidecarContainer) pod.has_sidecar = true;
+    }
+  }
+  const json& containers = Child(spec, "containers");
   if (containers.is_array()) {
     for (const json& c : containers) {
       const json& ports = Child(c, "ports");

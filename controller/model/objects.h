@@ -14,6 +14,9 @@ using StringMap = std::map<std::string, std::string>;
 // The application pod's annotation naming its pools (parsed by controller/topology/annotations.*). The store
 // only needs to know whether a pod carries it.
 inline constexpr std::string_view kPoolsAnnotation = "memha.io/pools";
+// The container the webhook injects (an initContainers entry: a native sidecar). A pod is pushed only if it has
+// a container or initContainer of this name; one added by hand must use the same name.
+inline constexpr std::string_view kSidecarContainer = "memha-sidecar";
 
 struct ObjectMeta {
   std::string ns;
@@ -43,8 +46,10 @@ struct PodInfo {
   std::string phase;      // Pending | Running | Succeeded | Failed | Unknown
   bool ready = false;     // condition Ready == True
   std::vector<ContainerPort> ports;  // all containers' declared ports (for named targetPorts)
+  bool has_sidecar = false;          // a container or initContainer named kSidecarContainer
   bool SameContent(const PodInfo& o) const {
-    return meta.SameContent(o.meta) && pod_ip == o.pod_ip && phase == o.phase && ready == o.ready && ports == o.ports;
+    return meta.SameContent(o.meta) && pod_ip == o.pod_ip && phase == o.phase && ready == o.ready &&
+           ports == o.ports && has_sidecar == o.has_sidecar;
   }
 };
 

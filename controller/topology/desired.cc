@@ -283,6 +283,7 @@ ComputeResult ComputeTopologies(const model::StoreView& view, const Options& opt
 
     Built b;
     b.sidecar.pod = key;
+    b.sidecar.has_sidecar = pod.has_sidecar;
     if (!pod.pod_ip.empty()) b.sidecar.admin_address = Address(pod.pod_ip, options.sidecar_admin_port);
 
     auto refs = ParsePoolsAnnotation(*annotation, pod.meta.ns,

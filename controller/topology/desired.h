@@ -47,6 +47,7 @@ struct SidecarTopology {
   std::vector<PoolRef> refs;                  // the last good memha.io/pools, used while the annotation is bad
   bool stale = false;                         // an error kept the last good topology unchanged
   std::vector<std::shared_ptr<const PoolBase>> bases;  // what `topology` was built from (empty when stale)
+  bool has_sidecar = true;  // the pod has a memha-sidecar container: pushed; otherwise only served on GET
 };
 
 // The last good value of each Service annotation (a bad value keeps the previous one).

@@ -7,10 +7,11 @@
 #include <nlohmann/json.hpp>
 
 #include "common/status.h"
+#include "controller/model/objects.h"
 
 namespace memha::webhook {
 
-inline constexpr const char* kSidecarContainerName = "memha-sidecar";
+inline constexpr const char* kSidecarContainerName = model::kSidecarContainer.data();
 inline constexpr const char* kTokenVolumeName = "memha-sidecar-token";
 inline constexpr const char* kStateVolumeName = "memha-sidecar-state";
 inline constexpr const char* kTokenMountPath = "/var/run/memha/token";

@@ -32,6 +32,7 @@ model::PodInfo Pod(std::string name, std::string ip, std::string app, int rv) {
   p.pod_ip = std::move(ip);
   p.phase = "Running";
   p.ready = true;
+  p.has_sidecar = true;  // application pods are pushed only with the container the webhook injects
   return p;
 }
 
@@ -244,6 +245,29 @@ TEST_F(ReconcilerTest, PodsOutsideThePoolsInUseCostNoPass) {
   ASSERT_EQ(Served()->pools.size(), 1u);
   ASSERT_EQ(Served()->pools[0].backup.size(), 1u);
   EXPECT_EQ(Served()->pools[0].backup[0].address, "10.0.1.1:11211");
+}
+
+TEST_F(ReconcilerTest, APodWithoutTheSidecarContainerIsServedButNotPushed) {
+  Fill();
+  model::PodInfo opted_out = Pod("web-2", "127.0.0.2", "web", 1);  // nothing listens there
+  opted_out.meta.annotations = {{"memha.io/pools", "cache-a"}};
+  opted_out.has_sidecar = false;
+  store_.UpsertPod(opted_out);
+  reconciler_->StartLeading(3);
+  reconciler_->ReconcileOnce();
+  ASSERT_TRUE(Eventually([&] { return fake_.applied_version() != 0 && pusher_->Behind() == 0; }));
+  EXPECT_TRUE(reconciler_->TopologyJson("shop/web-2").has_value());  // a sidecar added by hand can still boot
+  EXPECT_FALSE(pusher_->Sidecar("shop/web-2").has_value());
+  EXPECT_EQ(pusher_->Size(), 1u);
+  EXPECT_EQ(reconciler_->PodsWithoutSidecar(), 1u);
+
+  // Recreated with the sidecar: pushed like any other.
+  opted_out.has_sidecar = true;
+  opted_out.pod_ip = "127.0.0.1";
+  store_.UpsertPod(opted_out);
+  reconciler_->ReconcileOnce();
+  EXPECT_TRUE(pusher_->Sidecar("shop/web-2").has_value());
+  EXPECT_EQ(reconciler_->PodsWithoutSidecar(), 0u);
 }
 
 TEST(PoolServicesInUse, NamesEveryReferencedPoolAndItsBackup) {

@@ -123,13 +123,15 @@ class Proc:
             return "".join(f.readlines()[-n:])
 
 
-def pod_yaml(name, labels, annotations=None, port=11211):
+def pod_yaml(name, labels, annotations=None, port=11211, sidecar=False):
     meta = {"name": name, "labels": labels}
     if annotations:
         meta["annotations"] = annotations
-    return json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": meta,
-                       "spec": {"containers": [{"name": "c", "image": "memcached:1.6",
-                                                "ports": [{"name": "memcache", "containerPort": port}]}]}})
+    spec = {"containers": [{"name": "c", "image": "memcached:1.6",
+                            "ports": [{"name": "memcache", "containerPort": port}]}]}
+    if sidecar:  # what the webhook injects (no webhook in this test): the controller pushes only to such pods
+        spec["initContainers"] = [{"name": "memha-sidecar", "image": "memha/sidecar:test", "restartPolicy": "Always"}]
+    return json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec})
 
 
 def service_yaml(name, port):
@@ -171,7 +173,7 @@ class ControllerE2E(unittest.TestCase):
         cls.sidecars = {}
         for name, ip in cls.apps.items():
             k("-n", cls.ns, "apply", "-f", "-",
-              input=pod_yaml(name, {"app": "web"}, {"memha.io/pools": f"cache-a:{cls.local[name]}"}))
+              input=pod_yaml(name, {"app": "web"}, {"memha.io/pools": f"cache-a:{cls.local[name]}"}, sidecar=True))
             cls.set_status(name, ip, True)
             cmd = [SIDECAR, "--admin-address", ip, "--admin-port", str(cls.admin_port),
                    "--admin-token-file", cls.token_file]
@@ -297,6 +299,30 @@ class ControllerE2E(unittest.TestCase):
         self.set_status("cache-a-1", self.members["cache-a-1"], True)
         for app in self.apps:
             wait_for(f"{app} sees cache-a-1 up", lambda app=app: self.members_of(app)["cache-a-1"][1] == "up")
+
+    def test_3b_unrelated_pods_and_pods_without_a_sidecar(self):
+        ignored = self.controller_metric("ctl-1", "memha_controller_pod_changes_ignored_total")
+        # A pod no pool selects, without memha.io/pools: stored, no reconcile pass.
+        k("-n", self.ns, "apply", "-f", "-", input=pod_yaml("batch-1", {"app": "batch"}))
+        self.set_status("batch-1", "127.0.0.41", True)
+        wait_for("the unrelated pod's changes ignored",
+                 lambda: self.controller_metric("ctl-1", "memha_controller_pod_changes_ignored_total") >= ignored + 2)
+        # An annotated pod without the sidecar container (opted out): served on GET, counted, never pushed.
+        errors = self.controller_metric("ctl-1", 'memha_controller_pushes_total{result="error"}')
+        k("-n", self.ns, "apply", "-f", "-",
+          input=pod_yaml("web-nosidecar", {"app": "web"}, {"memha.io/pools": "cache-a:11400"}))
+        self.set_status("web-nosidecar", "127.0.0.13", True)
+        wait_for("pods_without_sidecar = 1",
+                 lambda: self.controller_metric("ctl-1", "memha_controller_pods_without_sidecar") == 1)
+        status, body = http_get(f"http://127.0.0.1:{self.controllers['ctl-1'].port}/v1/topology?pod="
+                                f"{self.ns}/web-nosidecar", token=TOKEN)
+        self.assertEqual(status, 200, body)
+        time.sleep(1)
+        self.assertEqual(self.controller_metric("ctl-1", 'memha_controller_pushes_total{result="error"}'), errors)
+        self.assertEqual(self.controller_metric("ctl-1", "memha_controller_sidecars_behind"), 0)
+        k("-n", self.ns, "delete", "pod", "batch-1", "web-nosidecar", "--wait=false")
+        wait_for("pods_without_sidecar = 0",
+                 lambda: self.controller_metric("ctl-1", "memha_controller_pods_without_sidecar") == 0)
 
     def test_4_annotate_backup_pool_live(self):
         k("-n", self.ns, "annotate", "service", "cache-a", "memha.io/backup-pool=cache-b", "--overwrite")

@@ -34,6 +34,20 @@ TEST(ParsePod, KeepsOnlyWhatTheControllerNeeds) {
   EXPECT_EQ(pod.phase, "Running");
   EXPECT_TRUE(pod.ready);
   EXPECT_EQ(pod.ports, (std::vector<model::ContainerPort>{{"memcache", 11211}, {"", 9150}}));
+  EXPECT_FALSE(pod.has_sidecar);
+}
+
+TEST(ParsePod, HasSidecarWhenAContainerOrInitContainerIsNamedMemhaSidecar) {
+  json injected = json::parse(kPod);  // as the webhook injects it: a native sidecar
+  injected["spec"]["initContainers"] = json::array(
+      {{{"name", "migrate"}}, {{"name", "memha-sidecar"}, {"restartPolicy", "Always"}}});
+  EXPECT_TRUE(ParsePod(injected).value().has_sidecar);
+  json by_hand = json::parse(kPod);  // added to the pod's containers by hand
+  by_hand["spec"]["containers"].push_back({{"name", "memha-sidecar"}});
+  EXPECT_TRUE(ParsePod(by_hand).value().has_sidecar);
+  json other = json::parse(kPod);
+  other["spec"]["initContainers"] = json::array({{{"name", "memha-sidecar-old"}}, {{"name", 7}}});
+  EXPECT_FALSE(ParsePod(other).value().has_sidecar);
 }
 
 TEST(ParsePod, NotReadyPendingAndMinimal) {
