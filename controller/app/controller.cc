@@ -49,13 +49,17 @@ Status Controller::Start() {
 
   // The sidecar token: a file, or the shared Secret the controller keeps (created by the first replica).
   if (!flags_.token_file.empty()) {
-    token_ = std::make_unique<push::TokenFile>(flags_.token_file);
+    token_ = std::make_unique<push::TokenFile>(flags_.token_file, "", flags_.token_refresh);
     if (Status s = token_->Load(); !s.ok()) return s;
   } else {
     auto shared = webhook::LoadOrCreateSharedToken(*api_, flags_.ns, flags_.webhook.tokens.secret_name);
     if (!shared.ok()) return Status::Unavailable("sidecar token Secret: " + shared.status().message());
     token_ = std::make_unique<push::TokenFile>("", shared.value());
   }
+  // The copies in application namespaces (the webhook makes one before it injects a pod; TokenSync keeps them
+  // current after a rotation). Both ask for the token at the time, never a value kept from start-up.
+  token_secrets_ = std::make_unique<webhook::SidecarTokenSecrets>(
+      *api_, [this]() -> Result<std::string> { return token_->Get(); }, flags_.webhook.tokens);
 
   push::PusherOptions push_options;
   push_options.parallelism = flags_.push_parallelism;
@@ -114,6 +118,25 @@ Status Controller::Start() {
   };
   elector_ = std::make_unique<leader::LeaderElector>(*lease_api_, lease, callbacks);
   threads_.emplace_back([this] { elector_->Run(); });
+
+  TokenSync::Hooks token_hooks;
+  if (flags_.token_file.empty()) {
+    token_hooks.read_shared = [this] {
+      return webhook::LoadOrCreateSharedToken(*api_, flags_.ns, flags_.webhook.tokens.secret_name);
+    };
+  }
+  token_hooks.leading = [this] { return reconciler_->Leading() && store_.Synced(); };
+  token_hooks.namespaces = [this] { return reconciler_->SidecarNamespaces(); };
+  token_hooks.ensure = [this](const std::string& ns) { return token_secrets_->Ensure(ns); };
+  token_sync_ = std::make_unique<TokenSync>(token_.get(), std::move(token_hooks));
+  threads_.emplace_back([this] {
+    std::unique_lock lock(stop_mu_);
+    while (!stop_cv_.wait_for(lock, flags_.token_refresh, [this] { return stopping_; })) {
+      lock.unlock();
+      token_sync_->Once();
+      lock.lock();
+    }
+  });
   RegisterMetrics();
   return Status::Ok();
 }
@@ -122,9 +145,6 @@ Status Controller::StartWebhook() {
   auto certificates = std::make_shared<webhook::CertificateBootstrap>(*api_, flags_.webhook.certificates);
   auto tls = certificates->LoadOrCreate();
   if (!tls.ok()) return Status::Unavailable("webhook certificate: " + tls.status().message());
-  std::string token = token_->Get();
-  token_secrets_ = std::make_unique<webhook::SidecarTokenSecrets>(*api_, webhook::FixedTokenSource(token),
-                                                                  flags_.webhook.tokens);
   webhook_ = std::make_unique<webhook::WebhookServer>(flags_.webhook.server, tls.value(), flags_.webhook.inject,
                                                       token_secrets_.get());
   if (Status s = webhook_->Start(); !s.ok()) return s;
@@ -179,6 +199,9 @@ void Controller::RegisterMetrics() {
   metrics_.AddGaugeCallback("memha_controller_pods_without_sidecar",
                             "Pods with memha.io/pools but no memha-sidecar container: served on GET, not pushed", {},
                             [this] { return double(reconciler_->PodsWithoutSidecar()); });
+  metrics_.AddGaugeCallback("memha_controller_token_copies_stale",
+                            "Application namespaces whose token Secret copy could not be brought up to date", {},
+                            [this] { return double(token_sync_->Stale()); });
   metrics_.AddGaugeCallback("memha_controller_sidecars_behind",
                             "Sidecars whose acknowledged topology is not the desired one (leader only)", {},
                             [this] { return double(pusher_->Behind()); });

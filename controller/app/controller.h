@@ -18,6 +18,7 @@
 #include "controller/admin/server.h"
 #include "controller/app/flags.h"
 #include "controller/app/reconciler.h"
+#include "controller/app/token_sync.h"
 #include "controller/kube/http_api.h"
 #include "controller/kube/events.h"
 #include "controller/leader/lease.h"
@@ -57,6 +58,7 @@ class Controller {
   std::unique_ptr<leader::LeaderElector> elector_;
   std::unique_ptr<admin::AdminServer> admin_;
   std::unique_ptr<webhook::SidecarTokenSecrets> token_secrets_;
+  std::unique_ptr<TokenSync> token_sync_;
   std::unique_ptr<webhook::WebhookServer> webhook_;
   std::vector<std::thread> threads_;
   std::mutex stop_mu_;

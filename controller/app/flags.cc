@@ -52,6 +52,10 @@ const cli::FlagTable<ControllerFlags>& Flags() {
       {"--http-port", Port("N  same as --admin-port", &ControllerFlags::admin_port)},
       {"--token-file", Str("PATH  the sidecar bearer token (default: the shared Secret named by --token-secret in "
                            "--namespace, created if missing)", &ControllerFlags::token_file)},
+      {"--token-refresh-s",
+       Integer("N  re-read the token (file or Secret) and bring the copies in application namespaces up to date "
+               "every N seconds (default 30)", 1, 3600,
+               [](ControllerFlags* f, long long n) { f->token_refresh = std::chrono::seconds(n); })},
       {"--sidecar-admin-port",
        {"N  the sidecars' admin port, pushed at podIP:N (default 11299; also the injected sidecar's)",
         [](std::string_view n, std::string_view v, ControllerFlags* f) {

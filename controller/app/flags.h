@@ -23,6 +23,7 @@ struct ControllerFlags {
   std::string admin_address = "0.0.0.0";
   uint16_t admin_port = 8080;             // --admin-port or --http-port
   std::string token_file;                 // empty: the shared token Secret (--token-secret), made if missing
+  std::chrono::seconds token_refresh{30}; // token re-read and namespace copies checked this often
   uint16_t sidecar_admin_port = 11299;
   std::chrono::seconds resync{60};
   size_t push_parallelism = 16;

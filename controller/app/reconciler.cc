@@ -204,6 +204,19 @@ size_t Reconciler::Sidecars() const {
   return current_->sidecars.size();
 }
 
+std::set<std::string> Reconciler::SidecarNamespaces() const {
+  std::shared_ptr<const topology::State> state;
+  {
+    std::lock_guard lock(current_mu_);
+    state = current_;
+  }
+  std::set<std::string> namespaces;
+  for (const auto& [pod, s] : state->sidecars) {
+    if (s.has_sidecar) namespaces.insert(pod.substr(0, pod.find('/')));
+  }
+  return namespaces;
+}
+
 size_t Reconciler::PodsWithoutSidecar() const {
   std::lock_guard lock(current_mu_);
   return current_without_sidecar_;

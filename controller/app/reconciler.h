@@ -63,6 +63,8 @@ class Reconciler {
   size_t CurrentErrors() const;
   // Pods with a topology but no memha-sidecar container (injection skipped or failed): served, never pushed.
   size_t PodsWithoutSidecar() const;
+  // The namespaces of the pods that have a sidecar (where the token copy must be current).
+  std::set<std::string> SidecarNamespaces() const;
   uint64_t Passes() const { return passes_.load(); }
 
  private:

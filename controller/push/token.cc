@@ -49,4 +49,10 @@ std::string TokenFile::Get() {
   return token_;
 }
 
+void TokenFile::Set(std::string token) {
+  if (!path_.empty() || token.find_first_not_of(" \t\r\n") == std::string::npos) return;
+  std::lock_guard lock(mu_);
+  token_ = std::move(token);
+}
+
 }  // namespace memha::push

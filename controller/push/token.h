@@ -19,6 +19,8 @@ class TokenFile {
   Status Load();
   // The current token; a failed re-read keeps the last good one.
   std::string Get();
+  // Replaces the token (the shared Secret was read again); ignored when empty or when a file is the source.
+  void Set(std::string token);
 
  private:
   std::string path_;

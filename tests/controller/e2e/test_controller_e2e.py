@@ -9,6 +9,7 @@ over within the lease duration with no push refused; SIGTERM releases the Lease 
 
 Needs KUBECONFIG (the k8s_cluster fixture), MEMHA_CONTROLLER, MEMHA_SIDECAR; kubectl from MEMHA_K8S_BIN or
 scripts/k8s-tools/build.sh."""
+import base64
 import json
 import os
 import random
@@ -193,7 +194,7 @@ class ControllerE2E(unittest.TestCase):
                "--lease-name", "memha-e2e", "--lease-duration", f"{LEASE}s", "--renew-deadline", "3s",
                "--retry-period", "500ms", "--admin-address", "127.0.0.1", "--admin-port", str(port),
                "--token-file", cls.token_file, "--sidecar-admin-port", str(cls.admin_port), "--webhook-port", "0",
-               "--resync-s", "5", "--log-level", "info"]
+               "--resync-s", "5", "--token-refresh-s", "1", "--log-level", "info"]
         p = Proc(cmd, os.path.join(cls.tmp, f"{identity}.log"))
         p.port = port
         cls.controllers[identity] = p
@@ -353,6 +354,44 @@ class ControllerE2E(unittest.TestCase):
         after = self.sidecar_topology("web-1")
         self.assertEqual(after["pools"], before["pools"])  # still sync: the last good value
         k("-n", self.ns, "annotate", "service", "cache-a", "memha.io/write-policy-")
+
+    def token_copy(self):
+        out = k("-n", self.ns, "get", "secret", "memha-sidecar-token", "-o", "jsonpath={.data.token}", check=False)
+        return base64.b64decode(out).decode() if out else None
+
+    def write_token(self, token):
+        # Stands for the Secret volume being updated (atomically, as the kubelet does); the controllers and the
+        # sidecars read the same file.
+        tmp = self.token_file + ".new"
+        with open(tmp, "w") as f:
+            f.write(token + "\n")
+        os.replace(tmp, self.token_file)
+
+    def test_5b_token_rotation_reaches_the_copies_and_the_pushes(self):
+        # The leader keeps a copy of the token in every namespace with a sidecar pod (what the sidecars mount).
+        wait_for("token copy in the app namespace", lambda: self.token_copy() == TOKEN)
+        new = TOKEN + "-rotated"
+        try:
+            self.write_token(new)
+            wait_for("the copy holds the rotated token", lambda: self.token_copy() == new)
+            url = f"http://127.0.0.1:{self.controllers['ctl-1'].port}/v1/topology?pod={self.ns}/web-1"
+            wait_for("the controller answers with the new token", lambda: http_get(url, new)[0] == 200)
+            self.assertEqual(http_get(url, TOKEN)[0], 401)
+            # A push after the rotation is accepted by the sidecars (they re-read their token on a mismatch).
+            k("-n", self.ns, "annotate", "service", "cache-a", "memha.io/warmup=off", "--overwrite")
+            for app in self.apps:
+                wait_for(f"{app} got a push with the rotated token",
+                         lambda app=app: self.sidecar_topology(app)["pools"][0]["warmup"] is False)
+        finally:
+            self.write_token(TOKEN)
+            k("-n", self.ns, "annotate", "service", "cache-a", "memha.io/warmup-")
+        wait_for("the copy holds the first token again", lambda: self.token_copy() == TOKEN)
+        wait_for("the controller answers with the first token again",
+                 lambda: http_get(f"http://127.0.0.1:{self.controllers['ctl-1'].port}/readyz")[0] == 200 and
+                 http_get(f"http://127.0.0.1:{self.controllers['ctl-2'].port}/v1/topology?pod={self.ns}/web-1",
+                          TOKEN)[0] == 200)
+        for app in self.apps:
+            wait_for(f"{app} warm-up back on", lambda app=app: self.sidecar_topology(app)["pools"][0]["warmup"] is True)
 
     def test_6_leader_killed_hands_over_without_refusals(self):
         t0 = {app: self.sidecar_topology(app) for app in self.apps}
