@@ -71,10 +71,12 @@ def section(r):
                "10.128.x.y IPs, created while the controller runs.", True))
     w("")
     la0, la1 = r["loadavg_start"], r["loadavg_end"]
+    busy = max(float(x) for x in la0 + la1) > float(m["cores"]) + 1
+    who = ("other engineers' builds and benchmarks shared the machine" if busy else
+           "a quiet machine: at most one core of load beside the benchmark")
     w(wrap(f"Machine: {m['cpu']}, {m['cores']} cores, {m['mem_gb']} GB, Linux {m['kernel']}; load average "
-           f"{la0[0]}/{la0[1]}/{la0[2]} at the start and {la1[0]}/{la1[1]}/{la1[2]} at the end (1/5/15 min; other "
-           f"engineers' builds and benchmarks shared the machine). Commit `{c.get('commit') or '?'}`, run "
-           f"{r['started']}."))
+           f"{la0[0]}/{la0[1]}/{la0[2]} at the start and {la1[0]}/{la1[1]}/{la1[2]} at the end (1/5/15 min; "
+           f"{who}). Commit `{c.get('commit') or '?'}`, run {r['started']}."))
     w("")
     w("### Propagation: status patch -> sidecar has the new topology (ms)")
     w("")
@@ -161,7 +163,7 @@ def section(r):
         cpu = large["memory_idle_kb"]["cpu_s"] - small["memory_idle_kb"]["cpu_s"]
         other = large["pods_in_store"] - small["pods_in_store"]
         passes = (f"ran {wc['count']:,} reconcile passes of {ms(wc['mean_ms'], 1)} ms on average, "
-                  f"{wc['sum_s']:.1f} s in all" if wc["count"] else "ran no reconcile pass")
+                  f"{wc['sum_s']:.2f} s in all" if wc["count"] else "ran no reconcile pass")
         filt = ""
         if ignored is not None:
             filt = (f" It stored {ignored:,} pod changes without a pass (`memha_controller_pod_changes_ignored_total`):"
