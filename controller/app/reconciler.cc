@@ -15,14 +15,19 @@ uint64_t WallClockMillis() {
 
 std::set<std::string> PoolServicesInUse(const topology::State& state) {
   std::set<std::string> services;
+  // Every Service the pass built a pool from, including those of pods that got no topology from it (an empty
+  // pool, another pool missing): the member that joins next is the one that matters.
+  for (const auto& [service, base] : state.pools) services.insert(service);
   for (const auto& [pod, sidecar] : state.sidecars) {
-    for (const auto& ref : sidecar.refs) {
-      services.insert(ref.service);
-      if (auto it = state.settings.find(ref.service); it != state.settings.end() && !it->second.backup.empty()) {
-        services.insert(it->second.backup);
-      }
+    for (const auto& ref : sidecar.refs) services.insert(ref.service);
+  }
+  std::set<std::string> backups;
+  for (const std::string& service : services) {
+    if (auto it = state.settings.find(service); it != state.settings.end() && !it->second.backup.empty()) {
+      backups.insert(it->second.backup);
     }
   }
+  services.merge(backups);
   return services;
 }
 

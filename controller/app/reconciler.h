@@ -23,8 +23,9 @@
 
 namespace memha::app {
 
-// The pool Services a topology in `state` depends on: every pool named by a sidecar's (last good)
-// memha.io/pools, and each one's backup pool. Pod changes outside them and without memha.io/pools cost no pass.
+// The pool Services a topology in `state` depends on: every Service the pass built a pool from (named by a pod's
+// memha.io/pools, current or last good, whether or not the pod got a topology), and each one's backup pool.
+// Pod changes outside them and without memha.io/pools cost no pass.
 std::set<std::string> PoolServicesInUse(const topology::State& state);
 
 struct ReconcileOptions {

@@ -58,6 +58,7 @@ class ReconcilerTest : public ::testing::Test {
     ro.topology.sidecar_admin_port = static_cast<uint16_t>(std::stoi(fake_.address().substr(10)));
     ro.coalesce = 5ms;
     ro.poll = 10ms;
+    ro.interval = 1h;  // no periodic pass: every pass here is caused by a change (or a leadership change)
     ro.version_seed = 100;
     reconciler_ = std::make_unique<Reconciler>(store_, *pusher_, &metrics_, ro,
                                                [this](const topology::TopologyError& e, const std::string& uid) {
@@ -76,6 +77,20 @@ class ReconcilerTest : public ::testing::Test {
     app.meta.annotations = {{"memha.io/pools", "cache-a"}};
     store_.ReplacePods({Pod("cache-a-0", "10.0.0.1", "cache-a", 1), Pod("cache-a-1", "10.0.0.2", "cache-a", 1), app});
     store_.ReplaceServices({Service("cache-a")});
+  }
+  // No pass running or due: the pass count stays the same for a while.
+  bool Settled() {
+    uint64_t last = reconciler_->Passes();
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    int stable = 0;
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(20ms);
+      uint64_t now = reconciler_->Passes();
+      stable = now == last ? stable + 1 : 0;
+      last = now;
+      if (stable >= 5) return true;
+    }
+    return false;
   }
   std::vector<std::string> Events() {
     std::lock_guard l(mu_);
@@ -222,7 +237,7 @@ TEST_F(ReconcilerTest, PodsOutsideThePoolsInUseCostNoPass) {
   reconciler_->Start();
   reconciler_->StartLeading(3);
   ASSERT_TRUE(Eventually([&] { return fake_.applied_version() != 0 && pusher_->Behind() == 0; }));
-  std::this_thread::sleep_for(50ms);  // let the first passes settle
+  ASSERT_TRUE(Settled());
   const uint64_t passes = reconciler_->Passes();
   const uint64_t generation = store_.Generation();
 
@@ -240,6 +255,7 @@ TEST_F(ReconcilerTest, PodsOutsideThePoolsInUseCostNoPass) {
   // A pod joining the backup pool is in use (through cache-a's memha.io/backup-pool): it reaches the sidecar.
   const uint64_t version = Served()->version;
   store_.UpsertPod(Pod("cache-b-0", "10.0.1.1", "cache-b", 1));
+  EXPECT_EQ(store_.Generation(), generation + 1);
   ASSERT_TRUE(Eventually([&] { return fake_.applied_version() > version; }));
   EXPECT_GT(reconciler_->Passes(), passes);
   ASSERT_EQ(Served()->pools.size(), 1u);
@@ -270,6 +286,24 @@ TEST_F(ReconcilerTest, APodWithoutTheSidecarContainerIsServedButNotPushed) {
   EXPECT_EQ(reconciler_->PodsWithoutSidecar(), 0u);
 }
 
+TEST_F(ReconcilerTest, AMemberJoiningAnEmptyPoolCountsAtOnce) {
+  // The application is deployed before its memcached: the pool is empty, the pod has no topology yet.
+  model::PodInfo app = Pod("web-1", "127.0.0.1", "web", 1);
+  app.meta.annotations = {{"memha.io/pools", "cache-a"}};
+  store_.ReplacePods({app});
+  store_.ReplaceServices({Service("cache-a")});
+  reconciler_->Start();
+  reconciler_->StartLeading(3);
+  ASSERT_TRUE(Eventually([&] { return reconciler_->CurrentErrors() == 1; }));  // EmptyPool
+  ASSERT_TRUE(Settled());
+  EXPECT_FALSE(Served().has_value());
+  const uint64_t generation = store_.Generation();
+  store_.UpsertPod(Pod("cache-a-0", "10.0.0.1", "cache-a", 1));  // memcached comes up
+  EXPECT_EQ(store_.Generation(), generation + 1);
+  ASSERT_TRUE(Eventually([&] { return fake_.applied_version() != 0; }));
+  EXPECT_EQ(Served()->pools[0].primary.size(), 1u);
+}
+
 TEST(PoolServicesInUse, NamesEveryReferencedPoolAndItsBackup) {
   topology::State state;
   topology::SidecarTopology a;
@@ -280,8 +314,11 @@ TEST(PoolServicesInUse, NamesEveryReferencedPoolAndItsBackup) {
   state.settings["shop/cache-a"].backup = "shop/cache-b";
   state.settings["other/sessions"] = {};
   state.settings["shop/unused"].backup = "shop/unused-backup";
-  EXPECT_EQ(PoolServicesInUse(state),
-            (std::set<std::string>{"other/sessions", "shop/cache-a", "shop/cache-b"}));
+  // A pool the pass built although no pod got a topology from it (it is empty), with a backup.
+  state.pools["shop/empty"] = std::make_shared<topology::PoolBase>();
+  state.settings["shop/empty"].backup = "shop/empty-backup";
+  EXPECT_EQ(PoolServicesInUse(state), (std::set<std::string>{"other/sessions", "shop/cache-a", "shop/cache-b",
+                                                             "shop/empty", "shop/empty-backup"}));
 }
 
 }  // namespace
