@@ -56,10 +56,17 @@ Status Controller::Start() {
     if (!shared.ok()) return Status::Unavailable("sidecar token Secret: " + shared.status().message());
     token_ = std::make_unique<push::TokenFile>("", shared.value());
   }
-  // The copies in application namespaces (the webhook makes one before it injects a pod; TokenSync keeps them
-  // current after a rotation). Both ask for the token at the time, never a value kept from start-up.
+  // The copies in application namespaces: the webhook makes a missing one before it injects a pod; only the
+  // leader's TokenSync updates one after a rotation (a webhook replica still on the old token must not write it
+  // back). Both ask for the token at the time, never a value kept from start-up.
+  webhook::TokenSecretOptions create_only = flags_.webhook.tokens;
+  create_only.update_existing = false;
   token_secrets_ = std::make_unique<webhook::SidecarTokenSecrets>(
-      *api_, [this]() -> Result<std::string> { return token_->Get(); }, flags_.webhook.tokens);
+      *api_, [this]() -> Result<std::string> { return token_->Get(); }, create_only);
+  webhook::TokenSecretOptions update = flags_.webhook.tokens;
+  update.update_existing = true;
+  token_copies_ = std::make_unique<webhook::SidecarTokenSecrets>(
+      *api_, [this]() -> Result<std::string> { return token_->Get(); }, update);
 
   push::PusherOptions push_options;
   push_options.parallelism = flags_.push_parallelism;
@@ -127,7 +134,7 @@ Status Controller::Start() {
   }
   token_hooks.leading = [this] { return reconciler_->Leading() && store_.Synced(); };
   token_hooks.namespaces = [this] { return reconciler_->SidecarNamespaces(); };
-  token_hooks.ensure = [this](const std::string& ns) { return token_secrets_->Ensure(ns); };
+  token_hooks.ensure = [this](const std::string& ns) { return token_copies_->Ensure(ns); };
   token_sync_ = std::make_unique<TokenSync>(token_.get(), std::move(token_hooks));
   threads_.emplace_back([this] {
     std::unique_lock lock(stop_mu_);

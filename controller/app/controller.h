@@ -57,7 +57,8 @@ class Controller {
   std::unique_ptr<Reconciler> reconciler_;
   std::unique_ptr<leader::LeaderElector> elector_;
   std::unique_ptr<admin::AdminServer> admin_;
-  std::unique_ptr<webhook::SidecarTokenSecrets> token_secrets_;
+  std::unique_ptr<webhook::SidecarTokenSecrets> token_secrets_;  // the webhook's: creates missing copies
+  std::unique_ptr<webhook::SidecarTokenSecrets> token_copies_;   // TokenSync's: also updates them
   std::unique_ptr<TokenSync> token_sync_;
   std::unique_ptr<webhook::WebhookServer> webhook_;
   std::vector<std::thread> threads_;

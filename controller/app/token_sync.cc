@@ -20,6 +20,8 @@ size_t TokenSync::Once() {
     stale_ = 0;
     return 0;
   }
+  // Now and then every copy is checked again, in case something else changed one.
+  if (++rounds_ % kRecheckEvery == 0) current_.clear();
   const std::string token = token_->Get();
   const std::set<std::string> namespaces = hooks_.namespaces();
   std::erase_if(current_, [&](const auto& entry) { return namespaces.count(entry.first) == 0; });
@@ -27,6 +29,7 @@ size_t TokenSync::Once() {
   for (const std::string& ns : namespaces) {
     auto it = current_.find(ns);
     if (it != current_.end() && it->second == token) continue;
+    if (!hooks_.leading()) break;  // deposed or shutting down mid-round: the next leader takes over
     Status s = hooks_.ensure(ns);
     if (s.ok()) {
       if (it != current_.end()) MEMHA_LOG(kInfo, "token", "token copy updated namespace=" << ns);

@@ -11,6 +11,7 @@
 // Hooks keep it free of the API client and of the reconciler, so it is tested without either.
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <set>
@@ -32,8 +33,11 @@ class TokenSync {
 
   TokenSync(push::TokenFile* token, Hooks hooks) : token_(token), hooks_(std::move(hooks)) {}
 
+  // Every this many rounds, every copy is checked again (one GET each), in case it was changed by hand.
+  static constexpr uint64_t kRecheckEvery = 10;
+
   // One round; returns the number of namespaces whose copy is not known to be current (0 when not leading).
-  // Called from one thread.
+  // Stops early once `leading` turns false. Called from one thread.
   size_t Once();
 
   size_t Stale() const { return stale_.load(); }  // any thread (the metrics scrape)
@@ -44,6 +48,7 @@ class TokenSync {
   std::map<std::string, std::string> current_;  // namespace -> token its copy was confirmed to hold
   std::set<std::pair<std::string, std::string>> warned_;  // (namespace, message) already logged
   std::atomic<size_t> stale_{0};
+  uint64_t rounds_ = 0;
 };
 
 }  // namespace memha::app

@@ -150,7 +150,9 @@ Status SidecarTokenSecrets::EnsureUncached(const std::string& ns, const std::str
       return Status::Conflict("Secret " + ns + "/" + options_.secret_name + " exists and is not managed by memha (label " +
                               kManagedByLabel + "=" + kManagedByValue + ")");
     }
-    // Ours with an old token (the token was rotated): replace it, guarded by its resourceVersion.
+    // Ours with another token. The webhook leaves it (the leader's TokenSync brings it up to date); the leader
+    // replaces it, guarded by its resourceVersion.
+    if (!options_.update_existing) return Status::Ok();
     json updated = json::parse(SecretJson(ns, options_.secret_name, token));
     updated["metadata"]["resourceVersion"] = meta.value("resourceVersion", "");
     auto put = api_.Request("PUT", path, updated.dump());

@@ -2,9 +2,10 @@
 // The sidecar token in every application namespace.
 //
 // A pod can only mount Secrets of its own namespace, so before the webhook lets a pod in with the sidecar it
-// makes sure the Secret `memha-sidecar-token` (key `token`) in the pod's namespace holds the controller's
-// current token: created if missing, updated if it is memha's and differs, left alone (and the pod not
-// injected) if someone else owns a Secret of that name. Skipped on dryRun (sideEffects: NoneOnDryRun).
+// makes sure the Secret `memha-sidecar-token` (key `token`) in the pod's namespace exists: created if missing
+// with the current token, left alone (and the pod not injected) if someone else owns a Secret of that name. A
+// memha copy with another token is updated only with `update_existing` (the leader's TokenSync, after a
+// rotation), never by the webhook. Skipped on dryRun (sideEffects: NoneOnDryRun).
 // A namespace that was checked recently is not asked again (cache with a TTL), so a burst of pods costs one GET.
 //
 // The token itself is made by the controller, not by the chart (so `helm template` output stays deterministic):
@@ -41,6 +42,9 @@ inline TokenSource FixedTokenSource(std::string token) {
 struct TokenSecretOptions {
   std::string secret_name = kSidecarTokenSecret;
   std::chrono::seconds cache_ttl{30};
+  // false (the webhook): a memha copy holding another token is left as it is. Only the leader's TokenSync updates
+  // copies; a webhook replica whose token is not yet the rotated one would otherwise write the old token back.
+  bool update_existing = true;
 };
 
 class SidecarTokenSecrets {

@@ -102,6 +102,30 @@ TEST_F(TokenSyncTest, OnlyTheLeaderWritesAndANewLeadershipChecksAgain) {
   EXPECT_EQ(Asked().size(), 2u);  // the other replica may have led meanwhile: checked again
 }
 
+TEST_F(TokenSyncTest, EveryCopyIsCheckedAgainNowAndThen) {
+  TokenSync sync = Make(true);
+  sync.Once();
+  EXPECT_EQ(Asked().size(), 2u);
+  for (uint64_t i = 2; i < TokenSync::kRecheckEvery; ++i) sync.Once();
+  EXPECT_TRUE(Asked().empty());
+  sync.Once();  // round kRecheckEvery
+  EXPECT_EQ(Asked().size(), 2u);
+}
+
+TEST_F(TokenSyncTest, ARoundStopsWhenLeadershipIsLost) {
+  TokenSync::Hooks h;
+  int calls = 0;
+  h.leading = [&] { return calls < 1; };  // deposed (or shutting down) after the first copy
+  h.namespaces = [] { return std::set<std::string>{"a", "b", "c"}; };
+  h.ensure = [&](const std::string&) {
+    ++calls;
+    return Status::Ok();
+  };
+  TokenSync sync(&token_, std::move(h));
+  sync.Once();
+  EXPECT_EQ(calls, 1);
+}
+
 TEST_F(TokenSyncTest, WithATokenFileTheFileIsTheSource) {
   std::string path = ::testing::TempDir() + "token_sync_test.token";
   auto write = [&](const char* t) { std::ofstream(path, std::ios::trunc) << t << "\n"; };

@@ -162,7 +162,7 @@ TEST_F(PusherTest, OlderGenerationThanTheSidecarsIsRefused) {
 TEST_F(PusherTest, HangingSidecarNeverBlocksTheOthers) {
   PusherOptions o = FastOptions();
   o.parallelism = 2;
-  o.request_timeout = 800ms;
+  o.request_timeout = 2s;  // long enough that a loaded machine does not blur "before the timeout"
   FakeSidecar hanging;
   hanging.set_mode(FakeSidecar::Mode::kHang);
   std::vector<std::unique_ptr<FakeSidecar>> fakes;
@@ -176,7 +176,7 @@ TEST_F(PusherTest, HangingSidecarNeverBlocksTheOthers) {
     pusher.Set({"shop/web-" + std::to_string(i), fakes.back()->address(), Topo(1, 1)});
   }
   ASSERT_TRUE(Eventually([&] { return pusher.Behind() == 1; }));
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 600ms);  // well before the hanging one times out
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1500ms);  // before the hanging one times out
   ASSERT_TRUE(Eventually([&] { return observer_.count(PushResult::kTimeout) >= 1; }));
   EXPECT_EQ(pusher.Sidecar("shop/a-hanging")->last_result, PushResult::kTimeout);
 }

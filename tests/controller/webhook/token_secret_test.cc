@@ -78,6 +78,19 @@ TEST_F(TokenSecretsTest, RotatedTokenReplacesOurSecretAtOnce) {
   EXPECT_NE(json::parse(calls.back().body)["metadata"].value("resourceVersion", ""), "");
 }
 
+TEST_F(TokenSecretsTest, WithoutUpdateExistingACopyWithAnotherTokenIsLeftAsItIs) {
+  // The webhook's instance: a replica that has not yet read the rotated token must not write the old one back.
+  api_.Put(kPath, json::parse(SidecarTokenSecrets::SecretJson("shop", "memha-sidecar-token", "rotated-by-leader")));
+  SidecarTokenSecrets secrets(api_, FileTokenSource((dir_ / "token").string()), {.update_existing = false},
+                              [this] { return now_; });
+  ASSERT_TRUE(secrets.Ensure("shop").ok());  // the pod is admitted; its copy exists
+  EXPECT_EQ(StoredToken(), "rotated-by-leader");
+  EXPECT_EQ(api_.Writes(), 0u);
+  // A missing copy is still created.
+  ASSERT_TRUE(secrets.Ensure("blog").ok());
+  EXPECT_NE(api_.Get("/api/v1/namespaces/blog/secrets/memha-sidecar-token"), std::nullopt);
+}
+
 TEST_F(TokenSecretsTest, ASecretSomeoneElseOwnsIsLeftAlone) {
   json foreign = json::parse(SidecarTokenSecrets::SecretJson("shop", "memha-sidecar-token", "theirs"));
   foreign["metadata"]["labels"] = json::object();
