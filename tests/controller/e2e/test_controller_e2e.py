@@ -4,8 +4,13 @@ is patched, as a kubelet would). Real memcached processes are the pool members, 
 
 Checks: every sidecar receives the right topology; a member turning NotReady reaches every sidecar (propagation
 time printed); `kubectl annotate service ... memha.io/backup-pool=...` takes effect live; a bad annotation leaves
-the topology alone and records a Warning Event; the follower answers GET /v1/topology; killing the leader hands
+the topology alone and records a Warning Event; the follower answers GET /v1/topology; unrelated pods cost no
+reconcile pass and an annotated pod without the sidecar container is not pushed; a token rotated in the shared
+Secret reaches the copy in the application namespace and the pushes without a restart; killing the leader hands
 over within the lease duration with no push refused; SIGTERM releases the Lease and exits 0.
+
+The controllers run as deployed: in their own namespace (Lease, shared token Secret), token from that Secret (no
+--token-file); the pools and the application pods are in another namespace.
 
 Needs KUBECONFIG (the k8s_cluster fixture), MEMHA_CONTROLLER, MEMHA_SIDECAR; kubectl from MEMHA_K8S_BIN or
 scripts/k8s-tools/build.sh."""
@@ -146,11 +151,17 @@ class ControllerE2E(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="memha-ctl-e2e-")
         cls.ns = f"memha-e2e-{os.getpid()}"
+        cls.ctl_ns = cls.ns + "-system"
         cls.procs = []
+        # The sidecars' token file stands for their mounted copy of the Secret; the controllers read the shared
+        # Secret in their namespace (made here with a known token; a controller would make a random one).
         cls.token_file = os.path.join(cls.tmp, "token")
         with open(cls.token_file, "w") as f:
             f.write(TOKEN + "\n")
         k("create", "namespace", cls.ns)
+        k("create", "namespace", cls.ctl_ns)
+        k("-n", cls.ctl_ns, "create", "secret", "generic", "memha-sidecar-token", f"--from-literal=token={TOKEN}")
+        k("-n", cls.ctl_ns, "label", "secret", "memha-sidecar-token", "app.kubernetes.io/managed-by=memha-controller")
 
         # Pool members: real memcached on distinct loopback IPs (their pod IPs), one port.
         cls.members = {"cache-a-0": "127.0.0.21", "cache-a-1": "127.0.0.22", "cache-b-0": "127.0.0.31"}
@@ -190,10 +201,10 @@ class ControllerE2E(unittest.TestCase):
     @classmethod
     def start_controller(cls, identity):
         port = free_port(["127.0.0.1"])
-        cmd = [CONTROLLER, "--kubeconfig", os.environ["KUBECONFIG"], "--namespace", cls.ns, "--identity", identity,
+        cmd = [CONTROLLER, "--kubeconfig", os.environ["KUBECONFIG"], "--namespace", cls.ctl_ns, "--identity", identity,
                "--lease-name", "memha-e2e", "--lease-duration", f"{LEASE}s", "--renew-deadline", "3s",
                "--retry-period", "500ms", "--admin-address", "127.0.0.1", "--admin-port", str(port),
-               "--token-file", cls.token_file, "--sidecar-admin-port", str(cls.admin_port), "--webhook-port", "0",
+               "--sidecar-admin-port", str(cls.admin_port), "--webhook-port", "0",
                "--resync-s", "5", "--token-refresh-s", "1", "--log-level", "info"]
         p = Proc(cmd, os.path.join(cls.tmp, f"{identity}.log"))
         p.port = port
@@ -219,7 +230,8 @@ class ControllerE2E(unittest.TestCase):
     def tearDownClass(cls):
         for p in reversed(cls.procs):
             p.stop(signal.SIGKILL if p.proc.poll() is None and p not in cls.controllers.values() else signal.SIGTERM)
-        k("-n", cls.ns, "delete", "pods,services,leases,events", "--all", "--wait=false", check=False)
+        k("-n", cls.ns, "delete", "pods,services,events,secrets", "--all", "--wait=false", check=False)
+        k("-n", cls.ctl_ns, "delete", "leases,secrets,events", "--all", "--wait=false", check=False)
         if getattr(cls, "passed_all", False) and not os.environ.get("MEMHA_E2E_KEEP"):
             shutil.rmtree(cls.tmp, ignore_errors=True)
         else:
@@ -359,39 +371,45 @@ class ControllerE2E(unittest.TestCase):
         out = k("-n", self.ns, "get", "secret", "memha-sidecar-token", "-o", "jsonpath={.data.token}", check=False)
         return base64.b64decode(out).decode() if out else None
 
-    def write_token(self, token):
-        # Stands for the Secret volume being updated (atomically, as the kubelet does); the controllers and the
-        # sidecars read the same file.
+    def rotate(self, token):
+        # What an operator does: edit the shared Secret in the controllers' namespace. No restart follows.
+        k("-n", self.ctl_ns, "patch", "secret", "memha-sidecar-token", "--type=merge",
+          "-p", json.dumps({"stringData": {"token": token}}))
+
+    def kubelet_refreshes_the_mounted_copy(self):
+        # The kubelet's part (there is none here): the sidecars' file gets the copy's content, atomically.
         tmp = self.token_file + ".new"
         with open(tmp, "w") as f:
-            f.write(token + "\n")
+            f.write(self.token_copy() + "\n")
         os.replace(tmp, self.token_file)
 
     def test_5b_token_rotation_reaches_the_copies_and_the_pushes(self):
         # The leader keeps a copy of the token in every namespace with a sidecar pod (what the sidecars mount).
         wait_for("token copy in the app namespace", lambda: self.token_copy() == TOKEN)
         new = TOKEN + "-rotated"
+        urls = {i: f"http://127.0.0.1:{c.port}/v1/topology?pod={self.ns}/web-1" for i, c in self.controllers.items()}
         try:
-            self.write_token(new)
+            self.rotate(new)
             wait_for("the copy holds the rotated token", lambda: self.token_copy() == new)
-            url = f"http://127.0.0.1:{self.controllers['ctl-1'].port}/v1/topology?pod={self.ns}/web-1"
-            wait_for("the controller answers with the new token", lambda: http_get(url, new)[0] == 200)
-            self.assertEqual(http_get(url, TOKEN)[0], 401)
+            for identity, url in urls.items():  # both replicas re-read the Secret
+                wait_for(f"{identity} answers with the new token", lambda url=url: http_get(url, new)[0] == 200)
+                self.assertEqual(http_get(url, TOKEN)[0], 401)
+            self.kubelet_refreshes_the_mounted_copy()
             # A push after the rotation is accepted by the sidecars (they re-read their token on a mismatch).
             k("-n", self.ns, "annotate", "service", "cache-a", "memha.io/warmup=off", "--overwrite")
             for app in self.apps:
                 wait_for(f"{app} got a push with the rotated token",
                          lambda app=app: self.sidecar_topology(app)["pools"][0]["warmup"] is False)
         finally:
-            self.write_token(TOKEN)
+            self.rotate(TOKEN)
             k("-n", self.ns, "annotate", "service", "cache-a", "memha.io/warmup-")
         wait_for("the copy holds the first token again", lambda: self.token_copy() == TOKEN)
-        wait_for("the controller answers with the first token again",
-                 lambda: http_get(f"http://127.0.0.1:{self.controllers['ctl-1'].port}/readyz")[0] == 200 and
-                 http_get(f"http://127.0.0.1:{self.controllers['ctl-2'].port}/v1/topology?pod={self.ns}/web-1",
-                          TOKEN)[0] == 200)
+        self.kubelet_refreshes_the_mounted_copy()
+        for identity, url in urls.items():
+            wait_for(f"{identity} answers with the first token again", lambda url=url: http_get(url, TOKEN)[0] == 200)
         for app in self.apps:
             wait_for(f"{app} warm-up back on", lambda app=app: self.sidecar_topology(app)["pools"][0]["warmup"] is True)
+        self.assertEqual(self.controller_metric("ctl-1", "memha_controller_token_copies_stale"), 0)
 
     def test_6_leader_killed_hands_over_without_refusals(self):
         t0 = {app: self.sidecar_topology(app) for app in self.apps}
@@ -414,7 +432,7 @@ class ControllerE2E(unittest.TestCase):
     def test_7_sigterm_releases_the_lease(self):
         rc = self.controllers["ctl-2"].stop(signal.SIGTERM)
         self.assertEqual(rc, 0, self.controllers["ctl-2"].tail())
-        holder = k("-n", self.ns, "get", "lease", "memha-e2e", "-o", "jsonpath={.spec.holderIdentity}")
+        holder = k("-n", self.ctl_ns, "get", "lease", "memha-e2e", "-o", "jsonpath={.spec.holderIdentity}")
         self.assertEqual(holder, "")
         type(self).passed_all = True
 
