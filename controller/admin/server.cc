@@ -1,16 +1,10 @@
 #include "controller/admin/server.h"
 
+#include "common/constant_time.h"
 #include "common/http_serving.h"
 
 namespace memha::admin {
 namespace {
-
-bool ConstantTimeEquals(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
 
 using http::ReplyJson;
 
@@ -42,9 +36,12 @@ Status AdminServer::Start() {
   });
 
   s.Get("/v1/topology", [this](const httplib::Request& req, httplib::Response& res) {
-    std::string token = token_ != nullptr ? token_->Get() : "";
-    if (token.empty()) return ReplyJson(res, 403, {{"error", "topology reads are disabled: no --token-file"}});
-    if (!ConstantTimeEquals(req.get_header_value("Authorization"), "Bearer " + token)) {
+    if (token_ == nullptr || token_->Get().empty()) {
+      return ReplyJson(res, 403, {{"error", "topology reads are disabled: no --token-file"}});
+    }
+    const std::string header = req.get_header_value("Authorization");
+    constexpr std::string_view kBearer = "Bearer ";
+    if (header.compare(0, kBearer.size(), kBearer) != 0 || !token_->Accepts(header.substr(kBearer.size()))) {
       return ReplyJson(res, 401, {{"error", "missing or wrong bearer token"}});
     }
     std::string pod = req.get_param_value("pod");

@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/constant_time.h"
 #include "common/log.h"
 
 namespace memha::push {
@@ -21,8 +22,8 @@ Result<std::string> ReadToken(const std::string& path) {
 
 }  // namespace
 
-TokenFile::TokenFile(std::string path, std::string fixed, std::chrono::seconds refresh)
-    : path_(std::move(path)), refresh_(refresh), token_(std::move(fixed)) {}
+TokenFile::TokenFile(std::string path, std::string fixed, std::chrono::seconds refresh, std::chrono::seconds grace)
+    : path_(std::move(path)), refresh_(refresh), grace_(grace), token_(std::move(fixed)) {}
 
 Status TokenFile::Load() {
   if (path_.empty()) return Status::Ok();
@@ -34,25 +35,45 @@ Status TokenFile::Load() {
   return Status::Ok();
 }
 
+void TokenFile::Replace(std::string token) {
+  if (token == token_) return;
+  previous_ = std::move(token_);
+  token_ = std::move(token);
+  changed_at_ = std::chrono::steady_clock::now();
+}
+
+void TokenFile::Refresh() {
+  auto now = std::chrono::steady_clock::now();
+  if (path_.empty() || now - read_at_ < refresh_) return;
+  read_at_ = now;
+  auto t = ReadToken(path_);
+  if (t.ok()) {
+    Replace(std::move(t).value());
+  } else {
+    MEMHA_LOG(kWarn, "token", t.status().message() << "; keeping the last token");
+  }
+}
+
 std::string TokenFile::Get() {
   std::lock_guard lock(mu_);
-  auto now = std::chrono::steady_clock::now();
-  if (!path_.empty() && now - read_at_ >= refresh_) {
-    read_at_ = now;
-    auto t = ReadToken(path_);
-    if (t.ok()) {
-      token_ = std::move(t).value();
-    } else {
-      MEMHA_LOG(kWarn, "token", t.status().message() << "; keeping the last token");
-    }
-  }
+  Refresh();
   return token_;
 }
 
 void TokenFile::Set(std::string token) {
   if (!path_.empty() || token.find_first_not_of(" \t\r\n") == std::string::npos) return;
   std::lock_guard lock(mu_);
-  token_ = std::move(token);
+  Replace(std::move(token));
+}
+
+bool TokenFile::Accepts(std::string_view presented) {
+  std::lock_guard lock(mu_);
+  Refresh();
+  if (token_.empty()) return false;
+  bool ok = ConstantTimeEquals(presented, token_);
+  bool in_grace = !previous_.empty() && std::chrono::steady_clock::now() - changed_at_ < grace_;
+  ok |= in_grace && ConstantTimeEquals(presented, previous_);
+  return ok;
 }
 
 }  // namespace memha::push

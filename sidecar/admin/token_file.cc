@@ -4,18 +4,13 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/constant_time.h"
+
 namespace memha {
 namespace {
 
 constexpr auto kRefresh = std::chrono::seconds(60);
 constexpr auto kMissReload = std::chrono::seconds(1);
-
-bool ConstantTimeEquals(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
 
 }  // namespace
 

@@ -29,5 +29,25 @@ TEST(TokenFile, FixedTokenWithoutAFile) {
   EXPECT_EQ(token.Get(), "fixed");
 }
 
+TEST(TokenFile, AcceptsThePreviousTokenOnlyWithinTheGrace) {
+  TokenFile token("", "old", std::chrono::seconds(30), std::chrono::hours(1));
+  EXPECT_TRUE(token.Accepts("old"));
+  EXPECT_FALSE(token.Accepts("ol"));
+  EXPECT_FALSE(token.Accepts(""));
+  token.Set("new");  // rotated: sidecars whose copy is not refreshed yet still present "old"
+  EXPECT_TRUE(token.Accepts("new"));
+  EXPECT_TRUE(token.Accepts("old"));
+  token.Set("newer");  // only the one before the current token
+  EXPECT_TRUE(token.Accepts("new"));
+  EXPECT_FALSE(token.Accepts("old"));
+
+  TokenFile strict("", "old", std::chrono::seconds(30), std::chrono::seconds(0));
+  strict.Set("new");
+  EXPECT_TRUE(strict.Accepts("new"));
+  EXPECT_FALSE(strict.Accepts("old"));
+  TokenFile none("", "");
+  EXPECT_FALSE(none.Accepts(""));
+}
+
 }  // namespace
 }  // namespace memha::push
