@@ -231,7 +231,7 @@ void BackendConnection::OnRead() {
   }
   const uint64_t gen = generation_;
   char* p = in_.Reserve(kReadChunk);
-  size_t room = in_.capacity() - in_.size();
+  size_t room = in_.tail_room();
   // Reserve may have moved bytes to the front; `p` points at the free space either way.
   ssize_t n = recv(fd_, p, room, 0);
   if (n == 0) {

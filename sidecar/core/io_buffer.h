@@ -22,6 +22,9 @@ class IoBuffer {
   bool empty() const { return end_ == begin_; }
   std::string_view view() const { return std::string_view(data_.get() + begin_, end_ - begin_); }
   size_t capacity() const { return cap_; }
+  // Free space after the live bytes: what Reserve's pointer may be written with (not capacity() - size(), which
+  // also counts the consumed bytes in front that Reserve did not move).
+  size_t tail_room() const { return cap_ - end_; }
 
   void Append(std::string_view bytes) {
     if (bytes.empty()) return;

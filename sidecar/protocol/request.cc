@@ -10,6 +10,7 @@ constexpr std::string_view kError = "ERROR\r\n";
 constexpr std::string_view kBadFormat = "CLIENT_ERROR bad command line format\r\n";
 constexpr std::string_view kTooLarge = "SERVER_ERROR object too large for cache\r\n";
 constexpr size_t kMaxTokens = 24;  // beyond this only retrieval commands make sense
+constexpr size_t kMetaMaxTokens = 20;  // memcached's MFLAG_MAX_OPT_LENGTH (its count has one more, empty, token)
 
 struct CommandInfo {
   std::string_view name;
@@ -209,7 +210,12 @@ ParseResult ParseRequest(std::string_view in, const Limits& limits, Request* out
     }
     return ParseResult{};
   }
-  const size_t line_end = (nl > 0 && in[nl - 1] == '\r') ? nl - 1 : nl;
+  size_t line_end = (nl > 0 && in[nl - 1] == '\r') ? nl - 1 : nl;
+  // memcached's line ends at a NUL byte (C strings): parse only that much, as the member will. A request read
+  // further would be forwarded whole and read differently by the member, desynchronising a shared connection.
+  if (const void* z = std::memchr(in.data(), '\0', line_end); z != nullptr) {
+    line_end = static_cast<size_t>(static_cast<const char*>(z) - in.data());
+  }
   const size_t line_bytes = nl + 1;
   if (line_bytes > limits.max_retrieval_line) {
     ParseResult r = Fail("", line_bytes);
@@ -267,7 +273,9 @@ ParseResult ParseRequest(std::string_view in, const Limits& limits, Request* out
 
   // Reads the value block that follows a storage line; shared by the text storage commands and ms.
   auto value_block = [&](int64_t vlen, bool suppress_errors) -> ParseResult {
-    if (vlen < 0) return Fail(kBadFormat, line_bytes, suppress_errors);
+    // memcached adds 2 (the \r\n) to the length in an int: a length that overflows is refused without reading
+    // a data block, so the bytes after the line are commands, not a value to swallow.
+    if (vlen < 0 || vlen > INT32_MAX - 2) return Fail(kBadFormat, line_bytes, suppress_errors);
     if (static_cast<uint64_t>(vlen) > limits.max_value) {
       return FailSwallowing(kTooLarge, in, line_bytes, vlen, suppress_errors);
     }
@@ -358,6 +366,12 @@ ParseResult ParseRequest(std::string_view in, const Limits& limits, Request* out
       if (cmd == Command::kMetaSet && tok.n < 3) return Fail(kBadFormat, line_bytes);
       out->keys.push_back(tok.t[1]);
       if (!key_ok(1)) return Fail(kBadFormat, line_bytes);
+      // memcached refuses mg/ms/md with 20 or more tokens before anything else, without reading an ms value:
+      // forwarding one would leave its value block to be read as commands on the shared member connection.
+      if (tok.n >= kMetaMaxTokens &&
+          (cmd == Command::kMetaGet || cmd == Command::kMetaSet || cmd == Command::kMetaDelete)) {
+        return Fail("CLIENT_ERROR options flags are too long\r\n", line_bytes);
+      }
       ScanMetaFlags(in, tok, cmd == Command::kMetaSet ? 3 : 2, out);
       int64_t vlen = 0;
       if (cmd == Command::kMetaSet && !ParseI32(tokv(2), &vlen)) return Fail(kBadFormat, line_bytes);

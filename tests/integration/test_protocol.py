@@ -99,6 +99,21 @@ class BadInputTest(unittest.TestCase):
         self.assertTrue(closed, "the sidecar kept buffering a line that never ends")
         self.assertEqual(good.get("k"), b"v")
 
+    def test_member_replies_larger_than_the_read_buffer_after_a_partial_consume(self):
+        # Found by test_protocol_fuzz.py: the member connection's read used capacity - size as the free room after
+        # bytes had been consumed from the front, and wrote past the buffer (ASan: heap-buffer-overflow in recv).
+        c = Client(self.sidecar.port, timeout=10)
+        small, big = "s" * 1000, "B" * 200000
+        self.assertEqual(c.set("fz_s", small), b"STORED")
+        self.assertEqual(c.set("fz_big", big), b"STORED")
+        c.send("get fz_s\r\nget fz_big\r\nget fz_s\r\nget fz_big\r\n")
+        want = (f"VALUE fz_s 0 1000\r\n{small}\r\nEND\r\nVALUE fz_big 0 200000\r\n{big}\r\nEND\r\n" * 2).encode()
+        got = c.read_all(idle=1.0)
+        c.close()
+        self.assertEqual(len(got), len(want))
+        self.assertTrue(got == want, "replies differ")
+        self.assertIsNone(self.sidecar.proc.poll(), "sidecar died")
+
     def test_garbage_from_one_client_does_not_hurt_another(self):
         good = Client(self.sidecar.port)
         stop = threading.Event()

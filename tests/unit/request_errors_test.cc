@@ -113,6 +113,43 @@ TEST(RequestErrors, BadNumbersInStorageLine) {
   });
 }
 
+// Found by tests/integration/test_protocol_fuzz.py: inputs memcached reads differently from a naive parser. Had
+// memha forwarded them, the member would have read the rest of the request as commands on a connection other
+// clients share.
+TEST(RequestErrors, ALineEndsAtANulByteAsInMemcached) {
+  ExpectErrors({
+      {std::string("set a\0 0 0 12\r\nget secret\r\n\r\n", 32), kError, 0},  // "set a": no value to read
+  });
+  Request r;
+  const std::string get("get k\0 junk\r\n", 13);
+  ParseResult res = ParseRequest(get, Limits(), &r);
+  ASSERT_EQ(res.status, ParseStatus::kOk);
+  ASSERT_EQ(r.keys.size(), 1u);
+  EXPECT_EQ(r.keys[0].in(get), "k");
+}
+
+TEST(RequestErrors, MetaWithTwentyTokensIsRefusedWithoutReadingTheValue) {
+  std::string ms = "ms x 12";
+  for (int i = 0; i < 17; ++i) ms += " T0";  // 20 tokens
+  ExpectErrors({
+      {ms + "\r\nget secret\r\n\r\n", "CLIENT_ERROR options flags are too long\r\n", 0},
+      {"mg k" + std::string(18 * 2, ' ').replace(0, 36, " v v v v v v v v v v v v v v v v v v") + "\r\n",
+       "CLIENT_ERROR options flags are too long\r\n", 0},
+  });
+  std::string ok = "ms x 2";
+  for (int i = 0; i < 16; ++i) ok += " T0";  // 19 tokens: fine
+  Request r;
+  EXPECT_EQ(ParseRequest(ok + "\r\nhi\r\n", Limits(), &r).status, ParseStatus::kOk);
+}
+
+TEST(RequestErrors, ADataLengthThatOverflowsAnIntIsRefusedWithoutSwallowing) {
+  ExpectErrors({
+      {"set k 0 0 2147483647\r\nx\r\n", kBadFormat, 0},
+      {"set k 0 0 2147483646\r\nx\r\n", kBadFormat, 0},
+      {"ms k 2147483646\r\nx\r\n", kBadFormat, 0},
+  });
+}
+
 TEST(RequestErrors, ValueTooLargeIsSwallowed) {
   Limits limits;
   limits.max_value = 16;
