@@ -117,11 +117,12 @@ TEST(RequestErrors, BadNumbersInStorageLine) {
 // memha forwarded them, the member would have read the rest of the request as commands on a connection other
 // clients share.
 TEST(RequestErrors, ALineEndsAtANulByteAsInMemcached) {
+  using namespace std::string_literals;
   ExpectErrors({
-      {std::string("set a\0 0 0 12\r\nget secret\r\n\r\n", 32), kError, 0},  // "set a": no value to read
+      {"set a\0 0 0 12\r\nget secret\r\n\r\n"s, kError, 0},  // "set a": no value to read
   });
   Request r;
-  const std::string get("get k\0 junk\r\n", 13);
+  const std::string get = "get k\0 junk\r\n"s;
   ParseResult res = ParseRequest(get, Limits(), &r);
   ASSERT_EQ(res.status, ParseStatus::kOk);
   ASSERT_EQ(r.keys.size(), 1u);
