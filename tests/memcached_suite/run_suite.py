@@ -202,6 +202,7 @@ class Result:
         self.skip_reason = ""
         self.output_file = ""
         self.tail = []
+        self.sanitizer = []       # (sidecar log, first line of the report)
 
 
 TAP_LINE = re.compile(r"^(not ok|ok)\s+(\d+)\s*(?:-\s*)?(.*)$")
@@ -230,6 +231,59 @@ def parse_tap(res, text):
             current[2].append(line)
 
 
+def group_members(pgid):
+    """Live (non-zombie) processes of a process group, from /proc."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            pids.append(int(d))
+    return pids
+
+
+def stop_group(p):
+    """Stops what the test left running (its own process group): the test's handles already sent SIGINT to their
+    sidecars and members; give them time to drain and exit (so sanitizer reports at exit are written), then
+    SIGTERM, then SIGKILL."""
+    if p.poll() is None:
+        os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    for sig, grace in ((None, 5.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
+        if sig is not None:
+            try:
+                os.killpg(p.pid, sig)
+            except ProcessLookupError:
+                return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if not group_members(p.pid):
+                return
+            time.sleep(0.05)
+
+
+SANITIZER = re.compile(r"ERROR: (Address|Leak|Memory|Thread)Sanitizer|WARNING: ThreadSanitizer|runtime error: ")
+
+
+def sanitizer_reports(logdir, prefix):
+    """Sidecar logs of one test that contain a sanitizer report (ASan/UBSan/TSan builds)."""
+    bad = []
+    for n in sorted(os.listdir(logdir)):
+        if n.startswith(prefix + ".sidecar") and n.endswith(".log"):
+            with open(os.path.join(logdir, n), "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+            m = SANITIZER.search(text)
+            if m:
+                line = text[m.start():].splitlines()[0]
+                bad.append((os.path.join(logdir, n), line))
+    return bad
+
+
 def run_test(name, mode, work, args):
     res = Result(name, mode)
     env = dict(os.environ)
@@ -254,17 +308,17 @@ def run_test(name, mode, work, args):
         except subprocess.TimeoutExpired:
             res.status = "TIMEOUT"
         finally:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait()
+            stop_group(p)
     res.seconds = time.monotonic() - start
     with open(res.output_file, "rb") as f:
         text = f.read().decode("utf-8", "backslashreplace")
     parse_tap(res, text)
     res.tail = text.splitlines()[-15:]
+    res.sanitizer = sanitizer_reports(os.path.join(work, "logs"), f"{mode}.{name}")
     if res.status == "TIMEOUT":
+        return res
+    if res.sanitizer:
+        res.status = "FAIL"
         return res
     if res.planned == 0 and res.exit_code == 0:
         res.status, res.passed = "SKIP", True
@@ -292,6 +346,8 @@ def describe(res, verbose):
     lines = [line]
     if res.passed:
         return lines
+    for log_file, first in res.sanitizer:
+        lines.append(f"        sanitizer report in {log_file}: {first}")
     limit = None if verbose else 8
     for i, (num, desc, diag) in enumerate(res.failed):
         if limit is not None and i >= limit:
@@ -369,7 +425,9 @@ def main():
     log(f"memcached-suite: memcached {version} tests from {src}/t; members: "
         f"{os.path.realpath(shutil.which(args.memcached) or args.memcached)}")
     if "sidecar" in modes:
-        log(f"memcached-suite: sidecar: {args.sidecar} {os.environ.get('MEMHA_SUITE_SIDECAR_ARGS', '')}".rstrip())
+        ver = subprocess.run([args.sidecar, "--version"], capture_output=True, text=True).stdout.strip()
+        log(f"memcached-suite: sidecar: {args.sidecar} ({ver}) "
+            f"{os.environ.get('MEMHA_SUITE_SIDECAR_ARGS', '')}".rstrip())
     log(f"memcached-suite: {len(tests)} tests, mode {args.mode}, {args.jobs} at a time; scratch {work}")
 
     results = {}
