@@ -897,13 +897,15 @@ class UnresolvableMemberTest(unittest.TestCase):
         try:
             IsolationBase.wait_serving(sidecar)
             for i in range(10):
-                c = Client(sidecar.port, timeout=5)
+                c = None
                 try:
+                    c = Client(sidecar.port, timeout=5)
                     results.append((c.set(f"u{i}", f"v{i}"), c.get(f"u{i}")))
                 except (OSError, RuntimeError) as e:
                     results.append(("error", repr(e)))
                 finally:
-                    c.close()
+                    if c:
+                        c.close()
                 time.sleep(0.15)  # across the probe interval and the connect deadline
             alive = sidecar.proc.poll() is None
         finally:

@@ -31,6 +31,7 @@ Environment:
   MEMHA_FUZZ_MAX_RSS_MB   RSS bound for the sidecar (default 200; 1024 for a sanitizer build)
 """
 import base64
+import collections
 import os
 import random
 import re
@@ -40,6 +41,7 @@ import struct
 import threading
 import time
 import unittest
+import zlib
 
 from harness import Figures, Memcached, Sidecar, main
 
@@ -1233,6 +1235,598 @@ class StressFuzzTest(FuzzBase):
         for p in problems:
             print("PROBLEM:", p, flush=True)
         self.assertEqual(problems, [])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Phase 3: isolation (issue 9) -- verifying clients beside attackers, several sidecars in front of the same members
+# ---------------------------------------------------------------------------------------------------------------
+
+ISO_SECONDS = float(os.environ.get("MEMHA_ISOLATION_SECONDS", "20"))
+ISO_MIN_READS = int(os.environ.get("MEMHA_ISOLATION_MIN_READS", "0")) or None  # None: derived from the duration
+ISO_SIDECARS = int(os.environ.get("MEMHA_ISOLATION_SIDECARS", "2"))
+ISO_PRIMARIES = int(os.environ.get("MEMHA_ISOLATION_PRIMARIES", "2"))
+ISO_BACKUPS = int(os.environ.get("MEMHA_ISOLATION_BACKUPS", "2"))
+ISO_VERIFIERS = int(os.environ.get("MEMHA_ISOLATION_VERIFIERS", "2"))  # per sidecar
+ISO_ATTACKERS = int(os.environ.get("MEMHA_ISOLATION_ATTACKERS", "2"))  # per sidecar
+ISO_KEYS = 24  # per verifier
+VERIFY_PREFIX = b"ISO-VERIFY-"  # no attacker ever produces these bytes, so seeing them elsewhere is a misdelivery
+VALUE_SHAPE = re.compile(rb"^(ISO-VERIFY-\d+-\d+-\d+):(\d+):(p*)$", re.S)
+
+
+def iso_pad(key, version):
+    """The padding of `key`'s value at `version`: a deterministic length, so every byte of a read is checked."""
+    h = zlib.crc32(b"%s:%d" % (key, version))
+    if h % 100 < 4:
+        return 1000 + h % 30000
+    return h % 120
+
+
+def iso_value(key, version):
+    return b"%s:%d:%s" % (key, version, b"p" * iso_pad(key, version))
+
+
+def iso_flags(version):
+    return version * 2654435761 % 4294967296
+
+
+class AttackGenerator(Generator):
+    """Random and grammar-mutated input aimed at the member connections the verifiers share: meta flags with extra
+    characters (qx, k1, Oabc...), duplicate flags, odd spacing, long complete lines, oversized keys and values,
+    HTTP-shaped lines. Never flush_all (the verifiers' keys must survive); never a verifier's key."""
+
+    def __init__(self, rng):
+        super().__init__(rng, stress=True)
+
+    def attacker_key(self):
+        k = self.key()
+        return k if not k.startswith(VERIFY_PREFIX) else b"a"
+
+    def odd_space(self):
+        return self.rng.choice([b" ", b" ", b" ", b"  ", b"   ", b"\t", b" \t", b" " * self.rng.randint(4, 40)])
+
+    def mutate_flag(self, flag):
+        rng = self.rng
+        r = rng.random()
+        if r < 0.45:
+            return flag + rng.choice([b"x", b"1", b"k", b"q", b"abc", b"0", b"-", b"v", b"\x01", b"=", b"qq"])
+        if r < 0.55:
+            return flag.upper() if flag[:1].islower() else flag.lower()
+        if r < 0.6:
+            return flag * 2
+        return flag
+
+    def weird_meta(self):
+        rng = self.rng
+        name = rng.choice([b"mg", b"mg", b"ms", b"md", b"ma", b"me", b"mn"])
+        key = self.attacker_key() if rng.random() < 0.97 else b""
+        pool = [b"q", b"q", b"k", b"v", b"f", b"t", b"c", b"s", b"h", b"l", b"u", b"b", b"I", b"x",
+                b"T0", b"T100", b"N0", b"N30", b"R5", b"E9", b"F5", b"C1", b"MS", b"ME", b"MA", b"MI",
+                b"J1", b"D1", b"S10", b"O" + self.word(1, 30), b"O", b"Oabc"]
+        flags = [rng.choice(pool) for _ in range(rng.choice([0, 1, 2, 3, 4, 6, 10]))]
+        flags = [self.mutate_flag(f) if rng.random() < 0.5 else f for f in flags]
+        if flags and rng.random() < 0.3:
+            flags.insert(rng.randint(0, len(flags)), rng.choice(flags))  # duplicate
+        parts = [name] + ([key] if key else [])
+        data = b""
+        if name == b"ms":
+            data = self.value(b"a")
+            parts.append(self.length(data))
+        line = self.odd_space().join(parts + flags)
+        if rng.random() < 0.15:
+            line = self.odd_space() + line
+        if rng.random() < 0.15:
+            line += self.odd_space()
+        out = line + self.eol()
+        if name == b"ms":
+            out += data + (b"\r\n" if rng.random() < 0.95 else rng.choice([b"\n", b"", b"XX"]))
+        return Cmd(out, "weird_meta", eligible=False)
+
+    def long_complete_line(self):
+        rng = self.rng
+        key = self.attacker_key()
+        n = rng.choice([1500, 2100, 4000, 17000, 20000, 40000])
+        r = rng.random()
+        if r < 0.2:
+            data = b"mg " + key + b" v" + b" " * n + b"\r\n"
+        elif r < 0.35:
+            data = b"set " + key + b" 0 0 1" + b" " * n + b"\r\nX\r\n"
+        elif r < 0.5:
+            data = b"mg " + key + b" v O" + b"o" * n + b"\r\n"
+        elif r < 0.65:
+            width = rng.choice([3, 6, 12])
+            keys = b" ".join(b"r%0*d" % (width, i) for i in range(rng.choice([500, 3000])))
+            data = rng.choice([b"gat 0 ", b"gats 0 ", b"get ", b"gets "]) + keys + b"\r\n"
+        elif r < 0.75:
+            data = b"ms " + key + b" 1" + b" T0" * (n // 3) + b"\r\nX\r\n"
+        elif r < 0.85:
+            data = b"md " + key + b" q" * rng.randint(10, 40) + b"\r\n"
+        else:
+            data = rng.choice([b"touch ", b"delete ", b"incr ", b"verbosity ", b"version "]) + key + \
+                b" " * n + b"1\r\n"
+        return Cmd(data, "long_line", eligible=False)
+
+    def oversized(self):
+        rng = self.rng
+        key = self.attacker_key()
+        r = rng.random()
+        if r < 0.35:
+            n = rng.choice([1048577, 1100000, 2000000])
+            return Cmd(b"set %s 0 0 %d\r\n%s\r\n" % (key, n, b"o" * n), "oversized", eligible=False)
+        if r < 0.55:
+            n = rng.choice([1048577, 2000000])
+            return Cmd(b"ms %s %d T0\r\n%s\r\n" % (key, n, b"o" * n), "oversized", eligible=False)
+        if r < 0.8:
+            long_key = b"r" * rng.choice([251, 300, 1000, 3000])
+            return Cmd(rng.choice([b"get ", b"mg ", b"set ", b"delete "]) + long_key +
+                       (b" 0 0 1\r\nX\r\n" if rng.random() < 0.3 else b"\r\n"), "oversized", eligible=False)
+        return Cmd(b"set %s 0 0 %d\r\n%s\r\n" % (key, 1000, b"o" * rng.choice([0, 999, 1001, 5000])), "oversized",
+                   eligible=False)
+
+    def http_like(self):
+        rng = self.rng
+        verb = rng.choice([b"GET", b"POST", b"PUT", b"foo"])
+        return Cmd(verb + b" /" + self.word(0, 20) + b" HTTP/1." + rng.choice([b"0", b"1"]) + b"\r\n" +
+                   rng.choice([b"", b"Host: localhost\r\n"]) + b"set rsmuggled 0 0 1\r\nX\r\n", "http",
+                   eligible=False)
+
+    def attack_command(self):
+        r = self.rng.random()
+        if r < 0.35:
+            return self.weird_meta()
+        if r < 0.42:
+            return self.long_complete_line()
+        if r < 0.47:
+            return self.oversized()
+        if r < 0.49:
+            return self.http_like()
+        return self.command()
+
+    def attack_batch(self):
+        rng = self.rng
+        r = rng.random()
+        n = 1 if r < 0.25 else rng.randint(2, 10) if r < 0.85 else rng.randint(11, 80)
+        cmds = []
+        for _ in range(n):  # at most ~3 MB a batch, so an attacker sends many batches a second
+            cmds.append(self.attack_command())
+            if sum(len(c.data) for c in cmds) > 3_000_000:
+                break
+        return cmds
+
+
+class Verifier(threading.Thread):
+    """A client that owns its keys and checks every byte it reads. Values encode key and version
+    (`<key>:<version>:<padding of a length derived from both>`, flags derived from the version); each write
+    takes the next version; a read must return the requested key, in the requested order, with a version at least
+    the last one acknowledged before the read was sent (and at most the last one sent). Anything else is WRONG
+    (misdelivered, stale or corrupt); error replies, closes, timeouts and misses are ERRORS."""
+
+    def __init__(self, fuzz, sc_index, vid, port):
+        super().__init__(daemon=True)
+        self.fuzz, self.sc_index, self.vid, self.port = fuzz, sc_index, vid, port
+        self.name_ = f"verifier {sc_index}.{vid}"
+        self.rng = random.Random(9000 + 100 * sc_index + vid)
+        self.keys = [VERIFY_PREFIX + b"%d-%d-%02d" % (sc_index, vid, i) for i in range(ISO_KEYS)]
+        self.acked = {k: 0 for k in self.keys}
+        self.sent = {k: 0 for k in self.keys}
+        self.stop = threading.Event()
+        self.reads = self.writes = self.batches = 0
+        self.wrong = []   # (time, description)
+        self.errors = []  # (time, description)
+        self.wrong_count = self.error_count = 0
+        self.sock = None
+        self.buf = bytearray()
+
+    # -- wire ----------------------------------------------------------------------------------------------------
+    def connect(self):
+        self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=EXCHANGE_TIMEOUT)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = bytearray()
+
+    def fill(self):
+        chunk = self.sock.recv(1 << 18)
+        if not chunk:
+            raise ConnectionError("closed by the sidecar")
+        self.buf += chunk
+
+    def line(self):
+        start = 0
+        while True:
+            i = self.buf.find(b"\r\n", start)
+            if i >= 0:
+                out = bytes(self.buf[:i])
+                del self.buf[:i + 2]
+                return out
+            start = max(0, len(self.buf) - 1)
+            if len(self.buf) > 4096:
+                raise ValueError(f"a reply line over 4 KB: {show(self.buf, 200)}")
+            self.fill()
+
+    def exact(self, n):
+        while len(self.buf) < n:
+            self.fill()
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    # -- checks --------------------------------------------------------------------------------------------------
+    def note_wrong(self, what):
+        self.wrong_count += 1
+        self.fuzz.capture_recent()
+        if len(self.wrong) < 20:
+            self.wrong.append((time.monotonic(), f"{self.name_}: {what}"))
+
+    def note_error(self, what):
+        self.error_count += 1
+        if len(self.errors) < 20:
+            self.errors.append((time.monotonic(), f"{self.name_}: {what}"))
+
+    def check_value(self, key, data, lower, flags=None):
+        """True if `data` is a version of `key` in [lower, sent]; notes a wrong value otherwise."""
+        m = VALUE_SHAPE.match(data)
+        if not m:
+            self.note_wrong(f"read {key.decode()}: not a verifier value: {show(data, 160)}")
+            return False
+        got_key, version = m.group(1), int(m.group(2))
+        if got_key != key:
+            self.note_wrong(f"read {key.decode()}: got the value of {got_key.decode()} (misdelivered)")
+            return False
+        if data != iso_value(key, version):
+            self.note_wrong(f"read {key.decode()}: corrupt value for version {version} ({len(data)} bytes)")
+            return False
+        if version < lower:
+            self.note_wrong(f"read {key.decode()}: STALE version {version} < acknowledged {lower}")
+            return False
+        if version > self.sent[key]:
+            self.note_wrong(f"read {key.decode()}: version {version} was never written (last sent "
+                            f"{self.sent[key]})")
+            return False
+        if flags is not None and flags != iso_flags(version):
+            self.note_wrong(f"read {key.decode()}: flags {flags} do not belong to version {version}")
+            return False
+        self.reads += 1
+        return True
+
+    def is_error_line(self, line):
+        return line == b"ERROR" or line.startswith((b"SERVER_ERROR", b"CLIENT_ERROR"))
+
+    def expect_retrieval(self, cmd, keys, lower):
+        """get/gets/gat/gats: a VALUE per key in the requested order (a missing one is a miss), then END."""
+        at = 0
+        while True:
+            line = self.line()
+            if line == b"END":
+                if at < len(keys):
+                    self.note_error(f"{cmd.decode()}: {len(keys) - at} of {len(keys)} keys missed (first "
+                                    f"{keys[at].decode()})")
+                return True
+            if self.is_error_line(line):
+                self.note_error(f"{cmd.decode()} {len(keys)} keys: {show(line, 200)}")
+                return False
+            parts = line.split(b" ")
+            want_parts = 5 if cmd in (b"gets", b"gats") else 4
+            if parts[0] != b"VALUE" or len(parts) != want_parts or not parts[3].isdigit():
+                self.note_wrong(f"{cmd.decode()}: expected VALUE/END, got {show(line, 200)} (another reply?)")
+                return False
+            key, n = parts[1], int(parts[3])
+            data = self.exact(n + 2)
+            if data[-2:] != b"\r\n":
+                self.note_wrong(f"{cmd.decode()}: data block of {key!r} not followed by CRLF")
+                return False
+            if key not in keys[at:]:
+                self.note_wrong(f"{cmd.decode()}: VALUE for {show(key, 80)} which was not requested (or out of "
+                                f"order)")
+                return False
+            while keys[at] != key:
+                self.note_error(f"{cmd.decode()}: miss of {keys[at].decode()}")
+                at += 1
+            at += 1
+            if not self.check_value(key, data[:-2], lower[key], int(parts[2]) if parts[2].isdigit() else -1):
+                return False
+
+    def expect_mg(self, key, flags, opaque, lower):
+        line = self.line()
+        if self.is_error_line(line):
+            self.note_error(f"mg {key.decode()}: {show(line, 200)}")
+            return False
+        toks = line.split(b" ")
+        if toks[0] == b"EN" and len(toks) >= 1:
+            self.note_error(f"mg {key.decode()}: miss")
+            return True
+        if toks[0] != b"VA" or len(toks) < 2 or not toks[1].isdigit():
+            self.note_wrong(f"mg {key.decode()}: expected VA, got {show(line, 200)} (another reply?)")
+            return False
+        data = self.exact(int(toks[1]) + 2)
+        ret = {t[:1]: t[1:] for t in toks[2:] if t}
+        if b"O" in flags and ret.get(b"O") != opaque:
+            self.note_wrong(f"mg {key.decode()} O{opaque.decode()}: reply carries O{ret.get(b'O')!r} (misdelivered)")
+            return False
+        if b"k" in flags and ret.get(b"k") != key:
+            self.note_wrong(f"mg {key.decode()} k: reply carries k{ret.get(b'k')!r} (misdelivered)")
+            return False
+        f = int(ret[b"f"]) if b"f" in flags and ret.get(b"f", b"").isdigit() else None
+        if b"f" in flags and f is None:
+            self.note_wrong(f"mg {key.decode()} f: no flags in {show(line, 200)}")
+            return False
+        return self.check_value(key, data[:-2], lower[key], f)
+
+    def expect_line(self, what, want):
+        line = self.line()
+        if line == want:
+            return True
+        if self.is_error_line(line):
+            self.note_error(f"{what}: {show(line, 200)}")
+        else:
+            self.note_wrong(f"{what}: expected {want!r}, got {show(line, 200)} (another reply?)")
+        return False
+
+    # -- traffic -------------------------------------------------------------------------------------------------
+    def write_cmd(self, key, version):
+        value = iso_value(key, version)
+        flags = iso_flags(version)
+        if self.rng.random() < 0.5:
+            return b"set %s %d 0 %d\r\n%s\r\n" % (key, flags, len(value), value), ("line", b"set", b"STORED")
+        opaque = b"%x" % self.rng.getrandbits(32)
+        return (b"ms %s %d F%d T0 O%s\r\n%s\r\n" % (key, len(value), flags, opaque, value),
+                ("line", b"ms", b"HD O" + opaque))
+
+    def batch(self):
+        rng = self.rng
+        data = bytearray()
+        expect = []
+        lower = dict(self.acked)  # acknowledged before this batch was sent
+        written = []
+        for key in rng.sample(self.keys, rng.choice([0, 0, 1, 1, 2, 4])):
+            self.sent[key] += 1
+            cmd, exp = self.write_cmd(key, self.sent[key])
+            data += cmd
+            expect.append(exp)
+            written.append((key, self.sent[key], len(expect) - 1))
+        for _ in range(rng.randint(1, 4)):
+            r = rng.random()
+            if r < 0.5:
+                cmd = rng.choice([b"get", b"get", b"gets", b"gat", b"gats"])
+                keys = rng.sample(self.keys, rng.choice([1, 2, 5, 10, 20]))
+                data += cmd + (b" 0 " if cmd in (b"gat", b"gats") else b" ") + b" ".join(keys) + b"\r\n"
+                expect.append(("retrieval", cmd, keys))
+            else:
+                key = rng.choice(self.keys)
+                flags = [b"v"] + [f for f in (b"k", b"f", b"t", b"c", b"s", b"O") if rng.random() < 0.4]
+                opaque = b"%x" % rng.getrandbits(40)
+                toks = [b"O" + opaque if f == b"O" else f for f in flags]
+                rng.shuffle(toks)
+                data += b"mg " + key + b" " + b" ".join(toks) + b"\r\n"
+                expect.append(("mg", key, set(flags), opaque))
+        if rng.random() < 0.3:
+            data += b"mn\r\n"
+            expect.append(("line", b"mn", b"MN"))
+        self.sock.sendall(bytes(data))
+        ok_writes = set()
+        for i, exp in enumerate(expect):
+            if exp[0] == "line":
+                ok = self.expect_line(exp[1].decode(), exp[2])
+                if ok and exp[1] in (b"set", b"ms"):
+                    ok_writes.add(i)
+            elif exp[0] == "retrieval":
+                ok = self.expect_retrieval(exp[1], exp[2], lower)
+            else:
+                ok = self.expect_mg(exp[1], exp[2], exp[3], lower)
+            if not ok:
+                return False  # the stream can no longer be trusted: reconnect
+        for key, version, i in written:
+            if i in ok_writes:
+                self.acked[key] = max(self.acked[key], version)
+                self.writes += 1
+        self.batches += 1
+        return True
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                if self.sock is None:
+                    self.connect()
+                    if all(v == 0 for v in self.acked.values()):
+                        # first writes: every key gets version 1 before any read
+                        data = b""
+                        for key in self.keys:
+                            self.sent[key] = 1
+                            v = iso_value(key, 1)
+                            data += b"set %s %d 0 %d\r\n%s\r\n" % (key, iso_flags(1), len(v), v)
+                        self.sock.sendall(data)
+                        for key in self.keys:
+                            if self.expect_line("first set", b"STORED"):
+                                self.acked[key] = 1
+                if not self.batch():
+                    self.sock.close()
+                    self.sock = None
+            except (OSError, ConnectionError, ValueError) as e:
+                self.note_error(f"{e!r}")
+                if self.sock:
+                    self.sock.close()
+                self.sock = None
+                time.sleep(0.01)
+        if self.sock:
+            self.sock.close()
+
+
+class IsolationFuzzTest(unittest.TestCase):
+    """The property of issue 9: whatever attackers send, no verifying client ever reads a value that is not its
+    own latest (WRONG must be 0), verifiers see no errors, no attacker ever receives a verifier's bytes. Several
+    sidecars (app pods) in front of the same primaries and backups, attackers and verifiers on each."""
+
+    def setUp(self):
+        self.primaries = [Memcached() for _ in range(ISO_PRIMARIES)]
+        self.backups = [Memcached() for _ in range(ISO_BACKUPS)]
+        self.sidecars = [Sidecar(primary=[m.address for m in self.primaries],
+                                 backup=[m.address for m in self.backups]) for _ in range(ISO_SIDECARS)]
+        for sc in self.sidecars:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    w = Wire(sc.port)
+                    got, _ = w.exchange([(b"mn\r\n", 0.0)], b"MN", None, 1.0)
+                    w.close()
+                    if got == b"MN\r\n":
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.05)
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.recent = collections.deque(maxlen=60)  # (time, sidecar, attacker, seed, input) of recent attacks
+        self.attack_stats = collections.Counter()
+        self.attacker_saw = []  # verifier bytes seen by an attacker
+        self.snapshot = None  # the recent attacks when the first wrong value was seen
+
+    def capture_recent(self):
+        with self.lock:
+            if self.snapshot is None:
+                self.snapshot = (time.monotonic(), list(self.recent))
+
+    def tearDown(self):
+        self.stop.set()
+        for sc in self.sidecars:
+            if sc.proc.poll() is None:
+                sc.stop()
+        for m in self.primaries + self.backups:
+            m.stop()
+
+    def attacker(self, sc_index, aid):
+        port = self.sidecars[sc_index].port
+        seed_iter = seeds(7_000_000 + 100_000 * (10 * sc_index + aid))
+        while not self.stop.is_set():
+            seed = next(seed_iter, None)
+            if seed is None:
+                seed_iter = seeds(7_000_000 + 100_000 * (10 * sc_index + aid))
+                continue
+            rng = random.Random(seed)
+            gen = AttackGenerator(rng)
+            data = b"".join(c.data for c in gen.attack_batch())
+            data = CAS_PLACEHOLDER.sub(b"12345", data)
+            if rng.random() < 0.25:
+                data = mutate_bytes(rng, data)
+            data = data.replace(b"flush_all", b"flush_xll")
+            mode = rng.random()
+            with self.lock:
+                self.recent.append((time.monotonic(), sc_index, aid, seed, data))
+            try:
+                w = Wire(port)
+            except OSError:
+                self.attack_stats["connect_errors"] += 1
+                time.sleep(0.05)
+                continue
+            try:
+                if mode < 0.65:  # send (chunked), read until the marker, a close or a short timeout
+                    nonce = b"i%d.%s" % (seed, os.urandom(3).hex().encode())
+                    marker, pattern = marker_for(nonce)
+                    got, status = w.exchange(chunk_plan(rng, data + marker), pattern, 0.5, 2.0)
+                    self.attack_stats[f"exchange_{status}"] += 1
+                elif mode < 0.85:  # a partial write, then FIN or RST
+                    cut = data[:rng.randint(1, max(1, len(data) - 1))]
+                    got, status = w.exchange(chunk_plan(rng, cut), None, 0.0 if rng.random() < 0.5 else 0.05, 1.0)
+                    self.attack_stats["partial"] += 1
+                else:  # pipelined and never read
+                    got = b""
+                    try:
+                        w.sock.send(data[:1 << 20] * rng.randint(1, 3) if len(data) < 100000 else data[:1 << 20])
+                    except OSError:
+                        pass
+                    time.sleep(rng.choice([0.0, 0.01, 0.1]))
+                    self.attack_stats["unread"] += 1
+                self.attack_stats["bytes"] += len(data)
+                self.attack_stats["batches"] += 1
+                if VERIFY_PREFIX in got:
+                    at = got.find(VERIFY_PREFIX)
+                    self.capture_recent()
+                    with self.lock:
+                        self.attacker_saw.append(f"sidecar {sc_index} attacker {aid} seed {seed} received "
+                                                 f"{show(got[max(0, at - 60):at + 80], 400)}")
+            finally:
+                w.close(reset=rng.random() < 0.5)
+
+    def test_isolation(self):
+        verifiers = [Verifier(self, i, v, sc.port) for i, sc in enumerate(self.sidecars)
+                     for v in range(ISO_VERIFIERS)]
+        attackers = [threading.Thread(target=self.attacker, args=(i, a), daemon=True)
+                     for i in range(len(self.sidecars)) for a in range(ISO_ATTACKERS)]
+        pids = [sc.proc.pid for sc in self.sidecars]
+        is_sanitized = any(sanitized(p) for p in pids)
+        rss_limit = float(os.environ.get("MEMHA_FUZZ_MAX_RSS_MB", "1024" if is_sanitized else "200"))
+        min_reads = ISO_MIN_READS or int(ISO_SECONDS * (300 if is_sanitized else 2500))
+        for v in verifiers:
+            v.start()
+        time.sleep(0.3)  # the verifiers' first writes land before the attack
+        for a in attackers:
+            a.start()
+        t0 = time.monotonic()
+        peak = 0.0
+        last_print = t0
+        while time.monotonic() - t0 < ISO_SECONDS and all(sc.proc.poll() is None for sc in self.sidecars):
+            time.sleep(0.1)
+            peak = max([peak] + [rss_mb(p) for p in pids])
+            if time.monotonic() - last_print > 60:  # progress on long runs
+                last_print = time.monotonic()
+                print(f"isolation fuzz: {time.monotonic() - t0:.0f} s, verified reads "
+                      f"{sum(v.reads for v in verifiers)}, wrong {sum(v.wrong_count for v in verifiers)}, errors "
+                      f"{sum(v.error_count for v in verifiers)}", flush=True)
+        self.stop.set()
+        for a in attackers:
+            a.join(15)
+        for v in verifiers:
+            v.stop.set()
+        for v in verifiers:
+            v.join(15)
+        seconds = time.monotonic() - t0
+        alive = [sc.proc.poll() is None for sc in self.sidecars]
+        reads = sum(v.reads for v in verifiers)
+        wrong = sum(v.wrong_count for v in verifiers)
+        errors = sum(v.error_count for v in verifiers)
+        marked_down = [sc.logs().count("marked down") for sc in self.sidecars]
+        codes = [sc.stop() for sc in self.sidecars]
+        Figures.report("isolation_fuzz", seconds=round(seconds, 1), sidecars=len(self.sidecars),
+                       primaries=ISO_PRIMARIES, backups=ISO_BACKUPS, verifiers=len(verifiers),
+                       attackers=len(attackers), verified_reads=reads, reads_per_s=round(reads / max(seconds, 1e-9)),
+                       writes=sum(v.writes for v in verifiers), wrong=wrong, verifier_errors=errors,
+                       attacker_saw_verifier_bytes=len(self.attacker_saw), attack_batches=self.attack_stats["batches"],
+                       attack_mb=round(self.attack_stats["bytes"] / 1e6, 1),
+                       attack_modes="/".join(f"{k}:{self.attack_stats[k]}" for k in sorted(self.attack_stats)
+                                             if k not in ("bytes", "batches")),
+                       marked_down=marked_down, peak_rss_mb=round(peak, 1), min_reads=min_reads)
+        problems = []
+        if wrong:
+            first = sorted(w for v in verifiers for w in v.wrong)[:8]
+            problems.append(f"{wrong} WRONG values reached verifying clients (misdelivered, stale or corrupt); "
+                            f"first:\n      " + "\n      ".join(d for _, d in first))
+        if self.snapshot:
+            at, recent = self.snapshot
+            problems.append("attacker batches started in the 2 s before the first wrong value (an attacker seed "
+                            "reproduces its batch: AttackGenerator(random.Random(seed)).attack_batch(), see "
+                            "IsolationFuzzTest.attacker), newest last:\n      " + "\n      ".join(
+                                f"-{at - t:.2f}s sidecar {s} attacker {a} seed {seed}: {show(d, 300)}"
+                                for t, s, a, seed, d in recent if at - 2.0 <= t <= at)[-6000:])
+        if self.attacker_saw:
+            problems.append(f"attackers received verifiers' bytes {len(self.attacker_saw)} times; first: "
+                            + "; ".join(self.attacker_saw[:3]))
+        if errors:
+            first = sorted(e for v in verifiers for e in v.errors)[:8]
+            problems.append(f"{errors} errors on verifying clients (one client hurt another); first:\n      "
+                            + "\n      ".join(d for _, d in first))
+        if reads < min_reads:
+            problems.append(f"only {reads} verified reads (wanted >= {min_reads}): the property was not exercised")
+        for i, sc in enumerate(self.sidecars):
+            logs = sc.logs()
+            reports = [line for line in logs.splitlines() if any(m in line for m in SANITIZER_MARKERS)]
+            if reports:
+                at = logs.find(reports[0])
+                problems.append(f"sidecar {i}: sanitizer report:\n{logs[max(0, at - 200):at + 3000]}")
+            if not alive[i]:
+                problems.append(f"sidecar {i} died (exit {sc.proc.returncode}); log tail:\n{logs[-2000:]}")
+            elif codes[i] != 0:
+                problems.append(f"sidecar {i} exited {codes[i]} on SIGTERM")
+        if peak > rss_limit:
+            problems.append(f"sidecar RSS peaked at {peak:.0f} MB (limit {rss_limit:.0f} MB)")
+        for p in problems:
+            print("PROBLEM:", p, flush=True)
+        self.assertEqual(len(problems), 0, "isolation property violated (PROBLEM lines above)")
 
 
 if __name__ == "__main__":
