@@ -203,6 +203,8 @@ class Result:
         self.output_file = ""
         self.tail = []
         self.sanitizer = []       # (sidecar log, first line of the report)
+        self.timeout_reason = ""
+        self.warnings = []        # (sidecar log name, warn/error line)
 
 
 TAP_LINE = re.compile(r"^(not ok|ok)\s+(\d+)\s*(?:-\s*)?(.*)$")
@@ -270,9 +272,10 @@ def stop_group(p):
 SANITIZER = re.compile(r"ERROR: (Address|Leak|Memory|Thread)Sanitizer|WARNING: ThreadSanitizer|runtime error: ")
 
 
-def sanitizer_reports(logdir, prefix):
-    """Sidecar logs of one test that contain a sanitizer report (ASan/UBSan/TSan builds)."""
-    bad = []
+def scan_sidecar_logs(logdir, prefix):
+    """Sidecar logs of one test: sanitizer reports (ASan/UBSan/TSan builds; they fail the test) and the
+    sidecar's own warnings and errors (a member marked down, say; printed, they do not fail the test)."""
+    bad, warnings = [], []
     for n in sorted(os.listdir(logdir)):
         if n.startswith(prefix + ".sidecar") and n.endswith(".log"):
             with open(os.path.join(logdir, n), "rb") as f:
@@ -281,7 +284,10 @@ def sanitizer_reports(logdir, prefix):
             if m:
                 line = text[m.start():].splitlines()[0]
                 bad.append((os.path.join(logdir, n), line))
-    return bad
+            for line in text.splitlines():
+                if " level=warn " in line or " level=error " in line:
+                    warnings.append((n, line.split(" ", 1)[-1]))
+    return bad, warnings
 
 
 def run_test(name, mode, work, args):
@@ -303,10 +309,29 @@ def run_test(name, mode, work, args):
         # Own session: the test, its members and its sidecars form one process group, stopped as a whole below.
         p = subprocess.Popen(cmd, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=out,
                              stderr=subprocess.STDOUT, start_new_session=True)
+        # Bounded by --timeout, by the run's --budget, and by --idle: a test that prints nothing for that long
+        # is waiting for a reply that will not come (memcached's tests read with blocking <$sock>).
+        limit = min(args.timeout, max(1.0, args.deadline - time.monotonic()))
+        last_size, last_change = -1, start
         try:
-            res.exit_code = p.wait(timeout=args.timeout)
-        except subprocess.TimeoutExpired:
-            res.status = "TIMEOUT"
+            while True:
+                try:
+                    res.exit_code = p.wait(timeout=0.5)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                now = time.monotonic()
+                size = os.fstat(out.fileno()).st_size
+                if size != last_size:
+                    last_size, last_change = size, now
+                if now - start > limit:
+                    res.status, res.timeout_reason = "TIMEOUT", f"still running after {limit:.0f} s"
+                    break
+                if now - last_change > args.idle:
+                    res.status = "TIMEOUT"
+                    res.timeout_reason = (f"no output for {args.idle:.0f} s (blocked reading a reply that did "
+                                          "not come?)")
+                    break
         finally:
             stop_group(p)
     res.seconds = time.monotonic() - start
@@ -314,7 +339,7 @@ def run_test(name, mode, work, args):
         text = f.read().decode("utf-8", "backslashreplace")
     parse_tap(res, text)
     res.tail = text.splitlines()[-15:]
-    res.sanitizer = sanitizer_reports(os.path.join(work, "logs"), f"{mode}.{name}")
+    res.sanitizer, res.warnings = scan_sidecar_logs(os.path.join(work, "logs"), f"{mode}.{name}")
     if res.status == "TIMEOUT":
         return res
     if res.sanitizer:
@@ -338,12 +363,18 @@ def describe(res, verbose):
     planned = res.planned if res.planned is not None else "?"
     line = f"{head} {ok}/{planned} subtests ok  ({res.seconds:.1f} s)"
     if res.status == "TIMEOUT":
-        line += f"  TIMED OUT after {res.seconds:.0f} s"
+        line += f"  TIMED OUT: {res.timeout_reason}"
     elif res.status == "FAIL" and not res.failed:
         line += f"  exit {res.exit_code}"
         if res.planned is not None and res.ran != res.planned:
             line += f", ran {res.ran} of {res.planned}"
     lines = [line]
+    if res.warnings:
+        shown = res.warnings if verbose else res.warnings[:3]
+        lines.append(f"        sidecar logged {len(res.warnings)} warnings/errors:")
+        lines += [f"          {n}: {w}" for n, w in shown]
+        if len(shown) < len(res.warnings):
+            lines.append(f"          ... ({len(res.warnings) - len(shown)} more; -v shows all)")
     if res.passed:
         return lines
     for log_file, first in res.sanitizer:
@@ -382,6 +413,11 @@ def main():
     ap.add_argument("--jobs", "-j", type=int, default=int(os.environ.get("MEMHA_SUITE_JOBS", "2")),
                     help="tests run at the same time (default 2)")
     ap.add_argument("--timeout", type=float, default=300, help="seconds per test (default 300)")
+    ap.add_argument("--idle", type=float, default=60,
+                    help="stop a test that printed nothing for this many seconds (default 60)")
+    ap.add_argument("--budget", type=float, default=float(os.environ.get("MEMHA_SUITE_BUDGET", "780")),
+                    help="seconds for the whole run, so a hanging sidecar still yields a summary inside "
+                         "CTest's 900 s (default 780)")
     ap.add_argument("--no-recheck", action="store_true",
                     help="sidecar mode: do not rerun a failing test direct to tell a setup problem apart")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory with all outputs and logs")
@@ -441,6 +477,7 @@ def main():
         return res
 
     start = time.monotonic()
+    args.deadline = start + args.budget
     for mode in modes:
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             futs = {pool.submit(one, n, mode): n for n in tests}

@@ -92,16 +92,34 @@ sub new_memcached {
     my $primary = $upstream_new_memcached->($args);
     my $backup = $upstream_new_memcached->($args);
     my ($pid, $sport, $conn) = start_sidecar($args, $primary, $backup);
-    # A Memcached::Handle: DESTROY/stop signal the sidecar; the member handles kept inside are destroyed (and
-    # their memcached stopped) with it.
-    return Memcached::Handle->new(pid => $pid, conn => $conn, host => '127.0.0.1', port => $sport,
-                                  memha_primary => $primary, memha_backup => $backup);
+    # A Memcached::Handle (sock, new_sock, host, port, stop ... are the sidecar's); the member handles kept
+    # inside are destroyed, and their memcached stopped, after the sidecar has exited.
+    return MemhaSuite::Handle->new(pid => $pid, conn => $conn, host => '127.0.0.1', port => $sport,
+                                   memha_primary => $primary, memha_backup => $backup);
 }
 
 sub mem_move_time {
     my ($sock, $move) = @_;
     select undef, undef, undef, $move + 1;
 }
+
+package MemhaSuite::Handle;
+our @ISA = ('Memcached::Handle');
+
+# SIGINT to the sidecar (it drains and exits), wait up to 5 s for it, then let the members go: stopping them
+# first would make the sidecar log the teardown as member failures.
+sub DESTROY {
+    my $self = shift;
+    return unless $self->{pid};
+    kill 'INT', $self->{pid};
+    for (1 .. 100) {
+        last if waitpid($self->{pid}, POSIX::WNOHANG()) != 0;
+        select undef, undef, undef, 0.05;
+    }
+    delete $self->{pid};
+}
+
+package MemhaSuite;
 
 {
     no warnings 'redefine';
