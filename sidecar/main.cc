@@ -5,8 +5,10 @@
 #include <iostream>
 
 #include "common/log.h"
+#include "sidecar/admin/admin_metrics.h"
 #include "sidecar/admin/admin_server.h"
 #include "sidecar/admin/bootstrap.h"
+#include "sidecar/admin/loop_heartbeat.h"
 #include "sidecar/admin/topology_store.h"
 #include "sidecar/config/options.h"
 #include "sidecar/metrics/metrics.h"
@@ -46,7 +48,10 @@ int main(int argc, char** argv) {
   }
 
   Metrics metrics;
+  AdminMetrics admin_metrics;
   Proxy proxy(opt.tunables, &metrics);
+  // Before the loop runs, on the thread that will run it: /healthz reads how long ago the loop last turned.
+  LoopHeartbeat heartbeat(proxy.base(), [&admin_metrics](double lag) { admin_metrics.ObserveLoopLag(lag); });
   TopologyStore store(opt.state_file);
   auto apply_here = [&proxy](const Topology& t) { return proxy.ApplyTopology(t); };
 
@@ -85,9 +90,20 @@ int main(int argc, char** argv) {
   }
 
   std::unique_ptr<AdminServer> admin;
-  if (opt.admin_enabled) {
-    admin = std::make_unique<AdminServer>(AdminServer::Options{opt.admin_address, opt.admin_port, token.get()}, &proxy,
-                                          &metrics, &store);
+  if (opt.admin_enabled || opt.health_port) {
+    AdminServer::Options ao;
+    ao.admin.reset();
+    if (opt.admin_enabled) ao.admin = AdminServer::Listen{opt.admin_address, opt.admin_port};
+    if (opt.health_port) {
+      ao.health = AdminServer::Listen{opt.health_address.empty() ? opt.admin_address : opt.health_address,
+                                      *opt.health_port};
+    }
+    ao.token = token.get();
+    ao.max_body = opt.admin_max_body;
+    ao.loop_stall_limit = opt.loop_stall;
+    ao.limits.max_connections = opt.admin_max_connections;
+    ao.limits.request_timeout = opt.admin_request_timeout;
+    admin = std::make_unique<AdminServer>(std::move(ao), &proxy, &metrics, &store, &heartbeat, &admin_metrics);
     if (Status s = admin->Start(); !s.ok()) return Fail(s.message(), 1);
   }
   std::unique_ptr<TopologyBootstrap> bootstrap;

@@ -1,74 +1,156 @@
 #include "sidecar/admin/admin_server.h"
 
-#include "common/http_serving.h"
+#include <cctype>
+#include <cstdio>
+
+#include "sidecar/admin/admin_metrics.h"
+#include "sidecar/admin/loop_heartbeat.h"
 #include "sidecar/metrics/metrics.h"
 #include "sidecar/proxy/proxy.h"
 
 namespace memha {
 namespace {
 
-using http::ReplyJson;
+using http::Response;
+using http::Route;
+
+Response MethodNotAllowed(const char* allow) {
+  Response r = Response::Text(405, std::string("method not allowed; use ") + allow);
+  r.headers.emplace_back("Allow", allow);
+  return r;
+}
+
+// "Authorization: Bearer <token>" (the scheme is case-insensitive).
+std::optional<std::string> BearerToken(const http::RequestHead& head) {
+  const std::string* auth = head.Header("authorization");
+  if (auth == nullptr || auth->size() <= 7) return std::nullopt;
+  std::string scheme = auth->substr(0, 7);
+  for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (scheme != "bearer ") return std::nullopt;
+  return auth->substr(7);
+}
+
+std::string Seconds(Clock::duration d) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f s", std::chrono::duration<double>(d).count());
+  return buf;
+}
 
 }  // namespace
 
-AdminServer::AdminServer(Options options, Proxy* proxy, Metrics* metrics, TopologyStore* store)
-    : options_(std::move(options)), proxy_(proxy), metrics_(metrics), store_(store),
-      http_(std::make_unique<http::ServingThread>()) {}
+AdminServer::AdminServer(Options options, Proxy* proxy, Metrics* metrics, TopologyStore* store,
+                         const LoopHeartbeat* heartbeat, AdminMetrics* admin_metrics)
+    : options_(std::move(options)), proxy_(proxy), metrics_(metrics), store_(store), heartbeat_(heartbeat),
+      admin_metrics_(admin_metrics) {}
 
 AdminServer::~AdminServer() { Stop(); }
 
 Status AdminServer::Start() {
-  httplib::Server& s = http_->server();
-  s.set_payload_max_length(8 * 1024 * 1024);
-
-  s.Put("/v1/topology", [this](const httplib::Request& req, httplib::Response& res) {
-    if (options_.token == nullptr) {
-      return ReplyJson(res, 403, {{"error", "topology pushes are disabled: start the sidecar with --admin-token-file"}});
-    }
-    std::string auth = req.get_header_value("Authorization");
-    if (auth.rfind("Bearer ", 0) != 0 || !options_.token->Matches(auth.substr(7))) {
-      return ReplyJson(res, 401, {{"error", "missing or wrong bearer token"}});
-    }
-    auto topo = ParseTopology(req.body);
-    if (!topo.ok()) {
-      metrics_->topology_updates(false).Increment();
-      return ReplyJson(res, 400, {{"error", topo.status().message()}});
-    }
-    Status st = store_->Offer(topo.value(), [this](const Topology& t) { return proxy_->PostTopology(t); });
-    if (st.code() == Status::Code::kConflict) {
-      metrics_->topology_updates(false).Increment();
-      return ReplyJson(res, 409, {{"error", st.message()}});
-    }
-    if (!st.ok()) return ReplyJson(res, 500, {{"error", st.message()}});
-    ReplyJson(res, 200, {{"applied", true}, {"epoch", topo.value().epoch}, {"version", topo.value().version}});
-  });
-
-  s.Get("/v1/topology", [this](const httplib::Request&, httplib::Response& res) {
-    auto cur = store_->Current();
-    if (!cur) return ReplyJson(res, 404, {{"error", "no topology loaded yet"}});
-    res.set_content(TopologyToJson(*cur, 2) + "\n", "application/json");
-  });
-
-  s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
-
-  s.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
-    if (!store_->Current()) {
-      res.status = 503;
-      res.set_content("no topology yet\n", "text/plain");
-      return;
-    }
-    res.set_content("ready\n", "text/plain");
-  });
-
-  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(metrics_->Serialize(), "text/plain; version=0.0.4");
-  });
-
-  return http_->Start(options_.address, options_.port, "admin");
+  auto observer = [this](const char* name) { return admin_metrics_ ? admin_metrics_->ForServer(name) : nullptr; };
+  if (options_.admin) {
+    admin_ = std::make_unique<http::Server>(
+        "admin", options_.limits, [this](const http::RequestHead& h) { return RouteAdmin(h); }, observer("admin"));
+    if (Status s = admin_->Start(options_.admin->address, options_.admin->port); !s.ok()) return s;
+  }
+  if (options_.health) {
+    health_ = std::make_unique<http::Server>(
+        "health", options_.limits, [this](const http::RequestHead& h) { return RouteHealth(h); }, observer("health"));
+    if (Status s = health_->Start(options_.health->address, options_.health->port); !s.ok()) return s;
+  }
+  return Status::Ok();
 }
 
-void AdminServer::Stop() { http_->Stop(); }
+void AdminServer::Stop() {
+  if (health_) health_->Stop();
+  if (admin_) admin_->Stop();
+}
 
-int AdminServer::port() const { return http_->port(); }
+int AdminServer::port() const { return admin_ ? admin_->port() : -1; }
+int AdminServer::health_port() const { return health_ ? health_->port() : -1; }
+
+Route AdminServer::RouteHealth(const http::RequestHead& head) {
+  using Handler = Response (AdminServer::*)() const;
+  Handler handler = head.path == "/healthz" ? &AdminServer::Healthz
+                    : head.path == "/readyz" ? &AdminServer::Readyz
+                    : head.path == "/metrics" ? &AdminServer::MetricsText
+                                              : nullptr;
+  if (handler == nullptr) return Route::Reply(Response::Text(404, "not found: " + head.path));
+  if (head.method != "GET") return Route::Reply(MethodNotAllowed("GET"));
+  return Route::Handle([this, handler](const http::Request&) { return (this->*handler)(); });
+}
+
+Route AdminServer::RouteAdmin(const http::RequestHead& head) {
+  if (head.path != "/v1/topology") return RouteHealth(head);
+  if (head.method == "GET") {
+    return Route::Handle([this](const http::Request&) {
+      auto current = store_->Current();
+      if (!current) return Response::Json(404, {{"error", "no topology loaded yet"}});
+      Response r;
+      r.content_type = "application/json";
+      r.body = TopologyToJson(*current, 2) + "\n";
+      return r;
+    });
+  }
+  if (head.method != "PUT") return Route::Reply(MethodNotAllowed("GET, PUT"));
+  // Decided on the head alone: no body byte is read before the token matched.
+  if (options_.token == nullptr) {
+    return Route::Reply(
+        Response::Json(403, {{"error", "topology pushes are disabled: start the sidecar with --admin-token-file"}}));
+  }
+  auto presented = BearerToken(head);
+  if (!presented || !options_.token->Matches(*presented)) {
+    Response r = Response::Json(401, {{"error", "missing or wrong bearer token"}});
+    r.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return Route::Reply(std::move(r));
+  }
+  // Applying waits for the data-plane loop: on the worker thread, so the probe paths never wait behind it.
+  return Route::Handle([this](const http::Request& req) { return PutTopology(req); }, options_.max_body,
+                       /*blocking=*/true);
+}
+
+Response AdminServer::PutTopology(const http::Request& request) {
+  auto topo = ParseTopology(request.body);
+  if (!topo.ok()) {
+    metrics_->topology_updates(false).Increment();
+    return Response::Json(400, {{"error", topo.status().message()}});
+  }
+  Status st = store_->Offer(topo.value(), [this](const Topology& t) { return proxy_->PostTopology(t); });
+  if (st.code() == Status::Code::kConflict) {
+    metrics_->topology_updates(false).Increment();
+    return Response::Json(409, {{"error", st.message()}});
+  }
+  if (!st.ok()) return Response::Json(500, {{"error", st.message()}});
+  return Response::Json(200, {{"applied", true}, {"epoch", topo.value().epoch}, {"version", topo.value().version}});
+}
+
+std::optional<std::string> AdminServer::LoopStalled() const {
+  if (heartbeat_ == nullptr) return std::nullopt;
+  Clock::duration age = heartbeat_->Age();
+  if (age <= options_.loop_stall_limit) return std::nullopt;
+  return "event loop stalled: it has not turned for " + Seconds(age) + " (limit " +
+         Seconds(options_.loop_stall_limit) + ")";
+}
+
+Response AdminServer::Healthz() const {
+  if (auto stalled = LoopStalled()) return Response::Text(503, *stalled);
+  return Response::Text(200, "ok");
+}
+
+Response AdminServer::Readyz() const {
+  if (auto stalled = LoopStalled()) return Response::Text(503, *stalled);
+  if (!store_->Current()) return Response::Text(503, "no topology yet");
+  return Response::Text(200, "ready");
+}
+
+Response AdminServer::MetricsText() const {
+  Response r;
+  r.content_type = "text/plain; version=0.0.4";
+  if (admin_metrics_ && heartbeat_) {
+    admin_metrics_->SetLoopHeartbeatAge(std::chrono::duration<double>(heartbeat_->Age()).count());
+  }
+  r.body = metrics_->Serialize();
+  if (admin_metrics_) r.body += admin_metrics_->Serialize();
+  return r;
+}
 
 }  // namespace memha

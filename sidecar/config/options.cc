@@ -49,6 +49,14 @@ Pushed mode (Kubernetes):
       --admin-port PORT        admin HTTP port (default 11299; 0 picks a free port)
       --no-admin               no admin HTTP server
       --admin-token-file FILE  bearer token for PUT /v1/topology (without it, pushes are refused)
+      --admin-max-body BYTES   largest pushed topology; a bigger body is refused (413) unread (default 1048576)
+      --admin-max-connections N  open connections per admin/health port; when full, the oldest unfinished
+                               request is dropped for a new one (default 64)
+      --admin-request-timeout-ms N  a request (head and body) must arrive within this (default 5000)
+      --health-port PORT       serve /healthz, /readyz and /metrics on this port too, for probes and scrapes
+                               (default: none, they are on the admin port; 0 picks a free port)
+      --health-address ADDR    health port address (default: the admin address)
+      --loop-stall-ms N        /healthz and /readyz fail once the event loop has not turned for N ms (default 5000)
       --controller-url URL     at boot, fetch this pod's topology from the controller (http://host:port), retried
                                with backoff until a topology is held; uses the admin token
       --pod NS/NAME            this pod (default: $MEMHA_POD_NAMESPACE/$MEMHA_POD_NAME)
@@ -100,6 +108,15 @@ Result<SidecarOptions> ParseSidecarOptions(const std::vector<std::string>& args)
       {"--admin-address", [&](const std::string& v) { o.admin_address = v; return Status::Ok(); }},
       {"--admin-port", int_opt(0, 65535, [&](long long n) { o.admin_port = static_cast<uint16_t>(n); })},
       {"--admin-token-file", [&](const std::string& v) { o.admin_token_file = v; return Status::Ok(); }},
+      {"--admin-max-body",
+       int_opt(1024, 64 << 20, [&](long long n) { o.admin_max_body = static_cast<size_t>(n); })},
+      {"--admin-max-connections",
+       int_opt(1, 10000, [&](long long n) { o.admin_max_connections = static_cast<size_t>(n); })},
+      {"--admin-request-timeout-ms", ms(&o.admin_request_timeout)},
+      {"--health-port", int_opt(0, 65535, [&](long long n) { o.health_port = static_cast<uint16_t>(n); })},
+      {"--health-address", [&](const std::string& v) { o.health_address = v; return Status::Ok(); }},
+      {"--loop-stall-ms",
+       int_opt(500, 3600000, [&](long long n) { o.loop_stall = std::chrono::milliseconds(n); })},
       {"--controller-url", [&](const std::string& v) {
          if (v.rfind("http://", 0) != 0 && v.rfind("https://", 0) != 0) {
            return Status::InvalidArgument("must start with http:// or https://: " + v);

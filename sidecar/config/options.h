@@ -1,6 +1,9 @@
 #pragma once
 // Command-line options of memha-sidecar: magent-compatible static mode (-p/-l/-s/-b), a topology file, or
 // pushes from the controller. Parsing is pure so it is unit-tested; errors are one line.
+#include <chrono>
+#include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +27,13 @@ struct SidecarOptions {
   uint16_t admin_port = 11299;
   bool admin_enabled = true;
   std::string admin_token_file;
+  // Health port: /healthz, /readyz, /metrics on a port of their own (without it, on the admin port only).
+  std::string health_address;            // empty: the admin address
+  std::optional<uint16_t> health_port;   // 0: a free port
+  std::chrono::milliseconds loop_stall{5000};  // /healthz fails once the event loop has not turned for this long
+  size_t admin_max_body = 1024 * 1024;
+  size_t admin_max_connections = 64;     // per port
+  std::chrono::milliseconds admin_request_timeout{5000};
   std::string controller_url;  // GET <url>/v1/topology?pod=<pod> at boot, until a topology arrives
   std::string pod;             // "namespace/name"; default from MEMHA_POD_NAMESPACE and MEMHA_POD_NAME
   std::string log_level = "info";

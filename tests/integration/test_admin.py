@@ -1,6 +1,10 @@
-"""Admin HTTP: topology pushes (auth, validation, ordering), swaps under load, health, metrics, state file."""
+"""Admin HTTP: topology pushes (auth, validation, ordering), swaps under load, health, metrics, state file; and the
+admin server under attack: a wedged event loop, slow and many connections, big unauthenticated bodies."""
+import ctypes
+import errno
 import json
 import os
+import socket
 import threading
 import time
 import unittest
@@ -139,6 +143,345 @@ class AdminTest(unittest.TestCase):
         Figures.report("push_under_load", pushes=pushes, ops=counts["ops"], errors=counts["errors"])
         self.assertEqual(counts["errors"], 0, counts["samples"])
         self.assertGreater(pushes, 10)
+
+
+# --- helpers for the robustness tests -----------------------------------------------------------------------------
+
+def raw_http(port, data, timeout=2.0, read_first=False):
+    """Sends `data` (bytes) on a fresh connection and returns (status, text, seconds until the reply arrived).
+    Status is None if no reply came (timeout, reset before anything was read)."""
+    t0 = time.monotonic()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        try:
+            sock.sendall(data)
+        except OSError:
+            pass  # the server may refuse while we are still sending; its reply can still be read
+        out = b""
+        try:
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+                if read_first and b"\r\n\r\n" in out:
+                    break
+        except (socket.timeout, ConnectionResetError):
+            pass
+    finally:
+        sock.close()
+    elapsed = time.monotonic() - t0
+    if not out.startswith(b"HTTP/1."):
+        return None, out.decode(errors="replace"), elapsed
+    return int(out.split(b" ", 2)[1]), out.decode(errors="replace"), elapsed
+
+
+def timed_get(port, path, timeout=1.0):
+    """(status or None, seconds) for GET `path` with a `timeout`-second budget."""
+    t0 = time.monotonic()
+    try:
+        status, _, _ = raw_http(port, f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode(),
+                                timeout=timeout)
+    except OSError:
+        status = None
+    return status, time.monotonic() - t0
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+class LoopThreadFreeze:
+    """Stops exactly one thread of a child process (ptrace: a tracer can interrupt a single thread; SIGSTOP would
+    stop every thread). Used on the sidecar's main thread, which runs the data-plane event loop: the loop is
+    really wedged, while the admin and health threads keep running, as with a callback that never returns."""
+
+    PTRACE_DETACH, PTRACE_SEIZE, PTRACE_INTERRUPT = 17, 0x4206, 0x4207
+
+    def __init__(self, tid):
+        self.tid = tid
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+        self.attached = False
+
+    def freeze(self):
+        if self.libc.ptrace(self.PTRACE_SEIZE, self.tid, None, None) != 0:
+            err = ctypes.get_errno()
+            raise unittest.SkipTest(f"ptrace(PTRACE_SEIZE) not permitted here: {os.strerror(err)}")
+        self.attached = True
+        if self.libc.ptrace(self.PTRACE_INTERRUPT, self.tid, None, None) != 0:
+            raise OSError(ctypes.get_errno(), "PTRACE_INTERRUPT")
+        os.waitpid(self.tid, 0x40000000)  # __WALL: consume the stop, so Popen never sees it
+
+    def thaw(self):
+        if self.attached:
+            self.libc.ptrace(self.PTRACE_DETACH, self.tid, None, None)
+            self.attached = False
+
+
+class Slowloris:
+    """`n` connections that each send one byte of an endless request head every `interval` seconds, reconnecting
+    when the server drops them (as an attacker would)."""
+
+    def __init__(self, port, n, interval=2.0):
+        self.port, self.n, self.interval = port, n, interval
+        self.stop = threading.Event()
+        self.reconnects = 0
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        time.sleep(0.5)  # every connection open before the probes start
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+    def connect(self):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=2)
+        s.setblocking(False)
+        return [s, 0]
+
+    def run(self):
+        head = b"GET /healthz HTTP/1.1\r\nHost: t\r\n" + b"X-Slow: " + b"a" * 100000
+        conns = [self.connect() for _ in range(self.n)]
+        while not self.stop.is_set():
+            for c in conns:
+                try:
+                    c[0].recv(4096, socket.MSG_DONTWAIT)
+                    raise ConnectionError("answered or closed: the server dropped this one")
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    c[0].close()
+                    c[:] = self.connect()
+                    self.reconnects += 1
+                    continue
+                try:
+                    c[0].send(head[c[1]:c[1] + 1])
+                    c[1] += 1
+                except OSError:
+                    c[0].close()
+                    c[:] = self.connect()
+                    self.reconnects += 1
+            self.stop.wait(self.interval)
+        for c in conns:
+            c[0].close()
+
+
+class AdminRobustnessTest(unittest.TestCase):
+    """What issue 9 found against the admin port: each test fails on the old httplib admin server (thread pool,
+    body read before the token check, /healthz answered without looking at the loop)."""
+
+    def setUp(self):
+        self.mc = Memcached()
+        self.sidecar = None
+
+    def tearDown(self):
+        if self.sidecar is not None:
+            self.assertEqual(self.sidecar.stop(), 0)
+        self.mc.stop()
+
+    def start(self, *extra):
+        self.sidecar = Sidecar(primary=[self.mc.address], token=TOKEN, extra=extra)
+        self.assertEqual(self.sidecar.http("GET", "/healthz")[0], 200)
+        return self.sidecar
+
+    def test_wedged_event_loop_fails_healthz(self):
+        # Default flags: the liveness limit is 5 s of a loop that does not turn.
+        sc = self.start()
+        c = Client(sc.port, timeout=0.5)
+        self.assertEqual(c.set("k", "v"), b"STORED")
+        freezer = LoopThreadFreeze(sc.proc.pid)
+        first_503 = None
+        reason = ""
+        try:
+            freezer.freeze()
+            wedged_at = time.monotonic()
+            c.send("get k\r\n")
+            with self.assertRaises(socket.timeout, msg="the event loop is frozen: nothing can answer the client"):
+                c.line()
+            while time.monotonic() - wedged_at < 9:
+                status, _, _ = raw_http(sc.admin_port, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n", timeout=1)
+                if status == 503:
+                    first_503 = time.monotonic() - wedged_at
+                    reason = sc.http("GET", "/healthz")[1]
+                    break
+                time.sleep(0.2)
+            metrics_during = sc.http("GET", "/metrics")
+        finally:
+            freezer.thaw()
+        Figures.report("wedged_loop", first_503_after_s=round(first_503, 2) if first_503 else None)
+        self.assertIsNotNone(first_503, "a wedged event loop must fail /healthz")
+        self.assertGreater(first_503, 4.5, "not before the 5 s limit")
+        self.assertLess(first_503, 7.0)
+        self.assertIn("event loop stalled", reason)
+        self.assertEqual(metrics_during[0], 200, "metrics stay readable while the loop is stuck")
+        self.assertIn("memha_event_loop_heartbeat_age_seconds", metrics_during[1])
+        c.sock.settimeout(5)
+        self.assertEqual(c.line(), b"VALUE k 0 1", "the request waiting in the frozen loop is served after it")
+        deadline = time.monotonic() + 2
+        while sc.http("GET", "/healthz")[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(sc.http("GET", "/healthz")[0], 200, "healthy again once the loop turns")
+        self.assertGreaterEqual(sc.metric("memha_event_loop_lag_seconds_bucket", le="+Inf"), 1)
+
+    def check_probes_under(self, port, slow_connections):
+        sc = self.sidecar
+        samples, failures = [], []
+        with Slowloris(port, slow_connections) as attack:
+            t_end = time.monotonic() + 7  # longer than the 5 s request timeout: attackers get dropped and return
+            while time.monotonic() < t_end:
+                for path in ("/healthz", "/metrics", "/readyz"):
+                    status, secs = timed_get(port, path, timeout=1.0)
+                    samples.append(secs)
+                    if status != 200:
+                        failures.append((path, status, round(secs, 3)))
+                time.sleep(0.2)
+        samples.sort()
+        figures = dict(slow_connections=slow_connections, probes=len(samples), failed=len(failures),
+                       p50_ms=round(samples[len(samples) // 2] * 1000, 1), max_ms=round(samples[-1] * 1000, 1),
+                       attacker_reconnects=attack.reconnects)
+        Figures.report(f"slowloris_{slow_connections}", **figures)
+        self.assertEqual(failures, [], f"{len(failures)} of {len(samples)} probes failed under {slow_connections} "
+                                       f"slow connections")
+        self.assertLess(samples[-1], 1.0)
+        return sc
+
+    def test_slow_connections_do_not_starve_probes(self):
+        sc = self.start()
+        self.check_probes_under(sc.admin_port, 16)
+        self.assertGreaterEqual(sc.metric("memha_admin_http_connections_total", server="admin", result="timeout"), 16,
+                                "a request head that takes over 5 s is dropped")
+
+    def test_many_slow_connections_do_not_starve_probes(self):
+        # More slow connections than the connection cap (64): the oldest unfinished ones are dropped for newcomers.
+        sc = self.start()
+        self.check_probes_under(sc.admin_port, 200)
+        self.assertGreater(sc.metric("memha_admin_http_connections_total", server="admin", result="evicted"), 0)
+
+    def test_big_bodies_are_refused_unread(self):
+        sc = self.start()
+        port = sc.admin_port
+        big = 8 * 1024 * 1024
+        head = f"PUT /v1/topology HTTP/1.1\r\nHost: t\r\nContent-Length: {big}\r\n"
+        # The reply comes from the head alone: the client has not sent a byte of the body.
+        status, text, secs = raw_http(port, (head + "\r\n").encode(), timeout=3, read_first=True)
+        self.assertEqual(status, 401, text)
+        self.assertLess(secs, 1.0)
+        status, text, secs = raw_http(port, (head + "Authorization: Bearer wrong\r\n\r\n").encode(), timeout=3,
+                                      read_first=True)
+        self.assertEqual(status, 401, text)
+        status, text, secs = raw_http(port, (head + f"Authorization: Bearer {TOKEN}\r\n\r\n").encode(), timeout=3,
+                                      read_first=True)
+        self.assertEqual(status, 413, text)
+        self.assertIn("over the limit", text)
+        self.assertLess(secs, 1.0)
+        chunked = (f"PUT /v1/topology HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TOKEN}\r\n"
+                   "Transfer-Encoding: chunked\r\n\r\n")
+        self.assertEqual(raw_http(port, chunked.encode(), timeout=3, read_first=True)[0], 501)
+        many_headers = "GET /healthz HTTP/1.1\r\n" + "".join(f"X-{i}: {'v' * 100}\r\n" for i in range(200)) + "\r\n"
+        self.assertEqual(raw_http(port, many_headers.encode(), timeout=3, read_first=True)[0], 431)
+
+        # The outside tester's attack: unauthenticated 8 MB bodies, sent whole, from 8 connections at a time.
+        before = rss_kb(sc.proc.pid)
+        body = b"x" * big
+        replies = []
+
+        def blast():
+            try:
+                replies.append(raw_http(port, (head + "\r\n").encode() + body, timeout=5)[0])
+            except OSError as e:
+                replies.append(errno.errorcode.get(e.errno, str(e)))
+
+        t0 = time.monotonic()
+        for _ in range(3):
+            threads = [threading.Thread(target=blast) for _ in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        elapsed = time.monotonic() - t0
+        after = rss_kb(sc.proc.pid)
+        Figures.report("big_bodies", requests=len(replies), rss_before_kb=before, rss_after_kb=after,
+                       growth_kb=after - before, seconds=round(elapsed, 2),
+                       replies=",".join(sorted(set(str(r) for r in replies))))
+        self.assertLess(after - before, 4 * 1024, "refused bodies must not be buffered")
+        self.assertTrue(all(r in (401, None) or isinstance(r, str) for r in replies), replies)
+        self.assertEqual(sc.http("GET", "/healthz")[0], 200)
+
+    def test_valid_pushes_still_work(self):
+        sc = self.start()
+        mc2 = Memcached()
+        try:
+            listen = f"127.0.0.1:{sc.port}"
+            # A large but legitimate topology (~600 KB: 4,000 members) is under the 1 MiB limit.
+            members = [(f"cache-a-{i}-{'n' * 100}", self.mc.address, "up") for i in range(4000)]
+            body = json.dumps(topology(1, 1, [pool("static", listen, members)]))
+            self.assertGreater(len(body), 500 * 1024)
+            status, text = sc.http("PUT", "/v1/topology", body, token=TOKEN)
+            self.assertEqual(status, 200, text)
+            # curl's way for big bodies: Expect: 100-continue, the body only after the interim reply.
+            small = json.dumps(topology(1, 2, [pool("static", listen, [("b", mc2.address, "up")])])).encode()
+            sock = socket.create_connection(("127.0.0.1", sc.admin_port), timeout=3)
+            sock.sendall(f"PUT /v1/topology HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TOKEN}\r\n"
+                         f"Expect: 100-continue\r\nContent-Length: {len(small)}\r\n\r\n".encode())
+            interim = sock.recv(4096)
+            self.assertTrue(interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), interim)
+            sock.sendall(small)
+            reply = b""
+            while chunk := sock.recv(65536):
+                reply += chunk
+            sock.close()
+            self.assertTrue(reply.startswith(b"HTTP/1.1 200 "), reply)
+            self.assertEqual(json.loads(sc.http("GET", "/v1/topology")[1])["version"], 2)
+            c = Client(sc.port)
+            self.assertEqual(c.set("k", "v"), b"STORED")
+            self.assertEqual(Client(mc2.port).get("k"), b"v", "the pushed topology is the one serving")
+        finally:
+            mc2.stop()
+
+
+class HealthPortTest(unittest.TestCase):
+    """--health-port: the probe paths (and only those) on a port of their own, as the injected sidecar runs."""
+
+    def test_health_port(self):
+        mc = Memcached()
+        health = free_port()
+        sc = Sidecar(primary=[mc.address], token=TOKEN,
+                     extra=["--health-port", str(health), "--loop-stall-ms", "1000"])
+        try:
+            for path, want in (("/healthz", "ok"), ("/readyz", "ready"), ("/metrics", "memha_requests_total")):
+                status, text, _ = raw_http(health, f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+                self.assertEqual(status, 200, path)
+                self.assertIn(want, text)
+            self.assertEqual(raw_http(health, b"GET /v1/topology HTTP/1.1\r\n\r\n")[0], 404)
+            put = f"PUT /v1/topology HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 2\r\n\r\n{{}}"
+            self.assertEqual(raw_http(health, put.encode())[0], 404, "no pushes on the health port")
+            self.assertEqual(raw_http(health, b"POST /healthz HTTP/1.1\r\nContent-Length: 0\r\n\r\n")[0], 405)
+            # --loop-stall-ms 1000: a frozen loop fails both probes after about a second, with the reason.
+            freezer = LoopThreadFreeze(sc.proc.pid)
+            try:
+                freezer.freeze()
+                time.sleep(1.6)
+                hz = raw_http(health, b"GET /healthz HTTP/1.1\r\n\r\n")
+                rz = raw_http(health, b"GET /readyz HTTP/1.1\r\n\r\n")
+            finally:
+                freezer.thaw()
+            self.assertEqual(hz[0], 503, hz[1])
+            self.assertIn("event loop stalled", hz[1])
+            self.assertEqual(rz[0], 503, rz[1])
+            self.assertLess(hz[2], 0.5, "a stalled loop is reported at once, not by a probe timeout")
+            time.sleep(0.5)
+            self.assertEqual(raw_http(health, b"GET /healthz HTTP/1.1\r\n\r\n")[0], 200)
+        finally:
+            self.assertEqual(sc.stop(), 0)
+            mc.stop()
 
 
 class StaticFileTest(unittest.TestCase):
