@@ -38,6 +38,7 @@ Environment:
   MEMHA_ISOLATION_MIN_READS   verified reads it must reach (default 2,500 per second; 300 under a sanitizer);
                               the long run: MEMHA_ISOLATION_SECONDS=300 MEMHA_ISOLATION_MIN_READS=1000000
   MEMHA_ISOLATION_SIDECARS, _PRIMARIES, _BACKUPS (2 each), _VERIFIERS, _ATTACKERS (2 each per sidecar)
+  MEMHA_ISOLATION_TARGET      "direct": the same run against plain memcacheds in place of the sidecars (control)
 """
 import base64
 import collections
@@ -1257,6 +1258,7 @@ ISO_PRIMARIES = int(os.environ.get("MEMHA_ISOLATION_PRIMARIES", "2"))
 ISO_BACKUPS = int(os.environ.get("MEMHA_ISOLATION_BACKUPS", "2"))
 ISO_VERIFIERS = int(os.environ.get("MEMHA_ISOLATION_VERIFIERS", "2"))  # per sidecar
 ISO_ATTACKERS = int(os.environ.get("MEMHA_ISOLATION_ATTACKERS", "2"))  # per sidecar
+ISO_TARGET = os.environ.get("MEMHA_ISOLATION_TARGET", "sidecar")  # "direct": the control, plain memcacheds
 ISO_KEYS = 24  # per verifier
 VERIFY_PREFIX = b"ISO-VERIFY-"  # no attacker ever produces these bytes, so seeing them elsewhere is a misdelivery
 VALUE_SHAPE = re.compile(rb"^(ISO-VERIFY-\d+-\d+-\d+):(\d+):(p*)$", re.S)
@@ -1657,6 +1659,22 @@ class Verifier(threading.Thread):
             self.sock.close()
 
 
+class DirectTarget:
+    """MEMHA_ISOLATION_TARGET=direct: a plain memcached where a sidecar would be, so the same verifiers and attackers
+    run against memcached itself (the control: 0 wrong values, 0 verifier errors)."""
+
+    def __init__(self, **_):
+        self.m = Memcached()
+        self.port, self.proc = self.m.port, self.m.proc
+
+    def logs(self):
+        return ""
+
+    def stop(self, *_):
+        self.m.stop()
+        return 0
+
+
 class IsolationFuzzTest(unittest.TestCase):
     """The property of issue 9: whatever attackers send, no verifying client ever reads a value that is not its
     own latest (WRONG must be 0), verifiers see no errors, no attacker ever receives a verifier's bytes. Several
@@ -1665,7 +1683,8 @@ class IsolationFuzzTest(unittest.TestCase):
     def setUp(self):
         self.primaries = [Memcached() for _ in range(ISO_PRIMARIES)]
         self.backups = [Memcached() for _ in range(ISO_BACKUPS)]
-        self.sidecars = [Sidecar(primary=[m.address for m in self.primaries],
+        target = DirectTarget if ISO_TARGET == "direct" else Sidecar
+        self.sidecars = [target(primary=[m.address for m in self.primaries],
                                  backup=[m.address for m in self.backups]) for _ in range(ISO_SIDECARS)]
         for sc in self.sidecars:
             deadline = time.monotonic() + 10
@@ -1791,7 +1810,7 @@ class IsolationFuzzTest(unittest.TestCase):
         errors = sum(v.error_count for v in verifiers)
         marked_down = [sc.logs().count("marked down") for sc in self.sidecars]
         codes = [sc.stop() for sc in self.sidecars]
-        Figures.report("isolation_fuzz", seconds=round(seconds, 1), sidecars=len(self.sidecars),
+        Figures.report("isolation_fuzz", target=ISO_TARGET, seconds=round(seconds, 1), sidecars=len(self.sidecars),
                        primaries=ISO_PRIMARIES, backups=ISO_BACKUPS, verifiers=len(verifiers),
                        attackers=len(attackers), verified_reads=reads, reads_per_s=round(reads / max(seconds, 1e-9)),
                        writes=sum(v.writes for v in verifiers), wrong=wrong, verifier_errors=errors,
