@@ -41,7 +41,18 @@ sub item_size_max {
     return $n;
 }
 
+# A port that free_port() found free can be taken before the sidecar binds it (other tests run alongside):
+# an early exit is retried on another port.
 sub start_sidecar {
+    my @args = @_;
+    for my $attempt (1 .. 3) {
+        my @r = eval { start_sidecar_once(@args) };
+        return @r if @r;
+        die $@ if $attempt == 3 || $@ !~ /exited at start/;
+    }
+}
+
+sub start_sidecar_once {
     my ($args, $primary, $backup) = @_;
     my $exe = $ENV{MEMHA_SIDECAR} or die "MemhaSuite: MEMHA_SIDECAR is not set\n";
     my $port = MemcachedTest::free_port();
@@ -73,7 +84,9 @@ sub start_sidecar {
         my $conn = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port");
         return ($pid, $port, $conn) if $conn;
         if (waitpid($pid, POSIX::WNOHANG()) != 0) {
-            die "MemhaSuite: memha-sidecar exited at start (@cmd); see $log\n";
+            my $tail = '';
+            if (open(my $fh, '<', $log)) { local $/; $tail = <$fh> // ''; close $fh; }
+            die "MemhaSuite: memha-sidecar exited at start (@cmd): $tail\n";
         }
         select undef, undef, undef, 0.05;
     }
