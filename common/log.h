@@ -1,6 +1,7 @@
 #pragma once
 // Minimal structured logging: one line per event, key=value pairs, to stderr.
 #include <sstream>
+#include <string>
 #include <string_view>
 
 namespace memha::log {
@@ -11,6 +12,8 @@ void SetLevel(Level level);
 Level GetLevel();
 bool ParseLevel(std::string_view text, Level* out);
 void Write(Level level, std::string_view component, std::string_view message);
+// Printable form of protocol bytes for a log line: \r, \n, \\ and bytes outside 0x20-0x7e escaped.
+std::string Escape(std::string_view bytes);
 
 }  // namespace memha::log
 

@@ -1,5 +1,7 @@
 #include "sidecar/backend/connection.h"
 
+#include "common/log.h"
+
 #include <arpa/inet.h>
 #include <event2/dns.h>
 #include <netinet/in.h>
@@ -9,6 +11,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <utility>
 
@@ -35,6 +39,7 @@ BackendConnection::~BackendConnection() {
 void BackendConnection::Connect() {
   state_ = State::kConnecting;
   connect_started_ = Clock::now();
+  connect_failed_ = false;
   reply_.Reset();
   need_ = 0;
   sockaddr_storage ss{};
@@ -64,7 +69,7 @@ void BackendConnection::DnsCb(int result, evutil_addrinfo* res, void* arg) {
   self->dns_request_ = nullptr;
   if (result != 0 || res == nullptr) {
     if (res) evutil_freeaddrinfo(res);
-    self->connect_started_ = Clock::time_point::min();  // CheckDeadlines fails it on the next tick
+    self->connect_failed_ = true;  // CheckDeadlines fails it on the next tick
     return;
   }
   self->StartConnect(res->ai_addr, static_cast<int>(res->ai_addrlen));
@@ -74,14 +79,14 @@ void BackendConnection::DnsCb(int result, evutil_addrinfo* res, void* arg) {
 void BackendConnection::StartConnect(const sockaddr* addr, int len) {
   fd_ = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd_ < 0) {
-    connect_started_ = Clock::time_point::min();
+    connect_failed_ = true;
     return;
   }
   read_event_.reset(event_new(base_, fd_, EV_READ | EV_PERSIST, &ReadCb, this));
   write_event_.reset(event_new(base_, fd_, EV_WRITE | EV_PERSIST, &WriteCb, this));
   int rc = connect(fd_, addr, static_cast<socklen_t>(len));
   if (rc != 0 && errno != EINPROGRESS) {
-    connect_started_ = Clock::time_point::min();
+    connect_failed_ = true;
     return;
   }
   event_add(read_event_.get(), nullptr);
@@ -96,28 +101,32 @@ void BackendConnection::OnConnected() {
   FlushOutput();
 }
 
-void BackendConnection::Enqueue(protocol::ReplyKind kind, Clock::time_point deadline, OpCallback done) {
-  pending_.push_back(Op{kind, deadline, std::move(done)});
-}
-
 void BackendConnection::Queue(std::string_view bytes) {
   out_.Append(bytes);
   if (state_ == State::kReady && !write_armed_) flush_->Add(this);
 }
 
-void BackendConnection::Send(std::string_view wire, protocol::ReplyKind kind, Clock::time_point deadline,
+void BackendConnection::Send(const protocol::MemberWire& wire, protocol::ReplyKind kind, Clock::time_point deadline,
                              OpCallback done) {
   if (state_ == State::kClosed) Connect();
-  Queue(wire);
-  Enqueue(kind, deadline, std::move(done));
-}
-
-void BackendConnection::Send2(std::string_view head, std::string_view body, protocol::ReplyKind kind,
-                              Clock::time_point deadline, OpCallback done) {
-  if (state_ == State::kClosed) Connect();
-  Queue(head);
-  Queue(body);
-  Enqueue(kind, deadline, std::move(done));
+  uint32_t opaque = 0;
+  if (kind == protocol::ReplyKind::kMeta) {
+    opaque = next_opaque_++;
+    if (next_opaque_ == 0) next_opaque_ = 1;
+    size_t at = std::min(wire.opaque_at, wire.line.size());
+    char token[16] = {' ', 'O'};
+    auto [end, ec] = std::to_chars(token + 2, token + sizeof token, opaque);
+    Queue(wire.line.substr(0, at));
+    Queue(std::string_view(token, static_cast<size_t>(end - token)));
+    Queue(wire.line.substr(at));
+    Queue("\r\n");
+  } else {
+    Queue(wire.line);
+    Queue("\r\n");
+  }
+  Queue(wire.body);
+  if (kind == protocol::ReplyKind::kFenced) Queue("mn\r\n");
+  pending_.push_back(Op{kind, opaque, deadline, std::move(done)});
 }
 
 void BackendConnection::FlushOutput() {
@@ -183,8 +192,8 @@ bool BackendConnection::SocketHas(short events) const {
 }
 
 void BackendConnection::CheckDeadlines(Clock::time_point now, Clock::duration connect_timeout) {
-  if (state_ == State::kConnecting && now - connect_started_ > connect_timeout) {
-    if (connect_started_ != Clock::time_point::min() && SocketHas(POLLOUT)) return;  // connected, event pending
+  if (state_ == State::kConnecting && (connect_failed_ || now - connect_started_ > connect_timeout)) {
+    if (!connect_failed_ && SocketHas(POLLOUT)) return;  // connected, event pending
     Close(OpStatus::kConnectFailed);
     return;
   }
@@ -253,24 +262,28 @@ void BackendConnection::OnRead() {
       break;
     }
     std::string_view view = in_.view();
-    protocol::ReplyStatus st = protocol::ParseReply(view, pending_.front().kind, &reply_, &need_);
+    const Op& head = pending_.front();
+    protocol::ReplyStatus st = protocol::ParseReply(view, head.kind, head.opaque, &reply_, &need_);
     if (st == protocol::ReplyStatus::kNeedMore) break;
-    if (st == protocol::ReplyStatus::kBad) {
+    if (st == protocol::ReplyStatus::kBad) {  // not the reply this request waits for: never hand it to anyone
+      MEMHA_LOG(kWarn, "member", endpoint_.ToString() << ": reply out of step (expected "
+                                  << (head.kind == protocol::ReplyKind::kMeta ? "opaque O" + std::to_string(head.opaque)
+                                                                              : std::string("an mn fence"))
+                                  << "), closing: " << log::Escape(view.substr(0, 120)));
       Close(OpStatus::kBadReply);
       break;
     }
     Op op = std::move(pending_.front());
     pending_.pop_front();
-    std::swap(delivered_, reply_);
-    reply_.Reset();
     need_ = 0;
     listener_->OnReplyReceived(this);
     OpResult result;
     result.buf = view;
-    result.reply = &delivered_;
+    result.reply = &reply_;
     op.done(result);
     if (generation_ != gen) break;
-    in_.Consume(delivered_.consumed);
+    in_.Consume(reply_.consumed);
+    reply_.Reset();
   }
   if (--in_read_ == 0 && generation_ != gen) in_.Clear();
 }

@@ -1,6 +1,9 @@
 #pragma once
-// One TCP connection to a memcached member: requests are pipelined, replies are matched in FIFO order.
-// Requests queued during one loop pass leave in one write (FlushQueue); replies are parsed in place.
+// One TCP connection to a memcached member: requests are pipelined, replies are matched in FIFO order, and each
+// reply must prove it is the one its request is waiting for (the opaque it echoes, or the mn fence after it):
+// a reply that does not closes the connection and fails every request on it, so a desync costs errors, never a
+// reply handed to the wrong client. Requests queued during one loop pass leave in one write (FlushQueue);
+// replies are parsed in place.
 #include <deque>
 #include <functional>
 #include <string>
@@ -13,6 +16,7 @@
 #include "sidecar/core/inline_function.h"
 #include "sidecar/core/io_buffer.h"
 #include "sidecar/core/libevent.h"
+#include "sidecar/protocol/compose.h"
 #include "sidecar/protocol/reply.h"
 
 struct evdns_base;
@@ -43,11 +47,9 @@ class BackendConnection : public Flushable {
   BackendConnection(const BackendConnection&) = delete;
   BackendConnection& operator=(const BackendConnection&) = delete;
 
-  // Queues `wire` and expects one reply of `kind`. Connects first if needed. The callback runs exactly once.
-  void Send(std::string_view wire, protocol::ReplyKind kind, Clock::time_point deadline, OpCallback done);
-  // Two-part send (header + value) without concatenating them first.
-  void Send2(std::string_view head, std::string_view body, protocol::ReplyKind kind, Clock::time_point deadline,
-             OpCallback done);
+  // Queues `wire` (with this connection's next opaque, or an mn fence) and expects one reply of `kind`.
+  // Connects first if needed. The callback runs exactly once.
+  void Send(const protocol::MemberWire& wire, protocol::ReplyKind kind, Clock::time_point deadline, OpCallback done);
 
   // Fails every pending operation with `why` and drops the socket. Safe to call from inside a callback.
   void Close(OpStatus why);
@@ -63,6 +65,7 @@ class BackendConnection : public Flushable {
   enum class State { kClosed, kConnecting, kReady };
   struct Op {
     protocol::ReplyKind kind;
+    uint32_t opaque;
     Clock::time_point deadline;
     OpCallback done;
   };
@@ -71,7 +74,6 @@ class BackendConnection : public Flushable {
   void StartConnect(const sockaddr* addr, int len);
   void OnConnected();
   bool SocketHas(short events) const;
-  void Enqueue(protocol::ReplyKind kind, Clock::time_point deadline, OpCallback done);
   void Queue(std::string_view bytes);
   void OnRead();
   void OnWritable();
@@ -92,11 +94,12 @@ class BackendConnection : public Flushable {
   State state_ = State::kClosed;
   uint64_t generation_ = 0;  // grows with every Close: a read loop stops when its socket is gone
   Clock::time_point connect_started_;
+  bool connect_failed_ = false;  // resolution or connect() failed at once: closed on the next deadline check
   std::deque<Op> pending_;
   IoBuffer in_{256 * 1024};   // few member connections: keep their buffers instead of reallocating
   IoBuffer out_{256 * 1024};
-  protocol::Reply reply_;     // progress on the reply at the head of pending_
-  protocol::Reply delivered_; // the reply handed to a callback; reused so its item vector keeps its capacity
+  protocol::Reply reply_;     // the reply handed to a callback
+  uint32_t next_opaque_ = 1;  // never reset: a late reply from before a reconnect can never match
   size_t need_ = 0;
   int in_read_ = 0;          // >0 while OnRead runs: Close() leaves in_ alone until it returns
 };

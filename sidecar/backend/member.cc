@@ -54,13 +54,8 @@ Member::~Member() {
 
 Clock::time_point Member::Deadline() const { return Clock::now() + env_.tunables->request_timeout; }
 
-void Member::Send(uint32_t hash, std::string_view wire, protocol::ReplyKind kind, OpCallback done) {
+void Member::Send(uint32_t hash, const protocol::MemberWire& wire, protocol::ReplyKind kind, OpCallback done) {
   conns_[hash % conns_.size()]->Send(wire, kind, Deadline(), std::move(done));
-}
-
-void Member::Send2(uint32_t hash, std::string_view head, std::string_view body, protocol::ReplyKind kind,
-                   OpCallback done) {
-  conns_[hash % conns_.size()]->Send2(head, body, kind, Deadline(), std::move(done));
 }
 
 void Member::SetHealth(MemberHealth h) {
@@ -113,10 +108,9 @@ void Member::StartProbe() {
   probing_ = true;
   auto deadline = Clock::now() + env_.tunables->connect_timeout + env_.tunables->request_timeout;
   std::weak_ptr<bool> alive = alive_;
-  conns_[0]->Send("version\r\n", protocol::ReplyKind::kLine, deadline, [this, alive](const OpResult& r) {
+  conns_[0]->Send(protocol::MemberWire{"mn"}, protocol::ReplyKind::kNoop, deadline, [this, alive](const OpResult& r) {
     if (alive.expired()) return;
-    bool ok = r.status == OpStatus::kOk && r.reply->line.in(r.buf).substr(0, 8) == "VERSION ";
-    OnProbeDone(ok);
+    OnProbeDone(r.status == OpStatus::kOk);
   });
 }
 
@@ -142,10 +136,21 @@ void Member::StartReplay() {
   if (flush_needed_) {
     std::weak_ptr<bool> alive = alive_;
     replay_outstanding_ = 1;
-    conns_[0]->Send("flush_all\r\n", protocol::ReplyKind::kLine, Deadline(), [this, alive](const OpResult& r) {
+    conns_[0]->Send(protocol::MemberWire{"flush_all"}, protocol::ReplyKind::kFenced, Deadline(),
+                    [this, alive](const OpResult& r) {
       if (alive.expired() || health_ != MemberHealth::kReplaying) return;
       replay_outstanding_ = 0;
-      if (r.status != OpStatus::kOk || r.reply->line.in(r.buf) != "OK") return;  // connection failure marks down
+      if (r.status != OpStatus::kOk) return;  // the connection failure marks it down
+      if (r.reply->line.in(r.buf) != "OK") {
+        // It missed more writes than the log holds and refuses to be flushed (memcached -F): it may hold values
+        // older than acknowledged writes, so it stays out of service, and the flush is retried after a backoff.
+        MEMHA_LOG(kError, "member", name_ << " missed writes but refuses flush_all (" << r.reply->line.in(r.buf)
+                                          << "); kept out of service, retrying");
+        env_.metrics->BackendError(OpStatus::kBadReply);
+        SetHealth(MemberHealth::kDown);
+        next_probe_ = Clock::now() + env_.tunables->probe_backoff_cap;
+        return;
+      }
       flush_needed_ = false;
       missed_.clear();
       env_.metrics->replay_flushes().Increment();
@@ -166,9 +171,10 @@ void Member::ReplayBatch() {
   replay_outstanding_ = batch.size();
   std::weak_ptr<bool> alive = alive_;
   for (std::string& key : batch) {
-    std::string wire = TextSafeKey(key) ? "delete " + key + "\r\n" : "md " + Base64Encode(key) + " b\r\n";
-    auto kind = TextSafeKey(key) ? protocol::ReplyKind::kLine : protocol::ReplyKind::kMeta;
-    conns_[0]->Send(wire, kind, Deadline(), [this, alive, key = std::move(key)](const OpResult& r) {
+    std::string wire = TextSafeKey(key) ? protocol::ComposeDelete(key, false)
+                                        : protocol::ComposeDelete(Base64Encode(key), true);
+    conns_[0]->Send(protocol::MemberWire{wire}, protocol::ReplyKind::kMeta, Deadline(),
+                    [this, alive, key = std::move(key)](const OpResult& r) {
       if (alive.expired() || health_ != MemberHealth::kReplaying) return;
       if (r.status != OpStatus::kOk || r.reply->error) return;  // the member goes down; the key stays logged
       missed_.erase(key);

@@ -40,8 +40,11 @@ class Member : public BackendConnection::Listener {
   size_t connection_count() const { return conns_.size(); }
 
   // Sends on the connection chosen by `hash`, so requests for one key stay in order.
-  void Send(uint32_t hash, std::string_view wire, protocol::ReplyKind kind, OpCallback done);
-  void Send2(uint32_t hash, std::string_view head, std::string_view body, protocol::ReplyKind kind, OpCallback done);
+  void Send(uint32_t hash, const protocol::MemberWire& wire, protocol::ReplyKind kind, OpCallback done);
+  // The common case: one meta command line, no value.
+  void SendMeta(uint32_t hash, std::string_view line, OpCallback done) {
+    Send(hash, protocol::MemberWire{line, {}, std::string_view::npos}, protocol::ReplyKind::kMeta, std::move(done));
+  }
 
   // A write this member did not apply (it was down, timed out or the mirror was dropped): invalidate the key
   // before the member serves again. Overflow of the bounded log turns into a flush on return.

@@ -8,30 +8,44 @@ namespace {
 
 constexpr size_t kMaxReplyLine = 8192;
 
-bool NextToken(std::string_view line, size_t* pos, std::string_view* tok) {
-  while (*pos < line.size() && line[*pos] == ' ') ++*pos;
-  if (*pos >= line.size()) return false;
-  size_t start = *pos;
-  const void* sp = std::memchr(line.data() + *pos, ' ', line.size() - *pos);
-  *pos = sp ? static_cast<size_t>(static_cast<const char*>(sp) - line.data()) : line.size();
-  *tok = line.substr(start, *pos - start);
-  return true;
-}
-
-template <typename T>
-bool ToNumber(std::string_view t, T* out) {
-  auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), *out);
-  return ec == std::errc() && p == t.data() + t.size();
-}
-
-// Finds the next line starting at `from`; returns false if incomplete.
+// Finds the line starting at `from`; returns false if incomplete.
 bool LineAt(std::string_view in, size_t from, Span* line, size_t* next) {
-  size_t nl = in.find('\n', from);
-  if (nl == std::string_view::npos) return false;
-  size_t end = (nl > from && in[nl - 1] == '\r') ? nl - 1 : nl;
+  const void* nl = std::memchr(in.data() + from, '\n', in.size() - from);
+  if (nl == nullptr) return false;
+  size_t at = static_cast<size_t>(static_cast<const char*>(nl) - in.data());
+  size_t end = (at > from && in[at - 1] == '\r') ? at - 1 : at;
   *line = Span{static_cast<uint32_t>(from), static_cast<uint32_t>(end - from)};
-  *next = nl + 1;
+  *next = at + 1;
   return true;
+}
+
+bool IsMetaCode(std::string_view text) {
+  if (text.size() < 2 || (text.size() > 2 && text[2] != ' ')) return false;
+  std::string_view c = text.substr(0, 2);
+  return c == "VA" || c == "HD" || c == "EN" || c == "NF" || c == "NS" || c == "EX";
+}
+
+// The " O<n>" token of a meta reply line, checked against the number the request carried.
+bool FindOpaque(std::string_view text, uint32_t opaque, Span line, Span* out) {
+  char want[16];
+  want[0] = ' ';
+  want[1] = 'O';
+  auto [end, ec] = std::to_chars(want + 2, want + sizeof want, opaque);
+  std::string_view token(want, static_cast<size_t>(end - want));
+  // memcached prints the opaque once, as a token of its own; a key echoed with k is "k<key>", never " O...".
+  size_t at = 2;
+  for (;;) {
+    size_t pos = text.find(" O", at);
+    if (pos == std::string_view::npos) return false;
+    size_t tok_end = text.find(' ', pos + 1);
+    if (tok_end == std::string_view::npos) tok_end = text.size();
+    if (text.substr(pos, tok_end - pos) == token) {
+      *out = Span{static_cast<uint32_t>(line.off + pos), static_cast<uint32_t>(tok_end - pos)};
+      return true;
+    }
+    if (text.substr(pos, 2) == " O") return false;  // an opaque, but not this request's: out of step
+    at = pos + 1;
+  }
 }
 
 }  // namespace
@@ -41,75 +55,54 @@ bool IsErrorLine(std::string_view line) {
          line == "CLIENT_ERROR" || line == "SERVER_ERROR";
 }
 
-ReplyStatus ParseReply(std::string_view in, ReplyKind kind, Reply* reply, size_t* need) {
+ReplyStatus ParseReply(std::string_view in, ReplyKind kind, uint32_t opaque, Reply* reply, size_t* need) {
   *need = 0;
-  size_t pos = reply->consumed;
-  for (;;) {
-    Span line;
-    size_t next;
-    if (!LineAt(in, pos, &line, &next)) {
-      return in.size() - pos > kMaxReplyLine ? ReplyStatus::kBad : ReplyStatus::kNeedMore;
+  Span line;
+  size_t next;
+  if (!LineAt(in, 0, &line, &next)) return in.size() > kMaxReplyLine ? ReplyStatus::kBad : ReplyStatus::kNeedMore;
+  std::string_view text = line.in(in);
+  reply->line = line;
+  reply->error = IsErrorLine(text);
+  if (kind == ReplyKind::kNoop) {
+    if (text != "MN") return ReplyStatus::kBad;
+    reply->consumed = next;
+    return ReplyStatus::kDone;
+  }
+  if (kind == ReplyKind::kFenced) {
+    if (text == "MN") return ReplyStatus::kBad;  // the request's own reply is missing
+    Span fence;
+    size_t after;
+    if (!LineAt(in, next, &fence, &after)) {
+      return in.size() - next > kMaxReplyLine ? ReplyStatus::kBad : ReplyStatus::kNeedMore;
     }
-    std::string_view text = line.in(in);
-    if (kind == ReplyKind::kLine) {
-      reply->line = line;
-      reply->error = IsErrorLine(text);
-      reply->consumed = next;
-      reply->done = true;
-      return ReplyStatus::kDone;
-    }
-    if (kind == ReplyKind::kMeta) {
-      reply->line = line;
-      reply->error = IsErrorLine(text);
-      if (text.substr(0, 3) == "VA ") {
-        size_t p = 3;
-        std::string_view len_tok;
-        uint32_t len = 0;
-        if (!NextToken(text, &p, &len_tok) || !ToNumber(len_tok, &len)) return ReplyStatus::kBad;
-        size_t total = next + len + 2;
-        if (in.size() < total) {
-          *need = total;
-          return ReplyStatus::kNeedMore;
-        }
-        if (in[total - 2] != '\r' || in[total - 1] != '\n') return ReplyStatus::kBad;
-        reply->data = Span{static_cast<uint32_t>(next), len};
-        next = total;
-      }
-      reply->consumed = next;
-      reply->done = true;
-      return ReplyStatus::kDone;
-    }
-    // Retrieval.
-    if (text == "END" || IsErrorLine(text)) {
-      reply->line = line;
-      reply->error = text != "END";
-      reply->consumed = next;
-      reply->done = true;
-      return ReplyStatus::kDone;
-    }
-    if (text.substr(0, 6) != "VALUE ") return ReplyStatus::kBad;
-    size_t p = 6;
-    std::string_view key, flags, len_tok, cas;
+    if (fence.in(in) != "MN") return ReplyStatus::kBad;
+    reply->consumed = after;
+    return ReplyStatus::kDone;
+  }
+  if (reply->error) {  // errors carry no opaque; the next reply's opaque proves the stream is still in step
+    reply->consumed = next;
+    return ReplyStatus::kDone;
+  }
+  if (!IsMetaCode(text) || !FindOpaque(text, opaque, line, &reply->opaque)) return ReplyStatus::kBad;
+  if (text[0] == 'V') {
+    size_t p = 3;
+    while (p < text.size() && text[p] == ' ') ++p;
     uint32_t len = 0;
-    ReplyItem item;
-    if (!NextToken(text, &p, &key) || !NextToken(text, &p, &flags) || !NextToken(text, &p, &len_tok) ||
-        !ToNumber(flags, &item.flags) || !ToNumber(len_tok, &len)) {
+    auto [end, ec] = std::from_chars(text.data() + p, text.data() + text.size(), len);
+    if (ec != std::errc() || end == text.data() + p || (end != text.data() + text.size() && *end != ' ')) {
       return ReplyStatus::kBad;
     }
-    if (NextToken(text, &p, &cas) && !ToNumber(cas, &item.cas)) return ReplyStatus::kBad;
     size_t total = next + len + 2;
     if (in.size() < total) {
       *need = total;
       return ReplyStatus::kNeedMore;
     }
     if (in[total - 2] != '\r' || in[total - 1] != '\n') return ReplyStatus::kBad;
-    item.key = Span{static_cast<uint32_t>(line.off + (key.data() - text.data())), static_cast<uint32_t>(key.size())};
-    item.whole = Span{static_cast<uint32_t>(pos), static_cast<uint32_t>(total - pos)};
-    item.data = Span{static_cast<uint32_t>(next), len};
-    reply->items.push_back(item);
-    pos = total;
-    reply->consumed = pos;
+    reply->data = Span{static_cast<uint32_t>(next), len};
+    next = total;
   }
+  reply->consumed = next;
+  return ReplyStatus::kDone;
 }
 
 }  // namespace memha::protocol

@@ -1,50 +1,37 @@
 #pragma once
-// Parsing of replies from a memcached member. Resumable: a partially received multi-get reply keeps its
-// parsed items and cursor, so a large reply is scanned once.
+// Parsing of replies from a memcached member. Every request the sidecar sends is a meta command carrying an
+// opaque token (compose.h), so every reply but an error line must echo the opaque of the request it is matched
+// with; a reply that does not is proof the stream is out of step, and the parser says so (kBad) instead of
+// handing it to anyone. Resumable: a reply whose value has not fully arrived reports the size it needs.
 #include <cstdint>
 #include <string_view>
-#include <vector>
 
 #include "sidecar/protocol/request.h"
 
 namespace memha::protocol {
 
 enum class ReplyKind : uint8_t {
-  kRetrieval,  // VALUE ... END (get/gets/gat/gats)
-  kLine,       // one line (storage, delete, incr/decr, touch, flush_all, verbosity, version)
-  kMeta,       // one meta line; "VA <len> ..." is followed by a data block
-};
-
-struct ReplyItem {
-  Span key;
-  Span whole;  // "VALUE ...\r\n<data>\r\n"
-  Span data;
-  uint32_t flags = 0;
-  uint64_t cas = 0;
+  kMeta,    // one meta line with the request's opaque (VA/HD/EN/NF/NS/EX); "VA <len>" is followed by a data block
+  kFenced,  // one line with no opaque (flush_all, me), then the "MN" of the mn the connection sent after it
+  kNoop,    // "MN" (probes)
 };
 
 struct Reply {
-  size_t consumed = 0;        // bytes of complete reply parsed so far (final once done)
-  Span line;                  // kLine/kMeta: the status line without "\r\n"; kRetrieval: END or the error line
-  Span data;                  // kMeta with VA
-  std::vector<ReplyItem> items;
-  bool done = false;
-  bool error = false;         // ERROR / CLIENT_ERROR / SERVER_ERROR
+  size_t consumed = 0;  // bytes of the whole reply, fence included
+  Span line;            // the status line without "\r\n"
+  Span data;            // kMeta with VA
+  Span opaque;          // kMeta: " O<n>" as it appears in line (with its leading space), empty for error lines
+  bool error = false;   // ERROR / CLIENT_ERROR / SERVER_ERROR
 
-  void Reset() {  // to parse the next reply; keeps the item vector's capacity
-    consumed = 0;
-    line = Span();
-    data = Span();
-    items.clear();
-    done = false;
-    error = false;
-  }
+  void Reset() { *this = Reply(); }
+  std::string_view code(std::string_view buf) const { return line.in(buf).substr(0, 2); }
 };
 
 enum class ReplyStatus { kDone, kNeedMore, kBad };
 
-// `need` (on kNeedMore) is the total buffered size needed before calling again, or 0 if unknown.
-ReplyStatus ParseReply(std::string_view in, ReplyKind kind, Reply* reply, size_t* need);
+// `opaque`: the number the request carried (kMeta). `need` (on kNeedMore): the total buffered size needed
+// before calling again, or 0 if unknown.
+ReplyStatus ParseReply(std::string_view in, ReplyKind kind, uint32_t opaque, Reply* reply, size_t* need);
 
 bool IsErrorLine(std::string_view line);
 

@@ -1,6 +1,9 @@
 #include "sidecar/protocol/request.h"
 
 #include <array>
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 namespace memha::protocol {
@@ -27,35 +30,85 @@ constexpr std::array<CommandInfo, static_cast<size_t>(Command::kCount)> kCommand
     {"ma", Command::kMetaArithmetic}, {"mn", Command::kMetaNoop}, {"me", Command::kMetaDebug},
 }};
 
-bool ParseU64(std::string_view t, uint64_t* out) {
-  if (t.empty() || t.size() > 20) return false;
+// Fast path for the common case: a short run of digits, which every strto* reads the same way.
+bool ShortDigits(std::string_view t, uint64_t* out) {
+  if (t.empty() || t.size() > 18) return false;
   uint64_t v = 0;
   for (char c : t) {
     if (c < '0' || c > '9') return false;
-    uint64_t d = static_cast<uint64_t>(c - '0');
-    if (v > (UINT64_MAX - d) / 10) return false;
-    v = v * 10 + d;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
   }
   *out = v;
   return true;
 }
 
-bool ParseU32(std::string_view t, uint32_t* out) {
-  uint64_t v;
-  if (!ParseU64(t, &v) || v > UINT32_MAX) return false;
-  *out = static_cast<uint32_t>(v);
-  return true;
+// Runs `fn` on a NUL-terminated copy of the token: memcached's parsers are libc's strto* on C strings.
+template <typename Fn>
+bool WithCString(std::string_view t, Fn fn) {
+  char small[64];
+  if (t.size() < sizeof small) {
+    std::memcpy(small, t.data(), t.size());
+    small[t.size()] = '\0';
+    return fn(static_cast<const char*>(small));
+  }
+  std::string copy(t);
+  return fn(copy.c_str());
 }
 
-// memcached's safe_strtol: a 32-bit signed integer.
-bool ParseI32(std::string_view t, int64_t* out) {
-  bool neg = !t.empty() && t.front() == '-';
-  if (neg) t.remove_prefix(1);
-  uint64_t v;
-  if (!ParseU64(t, &v) || v > (neg ? 2147483648ULL : 2147483647ULL)) return false;
-  *out = neg ? -static_cast<int64_t>(v) : static_cast<int64_t>(v);
-  return true;
+// After strto*: memcached accepts the number if it stopped at whitespace or at the end of a non-empty token.
+bool AcceptedEnd(const char* str, const char* end) {
+  return std::isspace(static_cast<unsigned char>(*end)) || (*end == '\0' && end != str);
 }
+
+}  // namespace
+
+bool McStrtol(std::string_view t, int32_t* out) {
+  uint64_t fast;
+  if (ShortDigits(t, &fast)) {
+    *out = static_cast<int32_t>(static_cast<int64_t>(fast));  // a long stored into an int32_t, as memcached does
+    return true;
+  }
+  return WithCString(t, [&](const char* str) {
+    errno = 0;
+    char* end = nullptr;
+    long l = std::strtol(str, &end, 10);
+    if (errno == ERANGE || str == end || !AcceptedEnd(str, end)) return false;
+    *out = static_cast<int32_t>(l);
+    return true;
+  });
+}
+
+bool McStrtoul(std::string_view t, uint32_t* out) {
+  uint64_t fast;
+  if (ShortDigits(t, &fast)) {
+    *out = static_cast<uint32_t>(fast);
+    return true;
+  }
+  return WithCString(t, [&](const char* str) {
+    errno = 0;
+    char* end = nullptr;
+    unsigned long l = std::strtoul(str, &end, 10);
+    if (errno == ERANGE || str == end || !AcceptedEnd(str, end)) return false;
+    if (static_cast<long>(l) < 0 && std::strchr(str, '-') != nullptr) return false;
+    *out = static_cast<uint32_t>(l);
+    return true;
+  });
+}
+
+bool McStrtoull(std::string_view t, uint64_t* out) {
+  if (ShortDigits(t, out)) return true;
+  return WithCString(t, [&](const char* str) {
+    errno = 0;
+    char* end = nullptr;
+    unsigned long long l = std::strtoull(str, &end, 10);
+    if (errno == ERANGE || str == end || !AcceptedEnd(str, end)) return false;
+    if (static_cast<long long>(l) < 0 && std::strchr(str, '-') != nullptr) return false;
+    *out = l;
+    return true;
+  });
+}
+
+namespace {
 
 struct Tokens {
   std::array<Span, kMaxTokens + 1> t;
@@ -138,16 +191,102 @@ bool IsRetrievalPrefix(std::string_view in) {
   return false;
 }
 
-// Meta flags after the key: q (quiet) and b (base64 key) change how the proxy treats the request.
-void ScanMetaFlags(std::string_view in, const Tokens& tok, size_t first, Request* out) {
+// memcached's _meta_flag_preparse, plus the opaque length check its commands make afterwards: reads each flag by
+// its first character, refuses duplicates and unknown flags at once, and checks the numbers of N T R F C J D and
+// the length of M. Returns the error memcached would print, or an empty view. Records q, b, O and every flag.
+std::string_view ValidateMetaFlags(std::string_view in, const Tokens& tok, size_t first, Request* out,
+                                   std::string* decoded_key) {
+  bool seen[128] = {};
+  bool has_error = false;
+  std::string_view errstr = "CLIENT_ERROR bad command line format";
   for (size_t i = first; i < tok.n; ++i) {
-    std::string_view f = tok.t[i].in(in);
-    if (f == "q") out->noreply = true;
-    if (f == "b") out->meta_base64 = true;
+    Span f = tok.t[i];
+    std::string_view v = f.in(in);
+    unsigned char o = static_cast<unsigned char>(v[0]);
+    if (o >= 127 || seen[o]) return "CLIENT_ERROR duplicate flag";
+    seen[o] = true;
+    out->flags[out->nflags++] = f;
+    std::string_view arg = v.substr(1);
+    int32_t i32;
+    uint32_t u32;
+    uint64_t u64;
+    switch (o) {
+      case 'b':
+        out->meta_base64 = true;
+        if (!Base64Decode(tok.t[1].in(in), decoded_key)) {
+          errstr = "CLIENT_ERROR error decoding key";
+          has_error = true;
+        }
+        break;
+      case 'N': case 'T': case 'R':
+        if (!McStrtol(arg, &i32)) {
+          errstr = "CLIENT_ERROR bad token in command line format";
+          has_error = true;
+        }
+        break;
+      case 'F':
+        if (!McStrtoul(arg, &u32)) has_error = true;
+        break;
+      case 'C':
+        if (!McStrtoull(arg, &u64)) {
+          errstr = "CLIENT_ERROR bad token in command line format";
+          has_error = true;
+        }
+        break;
+      case 'M':
+        if (v.size() != 2) {
+          errstr = "CLIENT_ERROR incorrect length for M token";
+          has_error = true;
+        }
+        break;
+      case 'J':
+        if (!McStrtoull(arg, &u64)) {
+          errstr = "CLIENT_ERROR invalid numeric initial value";
+          has_error = true;
+        }
+        break;
+      case 'D':
+        if (!McStrtoull(arg, &u64)) {
+          errstr = "CLIENT_ERROR invalid numeric delta value";
+          has_error = true;
+        }
+        break;
+      case 'q':
+        out->noreply = true;
+        break;
+      case 'O':
+        out->opaque = f;
+        break;
+      case 'l': case 'P': case 'L': case 'k': case 's': case 't': case 'c': case 'f': case 'v': case 'h':
+      case 'u': case 'I':
+        break;
+      default:
+        return "CLIENT_ERROR invalid flag";
+    }
   }
-  if (first < tok.n) {
-    uint32_t start = tok.t[first].off;
-    out->meta_flags = Span{start, tok.t[tok.n - 1].off + tok.t[tok.n - 1].len - start};
+  if (has_error) return errstr;
+  return {};
+}
+
+// memcached's commands check the opaque's length (32) after the flags.
+constexpr size_t kMaxOpaque = 32;
+
+// The mode of an ms or ma M flag ('\0' when absent).
+char ModeOf(const Request& r, std::string_view in) {
+  for (uint8_t i = 0; i < r.nflags; ++i) {
+    std::string_view v = r.flags[i].in(in);
+    if (v[0] == 'M') return v.size() > 1 ? v[1] : '\0';
+  }
+  return '\0';
+}
+
+// Commands memcached dispatches on the first letter: an unknown word starting with one of these is answered
+// ERROR; any other unknown line whose last token starts with "HTTP/" makes memcached close the connection.
+bool DispatchedByFirstLetter(std::string_view name) {
+  if (name.size() == 2 && name[0] == 'm') return true;
+  switch (name[0]) {
+    case 'g': case 's': case 'a': case 'c': case 'i': case 'd': case 't': return true;
+    default: return false;
   }
 }
 
@@ -163,37 +302,43 @@ std::string_view RoutingKey(const Request& r, std::string_view base, size_t i) {
   return r.keys[i].in(base);
 }
 
+// memcached's base64_decode, byte for byte: characters outside the alphabet are skipped, '=' counts as a zero
+// digit, decoding stops after the first block with padding, and an empty result is a failure. The key the
+// sidecar routes by must be the key memcached stores.
 bool Base64Decode(std::string_view in, std::string* out) {
-  auto val = [](char c) -> int {
+  auto val = [](unsigned char c) -> int {
     if (c >= 'A' && c <= 'Z') return c - 'A';
     if (c >= 'a' && c <= 'z') return c - 'a' + 26;
     if (c >= '0' && c <= '9') return c - '0' + 52;
     if (c == '+') return 62;
     if (c == '/') return 63;
+    if (c == '=') return 0;
     return -1;
   };
-  if (in.empty() || in.size() % 4 != 0) return false;
+  size_t count = 0;
+  for (unsigned char c : in) count += val(c) >= 0;
+  if (count == 0 || count % 4 != 0) return false;
   out->clear();
-  for (size_t i = 0; i < in.size(); i += 4) {
-    int v[4];
-    int pad = 0;
-    for (int j = 0; j < 4; ++j) {
-      char c = in[i + j];
-      if (c == '=' && i + 4 == in.size() && j >= 2) {
-        v[j] = 0;
-        ++pad;
-      } else {
-        if (pad) return false;
-        v[j] = val(c);
-        if (v[j] < 0) return false;
-      }
+  unsigned char block[4];
+  size_t n = 0;
+  int pad = 0;
+  for (unsigned char c : in) {
+    int v = val(c);
+    if (v < 0) continue;
+    if (c == '=') ++pad;
+    block[n++] = static_cast<unsigned char>(v);
+    if (n < 4) continue;
+    out->push_back(static_cast<char>(static_cast<unsigned char>((block[0] << 2) | (block[1] >> 4))));
+    out->push_back(static_cast<char>(static_cast<unsigned char>((block[1] << 4) | (block[2] >> 2))));
+    out->push_back(static_cast<char>(static_cast<unsigned char>((block[2] << 6) | block[3])));
+    n = 0;
+    if (pad) {
+      if (pad > 2) return false;
+      out->resize(out->size() - static_cast<size_t>(pad));
+      break;
     }
-    uint32_t triple = uint32_t(v[0]) << 18 | uint32_t(v[1]) << 12 | uint32_t(v[2]) << 6 | uint32_t(v[3]);
-    out->push_back(static_cast<char>(triple >> 16));
-    if (pad < 2) out->push_back(static_cast<char>((triple >> 8) & 0xff));
-    if (pad < 1) out->push_back(static_cast<char>(triple & 0xff));
   }
-  return true;
+  return !out->empty();
 }
 
 ParseResult ParseRequest(std::string_view in, const Limits& limits, Request* out) {
@@ -238,7 +383,22 @@ ParseResult ParseRequest(std::string_view in, const Limits& limits, Request* out
       break;
     }
   }
-  if (info == nullptr) return Fail(kError, line_bytes);
+  if (info == nullptr) {
+    if (name == "bget") {  // memcached's ancient alias of get
+      static const CommandInfo kBget{"bget", Command::kGet};
+      info = &kBget;
+    } else {
+      // memcached closes, without a reply, a connection whose unknown command line ends like an HTTP request
+      // line: a cache on localhost must not be writable by a forged HTTP request (SSRF).
+      size_t last = std::min<size_t>(tok.n, kMaxTokens - 1) - 1;
+      if (name.size() >= 2 && !DispatchedByFirstLetter(name) && tok.t[last].in(in).substr(0, 5) == "HTTP/") {
+        ParseResult r = Fail("", line_bytes);
+        r.error.close = true;
+        return r;
+      }
+      return Fail(kError, line_bytes);
+    }
+  }
   out->cmd = info->cmd;
   const Command cmd = info->cmd;
   auto tokv = [&](size_t i) { return tok.t[i].in(in); };
@@ -249,7 +409,9 @@ ParseResult ParseRequest(std::string_view in, const Limits& limits, Request* out
     if (tok.n < 2) return Fail(kError, line_bytes);
     size_t first_key = 1;
     if (touch) {
-      if (!ParseI32(tokv(1), &out->exptime)) return Fail("CLIENT_ERROR invalid exptime argument\r\n", line_bytes);
+      int32_t exptime;
+      if (!McStrtol(tokv(1), &exptime)) return Fail("CLIENT_ERROR invalid exptime argument\r\n", line_bytes);
+      out->exptime = exptime;
       first_key = 2;
       if (tok.n < 3) return Fail("END\r\n", line_bytes);
     }
@@ -264,7 +426,9 @@ ParseResult ParseRequest(std::string_view in, const Limits& limits, Request* out
     }
     return Ok();
   }
-  if (tok.overflow) return Fail(kError, line_bytes);
+  const bool meta_keyed = cmd == Command::kMetaGet || cmd == Command::kMetaSet ||
+                          cmd == Command::kMetaDelete || cmd == Command::kMetaArithmetic;
+  if (tok.overflow && !meta_keyed) return Fail(kError, line_bytes);
 
   auto key_ok = [&](size_t i) { return tok.t[i].len <= limits.max_key; };
   auto last_is_noreply = [&](size_t expected_without) {
@@ -277,7 +441,9 @@ ParseResult ParseRequest(std::string_view in, const Limits& limits, Request* out
     // a data block, so the bytes after the line are commands, not a value to swallow.
     if (vlen < 0 || vlen > INT32_MAX - 2) return Fail(kBadFormat, line_bytes, suppress_errors);
     if (static_cast<uint64_t>(vlen) > limits.max_value) {
-      return FailSwallowing(kTooLarge, in, line_bytes, vlen, suppress_errors);
+      ParseResult r = FailSwallowing(kTooLarge, in, line_bytes, vlen, suppress_errors);
+      r.error.too_large = true;
+      return r;
     }
     size_t total = line_bytes + static_cast<size_t>(vlen) + 2;
     if (in.size() < total) return ParseResult{ParseStatus::kNeedMore, total, {}};
@@ -297,12 +463,12 @@ ParseResult ParseRequest(std::string_view in, const Limits& limits, Request* out
       if (tok.n != base && tok.n != base + 1) return Fail(kError, line_bytes);
       out->noreply = tok.n == base + 1 && tokv(base) == "noreply";
       out->keys.push_back(tok.t[1]);
-      int64_t vlen = 0;
-      if (!key_ok(1) || !ParseU32(tokv(2), &out->client_flags) || !ParseI32(tokv(3), &out->exptime) ||
-          !ParseI32(tokv(4), &vlen) ||
-          (cmd == Command::kCas && !ParseU64(tokv(5), &out->cas_unique))) {
+      int32_t exptime = 0, vlen = 0;
+      if (!key_ok(1) || !McStrtoul(tokv(2), &out->client_flags) || !McStrtol(tokv(3), &exptime) ||
+          !McStrtol(tokv(4), &vlen) || (cmd == Command::kCas && !McStrtoull(tokv(5), &out->cas_unique))) {
         return Fail(kBadFormat, line_bytes, out->noreply);
       }
+      out->exptime = exptime;
       return value_block(vlen, out->noreply);
     }
     case Command::kIncr: case Command::kDecr: {
@@ -310,7 +476,7 @@ ParseResult ParseRequest(std::string_view in, const Limits& limits, Request* out
       out->noreply = last_is_noreply(3);
       out->keys.push_back(tok.t[1]);
       if (!key_ok(1)) return Fail(kBadFormat, line_bytes, out->noreply);
-      if (!ParseU64(tokv(2), &out->delta)) {
+      if (!McStrtoull(tokv(2), &out->delta)) {
         return Fail("CLIENT_ERROR invalid numeric delta argument\r\n", line_bytes, out->noreply);
       }
       return Ok();
@@ -335,53 +501,96 @@ ParseResult ParseRequest(std::string_view in, const Limits& limits, Request* out
       out->noreply = last_is_noreply(3);
       out->keys.push_back(tok.t[1]);
       if (!key_ok(1)) return Fail(kBadFormat, line_bytes, out->noreply);
-      if (!ParseI32(tokv(2), &out->exptime)) {
+      int32_t exptime;
+      if (!McStrtol(tokv(2), &exptime)) {
         return Fail("CLIENT_ERROR invalid exptime argument\r\n", line_bytes, out->noreply);
       }
+      out->exptime = exptime;
       return Ok();
     }
-    case Command::kVersion: case Command::kQuit:
-      return tok.n == 1 ? Ok() : Fail(kError, line_bytes);
+    case Command::kVersion: case Command::kQuit:  // memcached ignores any further tokens
+      return Ok();
     case Command::kStats:
       return Ok();
-    case Command::kVerbosity:
+    case Command::kVerbosity: {
       if (tok.n < 2 || tok.n > 3) return Fail(kError, line_bytes);
       out->noreply = tokv(tok.n - 1) == "noreply";
+      uint32_t level;
+      if (!McStrtoul(tokv(1), &level)) return Fail(kBadFormat, line_bytes, out->noreply);
       return Ok();
+    }
     case Command::kFlushAll: {
       if (tok.n > 3) return Fail(kError, line_bytes);
       out->noreply = tok.n > 1 && tokv(tok.n - 1) == "noreply";
-      size_t args = tok.n - 1 - (out->noreply ? 1 : 0);
-      if (args == 1 && !ParseI32(tokv(1), &out->exptime)) {
-        return Fail("CLIENT_ERROR invalid exptime argument\r\n", line_bytes, out->noreply);
+      if (tok.n != (out->noreply ? 2u : 1u)) {  // memcached reads the first argument, whatever follows it
+        int32_t delay;
+        if (!McStrtol(tokv(1), &delay)) {
+          return Fail("CLIENT_ERROR invalid exptime argument\r\n", line_bytes, out->noreply);
+        }
+        out->exptime = delay;
       }
-      if (args > 1) return Fail(kBadFormat, line_bytes, out->noreply);
       return Ok();
     }
     case Command::kMetaNoop:
       return Ok();
-    case Command::kMetaGet: case Command::kMetaDelete: case Command::kMetaArithmetic:
-    case Command::kMetaDebug: case Command::kMetaSet: {
+    case Command::kMetaDebug: {
+      if (tok.n < 2 || !key_ok(1)) return Fail(kBadFormat, line_bytes);
+      out->keys.push_back(tok.t[1]);
+      if (tok.n > 2) out->meta_flags = Span{tok.t[2].off, tok.t[tok.n - 1].off + tok.t[tok.n - 1].len - tok.t[2].off};
+      if (tok.n >= 3 && tokv(2) == "b") {
+        out->meta_base64 = true;
+        if (!Base64Decode(tokv(1), &out->decoded_key)) return Fail(kBadFormat, line_bytes);
+      }
+      return Ok();
+    }
+    case Command::kMetaGet: case Command::kMetaDelete: case Command::kMetaArithmetic: case Command::kMetaSet: {
       if (tok.n < 2) return Fail(kError, line_bytes);
-      if (cmd == Command::kMetaSet && tok.n < 3) return Fail(kBadFormat, line_bytes);
       out->keys.push_back(tok.t[1]);
       if (!key_ok(1)) return Fail(kBadFormat, line_bytes);
-      // memcached refuses mg/ms/md with 20 or more tokens before anything else, without reading an ms value:
-      // forwarding one would leave its value block to be read as commands on the shared member connection.
-      if (tok.n >= kMetaMaxTokens &&
-          (cmd == Command::kMetaGet || cmd == Command::kMetaSet || cmd == Command::kMetaDelete)) {
-        return Fail("CLIENT_ERROR options flags are too long\r\n", line_bytes);
+      if (cmd == Command::kMetaSet && tok.n < 3) return Fail(kBadFormat, line_bytes);
+      // memcached refuses 20 or more tokens before anything else, without reading an ms value: forwarding one
+      // would leave its value block to be read as commands on the shared member connection.
+      if (tok.overflow || tok.n >= kMetaMaxTokens) {
+        return Fail(cmd == Command::kMetaGet ? "CLIENT_ERROR options flags are too long\r\n"
+                                             : "CLIENT_ERROR options flags too long\r\n",
+                    line_bytes);
       }
-      ScanMetaFlags(in, tok, cmd == Command::kMetaSet ? 3 : 2, out);
-      int64_t vlen = 0;
-      if (cmd == Command::kMetaSet && !ParseI32(tokv(2), &vlen)) return Fail(kBadFormat, line_bytes);
-      if (out->meta_base64 && !Base64Decode(tokv(1), &out->decoded_key)) {
-        constexpr std::string_view kBadKey = "CLIENT_ERROR error decoding key\r\n";
-        if (cmd == Command::kMetaSet && vlen >= 0) return FailSwallowing(kBadKey, in, line_bytes, vlen, false);
-        return Fail(kBadKey, line_bytes);
+      const size_t first_flag = cmd == Command::kMetaSet ? 3 : 2;
+      if (first_flag < tok.n) {
+        out->meta_flags = Span{tok.t[first_flag].off,
+                               tok.t[tok.n - 1].off + tok.t[tok.n - 1].len - tok.t[first_flag].off};
       }
+      int32_t vlen = 0;
+      if (cmd == Command::kMetaSet) {
+        if (!McStrtol(tokv(2), &vlen) || vlen < 0 || vlen > INT32_MAX - 2) return Fail(kBadFormat, line_bytes);
+      }
+      // Errors from here on are answered after the flags were read; ms then swallows its value block.
+      auto fail = [&](std::string_view reply) {
+        std::string line(reply);
+        line += "\r\n";
+        if (cmd == Command::kMetaSet) return FailSwallowing(line, in, line_bytes, vlen, false);
+        return Fail(line, line_bytes);
+      };
+      std::string_view err = ValidateMetaFlags(in, tok, first_flag, out, &out->decoded_key);
+      if (!err.empty()) {
+        if (cmd == Command::kMetaDelete || cmd == Command::kMetaArithmetic) {
+          err = "CLIENT_ERROR invalid or duplicate flag";
+        }
+        return fail(err);
+      }
+      const char mode = ModeOf(*out, in);
+      if (cmd == Command::kMetaSet && mode != '\0' && std::string_view("EAPRS").find(mode) == std::string_view::npos) {
+        return fail("CLIENT_ERROR invalid mode for ms M token");
+      }
+      if (cmd == Command::kMetaArithmetic && mode != '\0' &&
+          std::string_view("I+D-").find(mode) == std::string_view::npos) {
+        return fail("CLIENT_ERROR invalid mode for ma M token");
+      }
+      if (out->opaque.len > kMaxOpaque) return fail("CLIENT_ERROR opaque token too long");
       if (cmd != Command::kMetaSet) return Ok();
-      return value_block(vlen, /*suppress_errors=*/false);
+      ParseResult r = value_block(vlen, /*suppress_errors=*/false);
+      // ms unlinks the key when the value is too large, in every mode.
+      return r;
     }
     default:
       return Fail(kError, line_bytes);

@@ -2,7 +2,10 @@
 // Client-side request parsing for the memcached text and meta protocols. No I/O: the parser reads a contiguous
 // view of buffered bytes and reports Ok (with the bytes consumed), NeedMore (with how many bytes it needs at
 // least), or Error (the reply memcached would give, and what to do with the stream). Tokens are offsets into the
-// input, so a request can be forwarded byte-for-byte.
+// input. Numbers are read exactly as memcached 1.6 reads them (strtol and friends, with its truncations), and
+// meta flags by their first character as memcached does, so what the sidecar composes for a member from a
+// parsed request (sidecar/protocol/compose.h) means to the member what the client's bytes meant.
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -31,12 +34,17 @@ struct Span {
   std::string_view in(std::string_view base) const { return base.substr(off, len); }
 };
 
+constexpr size_t kMaxMetaFlags = 20;  // memcached refuses mg/ms/md/ma with 20 or more tokens
+
 struct Request {
   Command cmd = Command::kGet;
   Span line;                 // the command line without its "\r\n" / "\n"
   std::vector<Span> keys;    // retrieval: every key in order; keyed commands: one
   Span data;                 // storage/ms: the value without its trailing "\r\n"
   Span meta_flags;           // meta: everything after the key (and datalen for ms)
+  std::array<Span, kMaxMetaFlags> flags{};  // meta: each flag token, validated as memcached validates them
+  uint8_t nflags = 0;
+  Span opaque;               // meta: the client's O token (with its 'O'), echoed back in place of the sidecar's
   uint32_t client_flags = 0;
   int64_t exptime = 0;       // also gat's exptime, touch's exptime, flush_all's delay
   uint64_t cas_unique = 0;
@@ -62,6 +70,7 @@ struct ParseError {
   size_t consume = 0;    // bytes of the input to drop
   size_t swallow = 0;    // further bytes to discard as they arrive (an oversized value)
   bool close = false;    // close the connection after sending reply
+  bool too_large = false;  // a value over the item size limit: set and ms also unlink the key, as memcached does
 };
 
 struct ParseResult {
@@ -76,5 +85,14 @@ ParseResult ParseRequest(std::string_view in, const Limits& limits, Request* out
 std::string_view RoutingKey(const Request& r, std::string_view base, size_t i = 0);
 
 bool Base64Decode(std::string_view in, std::string* out);
+
+// memcached's safe_strtol / safe_strtoul / safe_strtoull on one token, with their exact acceptance and
+// truncation (a long stored into an int32, an unsigned long into a uint32).
+bool McStrtol(std::string_view token, int32_t* out);
+bool McStrtoul(std::string_view token, uint32_t* out);
+bool McStrtoull(std::string_view token, uint64_t* out);
+
+// The first character of a meta flag, as memcached dispatches on it.
+inline char FlagChar(Span flag, std::string_view base) { return base[flag.off]; }
 
 }  // namespace memha::protocol

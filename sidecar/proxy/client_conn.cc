@@ -9,6 +9,7 @@
 #include <cerrno>
 
 #include "common/log.h"
+#include "sidecar/protocol/compose.h"
 #include "sidecar/proxy/proxy.h"
 
 namespace memha {
@@ -138,6 +139,17 @@ size_t ClientConn::ProcessBytes(std::string_view in) {
     need_ = 0;
     if (res.status == protocol::ParseStatus::kError) {
       proxy_->metrics().ClientProtocolError();
+      if (res.error.too_large && (req.cmd == Command::kSet || req.cmd == Command::kMetaSet)) {
+        // memcached unlinks the key of a set whose value is too large: the old value must not stay readable.
+        std::string raw = protocol::ComposeDelete(req.keys[0].in(rest), req.meta_base64) + "\r\n";
+        protocol::Request del;
+        if (protocol::ParseRequest(raw, limits, &del).status == protocol::ParseStatus::kOk) {
+          pos += res.error.consume;
+          swallow_ = res.error.swallow;
+          Dispatch(raw, std::move(del), std::move(res.error.reply));
+          continue;
+        }
+      }
       auto slot = NewSlot();
       slot->out = std::move(res.error.reply);
       slot->close_after = res.error.close;
@@ -243,7 +255,7 @@ void ClientConn::FlushOutput() {
   if (paused_ && !closing_ && !in_process_ && !OverLimits()) ResumeReading();
 }
 
-void ClientConn::Dispatch(std::string_view raw, protocol::Request req) {
+void ClientConn::Dispatch(std::string_view raw, protocol::Request req, std::optional<std::string> reply_override) {
   auto local = [&](std::string out) {
     ReplySlot* slot = NewSlot();
     proxy_->metrics().Request(req.cmd, Outcome::kOk, 0);
@@ -284,6 +296,7 @@ void ClientConn::Dispatch(std::string_view raw, protocol::Request req) {
   r->start = Clock::now();
   r->metrics = &proxy_->metrics();
   r->tunables = &proxy_->tunables();
+  r->reply_override = std::move(reply_override);
   AddSlot(std::shared_ptr<ReplySlot>(r, &r->slot_storage));  // one allocation for request and slot
   Route(r);
 }

@@ -5,6 +5,7 @@
 // bytes only for a request cut in the middle), and replies go out with one writev per loop pass.
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "sidecar/core/flush_queue.h"
@@ -36,7 +37,7 @@ class ClientConn : public Flushable, public ReplySink {
   // Parses and dispatches complete requests from `in`; returns the bytes consumed.
   size_t ProcessBytes(std::string_view in);
   void ProcessBuffered();
-  void Dispatch(std::string_view raw, protocol::Request req);
+  void Dispatch(std::string_view raw, protocol::Request req, std::optional<std::string> reply_override = {});
   ReplySlot* NewSlot();                       // a reply the connection makes itself
   void AddSlot(std::shared_ptr<ReplySlot> slot);
   bool OverLimits() const;

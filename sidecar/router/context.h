@@ -2,6 +2,7 @@
 // What a routed request carries: its bytes, its parsed form, the pool snapshot it started with, and the slot in
 // the client's in-order reply queue that it fills exactly once.
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -51,6 +52,7 @@ struct RoutedRequest {
   Clock::time_point start;
   Metrics* metrics = nullptr;
   const Tunables* tunables = nullptr;
+  std::optional<std::string> reply_override;  // a write done for its effect (unlinking a too-large set's key)
 
   std::string_view key(size_t i = 0) const { return protocol::RoutingKey(req, raw, i); }
   std::string_view key_token(size_t i = 0) const { return req.keys[i].in(raw); }  // as sent (base64 if b)

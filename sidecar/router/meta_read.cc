@@ -1,5 +1,8 @@
-// mg and me: one key, forwarded as the client wrote it (minus q, which the proxy applies itself so replies stay
-// matched). Failover to the backup; on a warming primary, a miss is looked up on the backup and written back.
+// mg and me: one key, composed for the member from the parsed request (canonical flags; the sidecar's opaque in
+// place of the client's, and quiet mode applied by the sidecar). Failover to the backup; on a warming primary,
+// a miss is looked up on the backup and written back.
+#include "sidecar/protocol/compose.h"
+#include "sidecar/router/client_reply.h"
 #include "sidecar/router/context.h"
 #include "sidecar/router/meta_value.h"
 
@@ -15,33 +18,48 @@ class MetaReadJob : public std::enable_shared_from_this<MetaReadJob> {
   void Start() {
     hash_ = r_->pool->Hash(r_->key());
     primary_ = r_->pool->PrimaryFor(hash_);
-    if (r_->req.noreply) stripped_ = LineWithout(r_->line(), "q");
-    wire_ = r_->req.noreply ? std::string_view(stripped_) : std::string_view(r_->raw);
+    if (r_->req.cmd == Command::kMetaDebug) {
+      line_ = protocol::ComposeMetaDebug(r_->req, r_->raw);
+      kind_ = protocol::ReplyKind::kFenced;
+    } else {
+      line_ = protocol::ComposeClientMeta(r_->req, r_->raw, &opaque_at_);
+    }
     if (!primary_->Usable()) return Failover(OpStatus::kMemberDown);
-    primary_->Send(hash_, wire_, protocol::ReplyKind::kMeta,
-                   [self = shared_from_this()](const OpResult& res) { self->OnPrimary(res); });
+    primary_->Send(hash_, Wire(), kind_, [self = shared_from_this()](const OpResult& res) { self->OnPrimary(res); });
   }
 
  private:
+  protocol::MemberWire Wire() const { return protocol::MemberWire{line_, {}, opaque_at_}; }
+
   void OnPrimary(const OpResult& res) {
     if (res.status != OpStatus::kOk) return Failover(res.status);
-    std::string_view line = res.reply->line.in(res.buf);
     Member* b = r_->pool->BackupFor(hash_);
-    if (r_->req.cmd == Command::kMetaGet && primary_->Warming()) primary_->NoteWarmupRead();
-    if (r_->req.cmd == Command::kMetaGet && line.substr(0, 2) == "EN" && r_->pool->spec.warmup &&
-        primary_->Warming() && b != nullptr && b->Usable()) {
+    const bool mg = r_->req.cmd == Command::kMetaGet;
+    if (mg && primary_->Warming()) primary_->NoteWarmupRead();
+    if (mg && res.reply->code(res.buf) == "EN" && r_->pool->spec.warmup && primary_->Warming() && b != nullptr &&
+        b->Usable()) {
       return Warm(b);
     }
-    Done(res);
+    Finish(ClientReply(res));
+  }
+
+  std::string ClientReply(const OpResult& res) const {
+    std::string out;
+    if (kind_ == protocol::ReplyKind::kFenced) {
+      out.assign(res.reply->line.in(res.buf)).append("\r\n");
+    } else {
+      AppendClientMeta(&out, res.buf, *res.reply, r_->req.opaque.in(r_->raw));
+    }
+    return out;
   }
 
   void Failover(OpStatus why) {
     Member* b = r_->pool->BackupFor(hash_);
     if (b == nullptr || !b->Usable()) return r_->Finish(std::string(kNoMember), Outcome::kServerError);
     r_->metrics->Failover(why);
-    b->Send(hash_, wire_, protocol::ReplyKind::kMeta, [self = shared_from_this()](const OpResult& res) {
+    b->Send(hash_, Wire(), kind_, [self = shared_from_this()](const OpResult& res) {
       if (res.status != OpStatus::kOk) return self->r_->Finish(std::string(kNoMember), Outcome::kServerError);
-      self->Done(res);
+      self->Finish(self->ClientReply(res));
     });
   }
 
@@ -49,15 +67,16 @@ class MetaReadJob : public std::enable_shared_from_this<MetaReadJob> {
   void Warm(Member* b) {
     r_->metrics->warmup_lookups().Increment();
     auto self = shared_from_this();
-    b->Send(hash_, wire_, protocol::ReplyKind::kMeta, [self](const OpResult& res) {
+    b->Send(hash_, Wire(), kind_, [self](const OpResult& res) {
       if (res.status != OpStatus::kOk) {
-        self->reply_ = "EN\r\n";
+        self->reply_ = self->r_->req.opaque.len ? "EN " + std::string(self->r_->req.opaque.in(self->r_->raw)) + "\r\n"
+                                                 : std::string("EN\r\n");
       } else {
-        self->reply_.assign(res.buf.substr(0, res.reply->consumed));
+        self->reply_ = self->ClientReply(res);
       }
     });
-    std::string fill = "mg " + std::string(r_->key_token()) + (r_->req.meta_base64 ? " b" : "") + " v f t\r\n";
-    b->Send(hash_, fill, protocol::ReplyKind::kMeta, [self](const OpResult& res) {
+    std::string fill = protocol::ComposeValueRead(r_->key_token(), r_->req.meta_base64);
+    b->SendMeta(hash_, fill, [self](const OpResult& res) {
       MetaValue v;
       bool found = res.status == OpStatus::kOk && ParseMetaValue(res.buf, *res.reply, &v);
       self->primary_->NoteWarmupLookup(found);
@@ -66,8 +85,6 @@ class MetaReadJob : public std::enable_shared_from_this<MetaReadJob> {
       self->Finish(std::move(self->reply_));
     });
   }
-
-  void Done(const OpResult& res) { Finish(std::string(res.buf.substr(0, res.reply->consumed))); }
 
   void Finish(std::string reply) {
     Outcome outcome = OutcomeOfLine(reply);
@@ -79,8 +96,9 @@ class MetaReadJob : public std::enable_shared_from_this<MetaReadJob> {
   RoutedPtr r_;
   uint32_t hash_ = 0;
   Member* primary_ = nullptr;
-  std::string stripped_;   // the line without q, when the client asked for quiet mode
-  std::string_view wire_;  // what members get: stripped_ or the client's bytes
+  std::string line_;  // what members get
+  size_t opaque_at_ = std::string_view::npos;
+  protocol::ReplyKind kind_ = protocol::ReplyKind::kMeta;
   std::string reply_;
 };
 

@@ -3,6 +3,8 @@
 #include <charconv>
 #include <string>
 
+#include "sidecar/protocol/compose.h"
+
 namespace memha {
 
 bool ParseMetaValue(std::string_view buf, const protocol::Reply& reply, MetaValue* out) {
@@ -31,16 +33,11 @@ bool ParseMetaValue(std::string_view buf, const protocol::Reply& reply, MetaValu
 void WriteBack(Member* primary, uint32_t hash, std::string_view key_token, bool base64, const MetaValue& v,
                Metrics* metrics) {
   if (v.ttl == 0 || !primary->Usable()) return;  // about to expire, or the primary left meanwhile
-  std::string head = "ms " + std::string(key_token) + " " + std::to_string(v.data.size()) + " T" +
-                     std::to_string(v.ttl < 0 ? 0 : v.ttl) + " F" + std::to_string(v.flags) + " ME";
-  if (base64) head += " b";
-  head += "\r\n";
+  std::string line = protocol::ComposeValueWrite(key_token, base64, v.data.size(), v.ttl, v.flags, /*add_only=*/true);
   std::string body(v.data);
   body += "\r\n";
-  primary->Send2(hash, head, body, protocol::ReplyKind::kMeta, [metrics](const OpResult& res) {
-    if (res.status == OpStatus::kOk && res.reply->line.in(res.buf).substr(0, 2) == "HD") {
-      metrics->warmup_fills().Increment();
-    }
+  primary->Send(hash, protocol::MemberWire{line, body}, protocol::ReplyKind::kMeta, [metrics](const OpResult& res) {
+    if (res.status == OpStatus::kOk && res.reply->code(res.buf) == "HD") metrics->warmup_fills().Increment();
   });
 }
 

@@ -1,6 +1,10 @@
 // Writes: to the key's primary, mirrored to its backup per write policy. A write is never applied twice on one
 // member; a member that misses a write (down, timed out, mirror dropped) gets the key invalidated before it
-// serves again. Non-idempotent writes are mirrored by copying the primary's resulting value.
+// serves again. Non-idempotent writes are mirrored by copying the primary's resulting value. What members get
+// is composed from the parsed request (text writes become ms/md/ma/mg, compose.h); replies are turned back into
+// what memcached would have answered the client (client_reply.h).
+#include "sidecar/protocol/compose.h"
+#include "sidecar/router/client_reply.h"
 #include "sidecar/router/context.h"
 #include "sidecar/router/meta_value.h"
 
@@ -21,14 +25,8 @@ MirrorMode ModeFor(const RoutedRequest& r) {
     case Command::kAppend: case Command::kPrepend: case Command::kIncr: case Command::kDecr:
     case Command::kMetaArithmetic: return MirrorMode::kCopyAfter;
     case Command::kMetaSet: {
-      std::string_view flags = r.req.meta_flags.in(r.raw);
-      size_t i = 0;
-      while (i < flags.size()) {
-        while (i < flags.size() && flags[i] == ' ') ++i;
-        size_t start = i;
-        while (i < flags.size() && flags[i] != ' ') ++i;
-        std::string_view tok = flags.substr(start, i - start);
-        if (tok.empty()) continue;
+      for (uint8_t i = 0; i < r.req.nflags; ++i) {
+        std::string_view tok = r.req.flags[i].in(r.raw);
         if (tok[0] == 'C' || tok[0] == 'I') return MirrorMode::kCopyAfter;
         if (tok[0] == 'M' && tok != "MS" && tok != "Ms") return MirrorMode::kCopyAfter;
       }
@@ -56,37 +54,50 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
       return FailoverTo(OpStatus::kMemberDown);
     }
     primary_pending_ = true;
-    primary_->Send2(hash_, head_view_, body_, protocol::ReplyKind(kind_),
-                    [self = shared_from_this()](const OpResult& res) { self->OnPrimary(res); });
-    if (mirrors_ && mode_ == MirrorMode::kParallel) parallel_sent_ = Mirror(MirrorHead(), body_, kind_);
+    primary_->Send(hash_, Wire(), protocol::ReplyKind::kMeta,
+                   [self = shared_from_this()](const OpResult& res) { self->OnPrimary(res); });
+    if (mirrors_ && mode_ == MirrorMode::kParallel) parallel_sent_ = Mirror(MirrorWire());
   }
 
  private:
-  // The request as sent to members: without noreply / q, so every reply is seen and matched.
+  // The request as members get it, composed from the parsed request.
   void BuildWire() {
     const auto& req = r_->req;
-    kind_ = protocol::IsMeta(req.cmd) ? protocol::ReplyKind::kMeta : protocol::ReplyKind::kLine;
-    if (req.noreply) {
-      head_ = LineWithout(r_->line(), protocol::IsMeta(req.cmd) ? "q" : "noreply");
-      if (req.data.len || protocol::IsStorage(req.cmd) || req.cmd == Command::kMetaSet) {
-        body_.assign(r_->data());
-        body_ += "\r\n";
-      }
-      head_view_ = head_;
-    } else {
-      head_view_ = r_->raw;  // line and data block, unchanged
+    switch (req.cmd) {
+      case Command::kSet: case Command::kAdd: case Command::kReplace: case Command::kAppend:
+      case Command::kPrepend: case Command::kCas:
+        line_ = protocol::ComposeStorage(req, key_);
+        body_ = protocol::BodyOf(req, r_->raw);
+        break;
+      case Command::kIncr: case Command::kDecr: line_ = protocol::ComposeArithmetic(req, key_); break;
+      case Command::kDelete: line_ = protocol::ComposeDelete(key_, false); break;
+      case Command::kTouch: line_ = protocol::ComposeTouch(key_, req.exptime); break;
+      default:  // ms, md, ma
+        line_ = protocol::ComposeClientMeta(req, r_->raw, &opaque_at_);
+        if (req.cmd == Command::kMetaSet) body_ = protocol::BodyOf(req, r_->raw);
+        break;
     }
   }
 
+  protocol::MemberWire Wire() const { return protocol::MemberWire{line_, body_, opaque_at_}; }
+
   // Deletes mirror as plain deletes: a compare-and-delete must not leave the backup's copy behind.
-  std::string_view MirrorHead() {
-    if (r_->req.cmd == Command::kMetaDelete) return mirror_head_ = MetaDelete();
-    if (r_->req.cmd == Command::kDelete) return mirror_head_ = "delete " + std::string(key_) + "\r\n";
-    return head_view_;
+  protocol::MemberWire MirrorWire() {
+    if (r_->req.cmd == Command::kMetaDelete) {
+      mirror_line_ = MetaDelete();
+      return protocol::MemberWire{mirror_line_};
+    }
+    return Wire();
   }
 
-  std::string MetaDelete() const {
-    return "md " + std::string(r_->key_token()) + (r_->req.meta_base64 ? " b" : "") + "\r\n";
+  std::string MetaDelete() const { return protocol::ComposeDelete(r_->key_token(), r_->req.meta_base64); }
+
+  // What the client sees for a member's reply to its request.
+  std::string ClientReply(const OpResult& res) const {
+    if (!protocol::IsMeta(r_->req.cmd)) return TextWriteReply(r_->req.cmd, res.buf, *res.reply);
+    std::string out;
+    AppendClientMeta(&out, res.buf, *res.reply, r_->req.opaque.in(r_->raw));
+    return out;
   }
 
   void OnPrimary(const OpResult& res) {
@@ -105,16 +116,12 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
       }
       return FailoverTo(res.status);
     }
-    reply_.assign(res.buf.substr(0, res.reply->consumed));
-    Outcome outcome = OutcomeOfLine(res.reply->line.in(res.buf));
+    reply_ = ClientReply(res);
+    Outcome outcome = res.reply->error ? Outcome::kServerError : OutcomeOfLine(res.reply->line.in(res.buf));
     if (mirrors_ && outcome == Outcome::kOk) {
       if (mode_ == MirrorMode::kSetAfter) {
-        const auto& req = r_->req;
-        std::string head = "set " + std::string(key_) + " " + std::to_string(req.client_flags) + " " +
-                           std::to_string(req.exptime) + " " + std::to_string(req.value_len) + "\r\n";
-        std::string body(r_->data());
-        body += "\r\n";
-        Mirror(head, body, protocol::ReplyKind::kLine);
+        std::string line = protocol::ComposeStorage(r_->req, key_, /*as_set=*/true);
+        Mirror(protocol::MemberWire{line, body_});
       } else if (mode_ == MirrorMode::kCopyAfter) {
         CopyToBackup();
       }
@@ -130,13 +137,13 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
     }
     r_->metrics->Failover(why);
     primary_pending_ = true;
-    backup_->Send2(hash_, head_view_, body_, kind_, [self = shared_from_this()](const OpResult& res) {
+    backup_->Send(hash_, Wire(), protocol::ReplyKind::kMeta, [self = shared_from_this()](const OpResult& res) {
       self->primary_pending_ = false;
       if (res.status != OpStatus::kOk) {
         self->backup_->RecordMissed(self->key_);
         self->reply_ = kNoMember;
       } else {
-        self->reply_.assign(res.buf.substr(0, res.reply->consumed));
+        self->reply_ = self->ClientReply(res);
       }
       self->MaybeFinish();
     });
@@ -144,7 +151,7 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
 
   // Sends one mirror write to the backup. Async mode bounds the writes in flight; a dropped or failed mirror
   // leaves the key logged as missed on the backup (or invalidated there at once if it is still up).
-  bool Mirror(std::string_view head, std::string_view body, protocol::ReplyKind kind) {
+  bool Mirror(const protocol::MemberWire& wire) {
     Metrics* m = r_->metrics;
     if (!backup_->Usable()) {
       backup_->RecordMissed(key_);
@@ -158,7 +165,7 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
     ++backup_->mirror_in_flight;
     ++mirrors_pending_;
     m->mirror_queue_depth().Increment();
-    backup_->Send2(hash_, head, body, kind, [self = shared_from_this()](const OpResult& res) {
+    backup_->Send(hash_, wire, protocol::ReplyKind::kMeta, [self = shared_from_this()](const OpResult& res) {
       --self->backup_->mirror_in_flight;
       --self->mirrors_pending_;
       self->r_->metrics->mirror_queue_depth().Decrement();
@@ -167,7 +174,7 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
         self->r_->metrics->mirror_failed().Increment();
         self->InvalidateBackup();
       } else {
-        self->mirror_reply_.assign(res.buf.substr(0, res.reply->consumed));
+        self->mirror_reply_ = self->ClientReply(res);
       }
       self->mirror_done_ = true;
       if (self->reply_from_mirror_) {
@@ -187,7 +194,7 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
     }
     std::string wire = MetaDelete();
     auto self = shared_from_this();
-    backup_->Send(hash_, wire, protocol::ReplyKind::kMeta, [self](const OpResult& res) {
+    backup_->SendMeta(hash_, wire, [self](const OpResult& res) {
       if (res.status != OpStatus::kOk) self->backup_->RecordMissed(self->key_);
     });
   }
@@ -195,17 +202,16 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
   // After append/prepend/incr/decr/ma or a conditional ms: the backup gets the primary's resulting value.
   void CopyToBackup() {
     ++mirrors_pending_;
-    std::string wire = "mg " + std::string(r_->key_token()) + (r_->req.meta_base64 ? " b" : "") + " v f t\r\n";
-    primary_->Send(hash_, wire, protocol::ReplyKind::kMeta, [self = shared_from_this()](const OpResult& res) {
+    std::string wire = protocol::ComposeValueRead(r_->key_token(), r_->req.meta_base64);
+    primary_->SendMeta(hash_, wire, [self = shared_from_this()](const OpResult& res) {
       --self->mirrors_pending_;
       MetaValue v;
       if (res.status == OpStatus::kOk && ParseMetaValue(res.buf, *res.reply, &v)) {
-        std::string head = "ms " + std::string(self->r_->key_token()) + " " + std::to_string(v.data.size()) +
-                           " T" + std::to_string(v.ttl < 0 ? 0 : v.ttl) + " F" + std::to_string(v.flags) +
-                           (self->r_->req.meta_base64 ? " b" : "") + "\r\n";
+        std::string line = protocol::ComposeValueWrite(self->r_->key_token(), self->r_->req.meta_base64,
+                                                       v.data.size(), v.ttl, v.flags, /*add_only=*/false);
         std::string body(v.data);
         body += "\r\n";
-        self->Mirror(head, body, protocol::ReplyKind::kMeta);
+        self->Mirror(protocol::MemberWire{line, body});
       } else {
         self->InvalidateBackup();  // gone or unreadable on the primary: the backup must not keep an old value
       }
@@ -218,7 +224,8 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
     finished_ = true;
     std::string_view line = std::string_view(reply_).substr(0, reply_.find('\r'));
     Outcome outcome = OutcomeOfLine(line);
-    std::string out = reply_;
+    std::string out = r_->reply_override ? *r_->reply_override : reply_;
+    if (r_->reply_override) outcome = Outcome::kClientError;
     if (r_->req.noreply) {
       if (!protocol::IsMeta(r_->req.cmd) || IsMetaQuietSuppressed(r_->req.cmd, line)) out.clear();
     }
@@ -230,10 +237,10 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
   uint32_t hash_ = 0;
   Member* primary_ = nullptr;
   Member* backup_ = nullptr;
-  std::string head_, body_;   // head_ holds a rewritten line only when noreply/q had to be stripped
-  std::string_view head_view_;  // what members get: head_, or the client's bytes unchanged
-  std::string mirror_head_;     // a delete mirrored as a plain delete
-  protocol::ReplyKind kind_ = protocol::ReplyKind::kLine;
+  std::string line_;            // what members get (composed), with body_
+  std::string_view body_;       // the value block with its "\r\n", in r_->raw
+  size_t opaque_at_ = std::string_view::npos;
+  std::string mirror_line_;     // a delete mirrored as a plain delete
   MirrorMode mode_ = MirrorMode::kParallel;
   bool sync_ = false;
   bool mirrors_ = false;
@@ -257,18 +264,27 @@ class FlushJob : public std::enable_shared_from_this<FlushJob> {
         if (std::find(members.begin(), members.end(), m.get()) == members.end()) members.push_back(m.get());
       }
     }
-    std::string wire = r_->req.noreply ? LineWithout(r_->line(), "noreply") : r_->raw;
+    std::string line = protocol::ComposeFlush(r_->req);
     outstanding_ = 1;
     for (Member* m : members) {
       if (!m->Usable()) {
-        m->RecordMissedAll();  // flushed when it returns
+        missed_.push_back(m);  // flushed when it returns, if the flush happened anywhere
         continue;
       }
       ++outstanding_;
-      m->Send(0, wire, protocol::ReplyKind::kLine, [self = shared_from_this(), m](const OpResult& res) {
-        if (res.status != OpStatus::kOk || res.reply->error) m->RecordMissedAll();
-        self->Release();
-      });
+      m->Send(0, protocol::MemberWire{line}, protocol::ReplyKind::kFenced,
+              [self = shared_from_this(), m](const OpResult& res) {
+                if (res.status != OpStatus::kOk) {
+                  m->RecordMissedAll();
+                } else if (res.reply->line.in(res.buf) != "OK") {
+                  if (self->refused_.empty()) {
+                    self->refused_.assign(res.reply->line.in(res.buf)).append("\r\n");  // e.g. memcached -F
+                  }
+                } else {
+                  self->applied_ = true;
+                }
+                self->Release();
+              });
     }
     Release();
   }
@@ -276,10 +292,19 @@ class FlushJob : public std::enable_shared_from_this<FlushJob> {
  private:
   void Release() {
     if (--outstanding_ > 0) return;
+    // A flush every reachable member refused (memcached -F) removed nothing: a member that missed it missed
+    // nothing. Otherwise it is flushed before it serves again.
+    if (refused_.empty() || applied_) {
+      for (Member* m : missed_) m->RecordMissedAll();
+    }
+    if (!refused_.empty()) return r_->Finish(r_->req.noreply ? std::string() : refused_, Outcome::kClientError);
     r_->Finish(r_->req.noreply ? std::string() : std::string("OK\r\n"), Outcome::kOk);
   }
   RoutedPtr r_;
   size_t outstanding_ = 0;
+  std::string refused_;  // a member's refusal, returned as memcached would return it
+  bool applied_ = false;   // some member did flush
+  std::vector<Member*> missed_;
 };
 
 }  // namespace

@@ -77,6 +77,27 @@ TEST(Options, LongFormsAndInlineValues) {
   EXPECT_EQ(o.tunables.connections_per_member, 4);
 }
 
+TEST(Options, AdminAndHealthPorts) {
+  SidecarOptions d = Ok({"-s", "a:1"});
+  EXPECT_FALSE(d.health_port) << "no health port unless asked for: the probe paths are on the admin port";
+  EXPECT_EQ(d.health_address, "");
+  EXPECT_EQ(d.loop_stall.count(), 5000);
+  EXPECT_EQ(d.admin_max_body, 1024u * 1024u);
+  EXPECT_EQ(d.admin_max_connections, 64u);
+  EXPECT_EQ(d.admin_request_timeout.count(), 5000);
+  SidecarOptions o = Ok({"-s", "a:1", "--health-port", "11298", "--health-address=0.0.0.0", "--loop-stall-ms", "1000",
+                         "--admin-max-body", "4096", "--admin-max-connections", "8",
+                         "--admin-request-timeout-ms", "250"});
+  EXPECT_EQ(o.health_port, 11298);
+  EXPECT_EQ(o.health_address, "0.0.0.0");
+  EXPECT_EQ(o.loop_stall.count(), 1000);
+  EXPECT_EQ(o.admin_max_body, 4096u);
+  EXPECT_EQ(o.admin_max_connections, 8u);
+  EXPECT_EQ(o.admin_request_timeout.count(), 250);
+  EXPECT_EQ(Ok({"-s", "a:1", "--health-port", "0"}).health_port, 0) << "0 picks a free port";
+  EXPECT_NE(SidecarUsage().find("--health-port"), std::string::npos);
+}
+
 TEST(Options, ConfigFile) {
   SidecarOptions o = Ok({"--config", "/etc/memha/topology.json"});
   EXPECT_EQ(o.config_file, "/etc/memha/topology.json");
@@ -113,6 +134,11 @@ TEST(Options, BadFlagsNameTheFlag) {
            {{"-s", "a:1", "--request-timeout-ms", "0"}, "--request-timeout-ms"},
            {{"-s", "a:1", "--connections-per-member", "65"}, "--connections-per-member"},
            {{"-s", "a:1", "--max-item-size", "1x"}, "--max-item-size"},
+           {{"-s", "a:1", "--health-port", "65536"}, "--health-port"},
+           {{"-s", "a:1", "--loop-stall-ms", "100"}, "--loop-stall-ms"},
+           {{"-s", "a:1", "--admin-max-body", "10"}, "--admin-max-body"},
+           {{"-s", "a:1", "--admin-max-connections", "0"}, "--admin-max-connections"},
+           {{"-s", "a:1", "--admin-request-timeout-ms", "0"}, "--admin-request-timeout-ms"},
        }) {
     std::string msg = Error(c.args);
     EXPECT_NE(msg.find(c.flag), std::string::npos) << "message \"" << msg << "\" should name " << c.flag;

@@ -1,312 +1,143 @@
-// Reply parser: retrieval (VALUE ... END), single-line and meta replies; resumable parsing fed byte by byte into
-// the same Reply; malformed replies are kBad.
+// Member reply parser: every meta reply must echo the opaque of the request it is matched with, fenced replies
+// must be followed by their "MN", and anything else is kBad (the stream is out of step: nobody gets it). Every
+// input is also parsed from each of its prefixes (a reply arriving in pieces).
 #include <gtest/gtest.h>
 
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "sidecar/protocol/reply.h"
+#include "sidecar/router/client_reply.h"
 
 namespace memha::protocol {
 namespace {
 
-const char* Name(ReplyStatus s) {
-  switch (s) {
-    case ReplyStatus::kDone: return "kDone";
-    case ReplyStatus::kNeedMore: return "kNeedMore";
-    case ReplyStatus::kBad: return "kBad";
-  }
-  return "?";
-}
-
-bool SameSpan(Span a, Span b) { return a.off == b.off && a.len == b.len; }
-
-::testing::AssertionResult SameReply(const Reply& a, const Reply& b) {
-  if (a.consumed != b.consumed) return ::testing::AssertionFailure() << "consumed " << a.consumed << " vs " << b.consumed;
-  if (!SameSpan(a.line, b.line)) return ::testing::AssertionFailure() << "line differs";
-  if (!SameSpan(a.data, b.data)) return ::testing::AssertionFailure() << "data differs";
-  if (a.done != b.done || a.error != b.error) return ::testing::AssertionFailure() << "done/error differ";
-  if (a.items.size() != b.items.size()) {
-    return ::testing::AssertionFailure() << "items " << a.items.size() << " vs " << b.items.size();
-  }
-  for (size_t i = 0; i < a.items.size(); ++i) {
-    const ReplyItem& x = a.items[i];
-    const ReplyItem& y = b.items[i];
-    if (!SameSpan(x.key, y.key) || !SameSpan(x.whole, y.whole) || !SameSpan(x.data, y.data) || x.flags != y.flags ||
-        x.cas != y.cas) {
-      return ::testing::AssertionFailure() << "item " << i << " differs";
+// Parses `in` whole, after checking that every proper prefix is kNeedMore (never a premature kDone or kBad).
+ReplyStatus ParseWhole(std::string_view in, ReplyKind kind, uint32_t opaque, Reply* reply) {
+  for (size_t n = 0; n < in.size(); ++n) {
+    Reply partial;
+    size_t need = 0;
+    ReplyStatus st = ParseReply(in.substr(0, n), kind, opaque, &partial, &need);
+    if (st != ReplyStatus::kNeedMore) {
+      ADD_FAILURE() << "prefix of " << n << " bytes of '" << in << "' gave a verdict";
+      return st;
     }
+    EXPECT_TRUE(need == 0 || need > n) << "need " << need << " at " << n;
   }
-  return ::testing::AssertionSuccess();
+  size_t need = 0;
+  return ParseReply(in, kind, opaque, reply, &need);
 }
 
-// Parses `in` in one go, then again growing the buffer one byte at a time into the same Reply object, as a
-// connection does when a reply trickles in. Every prefix before the end of the reply must be kNeedMore (with a
-// `need` that is 0 or lies in (prefix, end]); the first kDone must come exactly at the end with the same result.
-ReplyStatus ParseBoth(std::string_view in, ReplyKind kind, Reply* out) {
-  size_t need = 0;
-  ReplyStatus whole = ParseReply(in, kind, out, &need);
-  if (whole != ReplyStatus::kDone) return whole;
-  const size_t end = out->consumed;
-  Reply r;
-  for (size_t len = 0; len <= in.size(); ++len) {
-    std::string_view prefix = in.substr(0, len);
-    size_t n = 0;
-    ReplyStatus s = ParseReply(prefix, kind, &r, &n);
-    if (len < end) {
-      if (s != ReplyStatus::kNeedMore) {
-        ADD_FAILURE() << "prefix of " << len << "/" << end << " bytes: " << Name(s);
-        return whole;
-      }
-      if (n != 0 && (n <= len || n > end)) {
-        ADD_FAILURE() << "prefix of " << len << " bytes: need=" << n << " outside (" << len << ", " << end << "]";
-        return whole;
-      }
-      if (r.done) ADD_FAILURE() << "done before the end";
-      continue;
-    }
-    EXPECT_EQ(s, ReplyStatus::kDone) << "at " << len << " bytes";
-    EXPECT_TRUE(SameReply(r, *out));
-    break;
+TEST(Reply, MetaRepliesWithTheirOpaque) {
+  struct Case {
+    std::string in;
+    std::string code;
+    std::string data;
+  };
+  for (const Case& c : {Case{"HD O7\r\n", "HD", ""}, Case{"EN O7\r\n", "EN", ""}, Case{"NF O7\r\n", "NF", ""},
+                        Case{"NS O7\r\n", "NS", ""}, Case{"EX O7\r\n", "EX", ""},
+                        Case{"VA 3 f5 O7\r\nabc\r\n", "VA", "abc"}, Case{"VA 0 O7\r\n\r\n", "VA", ""},
+                        Case{"VA 4 f0 c99 kfoo O7 W\r\na\r\nb\r\n", "VA", "a\r\nb"},
+                        Case{"HD c5 O7 kk\r\n", "HD", ""}}) {
+    SCOPED_TRACE(c.in);
+    Reply r;
+    ASSERT_EQ(ParseWhole(c.in, ReplyKind::kMeta, 7, &r), ReplyStatus::kDone);
+    EXPECT_EQ(r.code(c.in), c.code);
+    EXPECT_EQ(r.data.in(c.in), c.data);
+    EXPECT_EQ(r.opaque.in(c.in), " O7");
+    EXPECT_EQ(r.consumed, c.in.size());
+    EXPECT_FALSE(r.error);
   }
-  return whole;
 }
 
-Reply Done(std::string_view in, ReplyKind kind) {
-  Reply r;
-  EXPECT_EQ(ParseBoth(in, kind, &r), ReplyStatus::kDone) << in;
-  EXPECT_TRUE(r.done);
-  return r;
-}
-
-ReplyStatus StatusOf(std::string_view in, ReplyKind kind) {
-  Reply r;
-  size_t need = 0;
-  return ParseReply(in, kind, &r, &need);
-}
-
-// --- retrieval ------------------------------------------------------------------------------------------------
-
-TEST(ReplyParse, RetrievalOneItem) {
-  const std::string in = "VALUE foo 5 3\r\nbar\r\nEND\r\n";
-  Reply r = Done(in, ReplyKind::kRetrieval);
-  EXPECT_FALSE(r.error);
-  EXPECT_EQ(r.consumed, in.size());
-  EXPECT_EQ(r.line.in(in), "END");
-  ASSERT_EQ(r.items.size(), 1u);
-  EXPECT_EQ(r.items[0].key.in(in), "foo");
-  EXPECT_EQ(r.items[0].flags, 5u);
-  EXPECT_EQ(r.items[0].cas, 0u);
-  EXPECT_EQ(r.items[0].data.in(in), "bar");
-  EXPECT_EQ(r.items[0].whole.in(in), "VALUE foo 5 3\r\nbar\r\n");
-}
-
-TEST(ReplyParse, RetrievalManyItemsWithCas) {
-  const std::string in =
-      "VALUE a 0 1 11\r\nx\r\nVALUE bb 4294967295 5 18446744073709551615\r\nEND\r\n\r\nVALUE c 7 0 3\r\n\r\nEND\r\n";
-  Reply r = Done(in, ReplyKind::kRetrieval);
-  EXPECT_FALSE(r.error);
-  EXPECT_EQ(r.consumed, in.size());
-  ASSERT_EQ(r.items.size(), 3u);
-  EXPECT_EQ(r.items[0].key.in(in), "a");
-  EXPECT_EQ(r.items[0].cas, 11u);
-  EXPECT_EQ(r.items[0].data.in(in), "x");
-  EXPECT_EQ(r.items[1].key.in(in), "bb");
-  EXPECT_EQ(r.items[1].flags, 4294967295u);
-  EXPECT_EQ(r.items[1].cas, 18446744073709551615ull);
-  EXPECT_EQ(r.items[1].data.in(in), "END\r\n");  // data is taken by length, not scanned
-  EXPECT_EQ(r.items[2].key.in(in), "c");
-  EXPECT_EQ(r.items[2].flags, 7u);
-  EXPECT_EQ(r.items[2].cas, 3u);
-  EXPECT_EQ(r.items[2].data.len, 0u);
-  EXPECT_EQ(r.items[2].whole.in(in), "VALUE c 7 0 3\r\n\r\n");
-}
-
-TEST(ReplyParse, RetrievalEmptyAndBareNewlines) {
-  Reply e = Done("END\r\n", ReplyKind::kRetrieval);
-  EXPECT_TRUE(e.items.empty());
-  EXPECT_FALSE(e.error);
-  EXPECT_EQ(e.consumed, 5u);
-
-  const std::string in = "VALUE k 1 2\nhi\r\nEND\n";
-  Reply r = Done(in, ReplyKind::kRetrieval);
-  ASSERT_EQ(r.items.size(), 1u);
-  EXPECT_EQ(r.items[0].data.in(in), "hi");
-  EXPECT_EQ(r.consumed, in.size());
-}
-
-TEST(ReplyParse, RetrievalStopsAtEnd) {
-  const std::string in = "VALUE k 0 1\r\nv\r\nEND\r\nVALUE z 0 1\r\nw\r\nEND\r\n";
-  Reply r = Done(in, ReplyKind::kRetrieval);
-  EXPECT_EQ(r.consumed, 21u);
-  EXPECT_EQ(r.items.size(), 1u);
-}
-
-TEST(ReplyParse, RetrievalErrorLines) {
-  for (std::string line : {"ERROR", "CLIENT_ERROR bad command line format", "SERVER_ERROR out of memory"}) {
-    SCOPED_TRACE(line);
-    const std::string in = line + "\r\n";
-    Reply r = Done(in, ReplyKind::kRetrieval);
+TEST(Reply, ErrorLinesNeedNoOpaque) {
+  for (std::string in : {"SERVER_ERROR out of memory storing object\r\n", "CLIENT_ERROR bad data chunk\r\n",
+                         "ERROR\r\n"}) {
+    Reply r;
+    ASSERT_EQ(ParseWhole(in, ReplyKind::kMeta, 3, &r), ReplyStatus::kDone) << in;
     EXPECT_TRUE(r.error);
-    EXPECT_EQ(r.line.in(in), line);
-    EXPECT_TRUE(r.items.empty());
-    EXPECT_EQ(r.consumed, in.size());
+    EXPECT_EQ(r.opaque.len, 0u);
   }
-  // An error after some items ends the reply; the items are kept.
-  const std::string in = "VALUE a 0 1\r\nx\r\nSERVER_ERROR busy\r\n";
-  Reply r = Done(in, ReplyKind::kRetrieval);
+}
+
+// The property the data path rests on: a reply that is not this request's is never accepted.
+TEST(Reply, AReplyForAnotherRequestIsBad) {
+  for (std::string in : {"HD O8\r\n", "VA 2 O70\r\nab\r\n", "EN\r\n", "HD\r\n", "VA 2\r\nab\r\n", "MN\r\n",
+                         "STORED\r\n", "VALUE k 0 1\r\nx\r\nEND\r\n", "END\r\n", "HD O7x\r\n", "HDO7\r\n",
+                         "XX O7\r\n", "VA x O7\r\nab\r\n", "VA 2 O7\r\nabcd\r\n"}) {
+    SCOPED_TRACE(in);
+    Reply r;
+    size_t need = 0;
+    EXPECT_EQ(ParseReply(in, ReplyKind::kMeta, 7, &r, &need), ReplyStatus::kBad);
+  }
+}
+
+TEST(Reply, FencedAndNoop) {
+  Reply r;
+  std::string ok = "OK\r\nMN\r\n";
+  ASSERT_EQ(ParseWhole(ok, ReplyKind::kFenced, 0, &r), ReplyStatus::kDone);
+  EXPECT_EQ(r.line.in(ok), "OK");
+  EXPECT_EQ(r.consumed, ok.size());
+  std::string refused = "CLIENT_ERROR flush_all not allowed\r\nMN\r\n";
+  ASSERT_EQ(ParseWhole(refused, ReplyKind::kFenced, 0, &r), ReplyStatus::kDone);
   EXPECT_TRUE(r.error);
-  EXPECT_EQ(r.line.in(in), "SERVER_ERROR busy");
-  ASSERT_EQ(r.items.size(), 1u);
-  EXPECT_EQ(r.items[0].data.in(in), "x");
+  std::string miss = "EN\r\nMN\r\n";  // me of a missing key
+  ASSERT_EQ(ParseWhole(miss, ReplyKind::kFenced, 0, &r), ReplyStatus::kDone);
+  for (std::string bad : {"MN\r\n", "OK\r\nOK\r\n", "HD O1\r\nOK\r\n"}) {
+    size_t need = 0;
+    Reply b;
+    EXPECT_EQ(ParseReply(bad, ReplyKind::kFenced, 0, &b, &need), ReplyStatus::kBad) << bad;
+  }
+  std::string mn = "MN\r\n";
+  ASSERT_EQ(ParseWhole(mn, ReplyKind::kNoop, 0, &r), ReplyStatus::kDone);
+  size_t need = 0;
+  EXPECT_EQ(ParseReply("VERSION 1.6.18\r\n", ReplyKind::kNoop, 0, &r, &need), ReplyStatus::kBad);
 }
 
-TEST(ReplyParse, RetrievalResumesWithoutDuplicatingItems) {
-  const std::string in = "VALUE a 0 3\r\naaa\r\nVALUE b 0 3\r\nbbb\r\nEND\r\n";
+TEST(Reply, ValueSizeIsReportedBeforeItArrives) {
+  std::string in = "VA 10 O1\r\n0123";
   Reply r;
   size_t need = 0;
-  // First item and half of the second.
-  ASSERT_EQ(ParseReply(std::string_view(in).substr(0, 25), ReplyKind::kRetrieval, &r, &need), ReplyStatus::kNeedMore);
-  EXPECT_EQ(r.items.size(), 1u);
-  EXPECT_EQ(r.consumed, 18u);
-  EXPECT_FALSE(r.done);
-  // Second item's line complete, data missing: need names the end of that item.
-  ASSERT_EQ(ParseReply(std::string_view(in).substr(0, 31), ReplyKind::kRetrieval, &r, &need), ReplyStatus::kNeedMore);
-  EXPECT_EQ(need, 36u);
-  EXPECT_EQ(r.items.size(), 1u);
-  ASSERT_EQ(ParseReply(in, ReplyKind::kRetrieval, &r, &need), ReplyStatus::kDone);
-  ASSERT_EQ(r.items.size(), 2u);
-  EXPECT_EQ(r.items[1].key.in(in), "b");
-  EXPECT_EQ(r.items[1].data.in(in), "bbb");
-  EXPECT_EQ(r.consumed, in.size());
+  EXPECT_EQ(ParseReply(in, ReplyKind::kMeta, 1, &r, &need), ReplyStatus::kNeedMore);
+  EXPECT_EQ(need, std::string("VA 10 O1\r\n").size() + 12);
 }
 
-TEST(ReplyParse, RetrievalLargeValue) {
-  const std::string value(100000, 'v');
-  const std::string in = "VALUE big 0 100000\r\n" + value + "\r\nEND\r\n";
+TEST(Reply, AnEndlessLineIsBad) {
+  std::string in(9000, 'V');
   Reply r;
   size_t need = 0;
-  ASSERT_EQ(ParseReply(std::string_view(in).substr(0, 100), ReplyKind::kRetrieval, &r, &need), ReplyStatus::kNeedMore);
-  EXPECT_EQ(need, 20u + 100000u + 2u);
-  ASSERT_EQ(ParseReply(in, ReplyKind::kRetrieval, &r, &need), ReplyStatus::kDone);
-  ASSERT_EQ(r.items.size(), 1u);
-  EXPECT_EQ(r.items[0].data.len, 100000u);
+  EXPECT_EQ(ParseReply(in, ReplyKind::kMeta, 1, &r, &need), ReplyStatus::kBad);
 }
 
-// --- single line ----------------------------------------------------------------------------------------------
-
-TEST(ReplyParse, LineReplies) {
-  for (std::string line : {"STORED", "NOT_STORED", "EXISTS", "NOT_FOUND", "DELETED", "TOUCHED", "OK", "42",
-                           "VERSION 1.6.21"}) {
-    SCOPED_TRACE(line);
-    const std::string in = line + "\r\nNEXT\r\n";
-    Reply r = Done(in, ReplyKind::kLine);
-    EXPECT_EQ(r.line.in(in), line);
-    EXPECT_FALSE(r.error);
-    EXPECT_EQ(r.consumed, line.size() + 2);
-  }
-  for (std::string line : {"ERROR", "CLIENT_ERROR bad data chunk", "SERVER_ERROR out of memory storing object"}) {
-    SCOPED_TRACE(line);
-    const std::string in = line + "\r\n";
-    Reply r = Done(in, ReplyKind::kLine);
-    EXPECT_EQ(r.line.in(in), line);
-    EXPECT_TRUE(r.error);
-  }
-  const std::string bare = "STORED\n";
-  Reply b = Done(bare, ReplyKind::kLine);
-  EXPECT_EQ(b.line.in(bare), "STORED");
-  EXPECT_EQ(b.consumed, 7u);
-}
-
-// --- meta -----------------------------------------------------------------------------------------------------
-
-TEST(ReplyParse, MetaValue) {
-  const std::string in = "VA 5 f3 t-1 c99\r\nhello\r\nHD\r\n";
-  Reply r = Done(in, ReplyKind::kMeta);
-  EXPECT_EQ(r.line.in(in), "VA 5 f3 t-1 c99");
-  EXPECT_EQ(r.data.in(in), "hello");
-  EXPECT_FALSE(r.error);
-  EXPECT_EQ(r.consumed, 24u);
-
-  const std::string crlf = "VA 4\r\n\r\n\r\n\r\n";
-  Reply c = Done(crlf, ReplyKind::kMeta);
-  EXPECT_EQ(c.data.in(crlf), "\r\n\r\n");
-  EXPECT_EQ(c.consumed, crlf.size());
-
-  const std::string empty = "VA 0 k\r\n\r\n";
-  Reply e = Done(empty, ReplyKind::kMeta);
-  EXPECT_EQ(e.data.len, 0u);
-  EXPECT_EQ(e.data.off, 8u);
-  EXPECT_EQ(e.consumed, empty.size());
-}
-
-TEST(ReplyParse, MetaStatusLines) {
-  for (std::string line : {"HD", "HD c123 Oabc", "EN", "MN", "NF", "NS", "EX"}) {
-    SCOPED_TRACE(line);
-    const std::string in = line + "\r\n";
-    Reply r = Done(in, ReplyKind::kMeta);
-    EXPECT_EQ(r.line.in(in), line);
-    EXPECT_EQ(r.data.len, 0u);
-    EXPECT_FALSE(r.error);
-    EXPECT_EQ(r.consumed, in.size());
-  }
-  const std::string err = "CLIENT_ERROR bad command line format\r\n";
-  Reply e = Done(err, ReplyKind::kMeta);
-  EXPECT_TRUE(e.error);
-}
-
-TEST(ReplyParse, MetaNeedReportsValueEnd) {
-  const std::string in = "VA 10 f0\r\n0123";
+// What the client sees: its own opaque in place of the sidecar's, text replies for text commands.
+TEST(Reply, ClientRepliesFromMetaReplies) {
+  std::string in = "VA 3 f5 O12 kfoo\r\nabc\r\n";
   Reply r;
-  size_t need = 0;
-  ASSERT_EQ(ParseReply(in, ReplyKind::kMeta, &r, &need), ReplyStatus::kNeedMore);
-  EXPECT_EQ(need, 10u + 10u + 2u);
-  EXPECT_FALSE(r.done);
-}
+  ASSERT_EQ(ParseWhole(in, ReplyKind::kMeta, 12, &r), ReplyStatus::kDone);
+  std::string out;
+  AppendClientMeta(&out, in, r, "Omine");
+  EXPECT_EQ(out, "VA 3 f5 Omine kfoo\r\nabc\r\n");
+  out.clear();
+  AppendClientMeta(&out, in, r, "");
+  EXPECT_EQ(out, "VA 3 f5 kfoo\r\nabc\r\n");
 
-// --- malformed ------------------------------------------------------------------------------------------------
-
-TEST(ReplyParse, MalformedRetrievalIsBad) {
-  for (std::string in : {"GARBAGE\r\n", "VALUE\r\n", "VALUE foo\r\n", "VALUE foo 0\r\n", "VALUE foo x 3\r\nbar\r\n",
-                         "VALUE foo -1 3\r\nbar\r\n", "VALUE foo 0 y\r\nbar\r\n", "VALUE foo 0 -3\r\nbar\r\n",
-                         "VALUE foo 0 3 z\r\nbar\r\n", "VALUE foo 0 3\r\nbarXY", "VALUE foo 0 3\r\nbarbar\r\nEND\r\n",
-                         "VALUE foo 4294967296 1\r\nx\r\nEND\r\n", "STORED\r\n", "VALUE a 0 1\r\nx\r\nEN\r\n"}) {
-    SCOPED_TRACE(in);
-    EXPECT_EQ(StatusOf(in, ReplyKind::kRetrieval), ReplyStatus::kBad);
+  struct Case {
+    Command cmd;
+    std::string member;
+    std::string client;
+  };
+  for (const Case& c : {Case{Command::kSet, "HD O1\r\n", "STORED\r\n"}, Case{Command::kAdd, "NS O1\r\n", "NOT_STORED\r\n"},
+                        Case{Command::kCas, "EX O1\r\n", "EXISTS\r\n"}, Case{Command::kCas, "NF O1\r\n", "NOT_FOUND\r\n"},
+                        Case{Command::kDelete, "HD O1\r\n", "DELETED\r\n"}, Case{Command::kDelete, "NF O1\r\n", "NOT_FOUND\r\n"},
+                        Case{Command::kTouch, "HD O1\r\n", "TOUCHED\r\n"}, Case{Command::kTouch, "EN O1\r\n", "NOT_FOUND\r\n"},
+                        Case{Command::kIncr, "VA 2 O1\r\n42\r\n", "42\r\n"}, Case{Command::kDecr, "NF O1\r\n", "NOT_FOUND\r\n"},
+                        Case{Command::kIncr, "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+                             "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"}}) {
+    SCOPED_TRACE(c.member);
+    Reply m;
+    ASSERT_EQ(ParseWhole(c.member, ReplyKind::kMeta, 1, &m), ReplyStatus::kDone);
+    EXPECT_EQ(TextWriteReply(c.cmd, c.member, m), c.client);
   }
-}
-
-TEST(ReplyParse, MalformedMetaIsBad) {
-  for (std::string in : {"VA x\r\n", "VA -1\r\n", "VA 4294967296\r\n", "VA 3\r\nabcXY", "VA 3 f0\r\nabcdef\r\n"}) {
-    SCOPED_TRACE(in);
-    EXPECT_EQ(StatusOf(in, ReplyKind::kMeta), ReplyStatus::kBad);
-  }
-}
-
-TEST(ReplyParse, OverlongLineIsBad) {
-  for (ReplyKind kind : {ReplyKind::kRetrieval, ReplyKind::kLine, ReplyKind::kMeta}) {
-    EXPECT_EQ(StatusOf(std::string(8192, 'x'), kind), ReplyStatus::kNeedMore);
-    EXPECT_EQ(StatusOf(std::string(8193, 'x'), kind), ReplyStatus::kBad);
-  }
-  // After complete items, the limit applies to the unfinished line only.
-  std::string in = "VALUE a 0 1\r\nx\r\n";
-  in.append(8000, 'y');
-  EXPECT_EQ(StatusOf(in, ReplyKind::kRetrieval), ReplyStatus::kNeedMore);
-}
-
-TEST(ReplyParse, IsErrorLine) {
-  EXPECT_TRUE(IsErrorLine("ERROR"));
-  EXPECT_TRUE(IsErrorLine("CLIENT_ERROR"));
-  EXPECT_TRUE(IsErrorLine("CLIENT_ERROR bad data chunk"));
-  EXPECT_TRUE(IsErrorLine("SERVER_ERROR"));
-  EXPECT_TRUE(IsErrorLine("SERVER_ERROR out of memory"));
-  EXPECT_FALSE(IsErrorLine("ERRORS"));
-  EXPECT_FALSE(IsErrorLine("CLIENT_ERRORx"));
-  EXPECT_FALSE(IsErrorLine("STORED"));
-  EXPECT_FALSE(IsErrorLine("END"));
-  EXPECT_FALSE(IsErrorLine(""));
-  EXPECT_FALSE(IsErrorLine("error"));
 }
 
 }  // namespace

@@ -64,7 +64,6 @@ TEST(RequestErrors, UnknownOrMalformedCommandIsError) {
       {"touch k\r\n", kError, 0},
       {"delete\r\n", kError, 0},
       {"delete a 0 noreply x\r\n", kError, 0},
-      {"version now\r\n", kError, 0},
       {"verbosity\r\n", kError, 0},
       {"flush_all 1 noreply x\r\n", kError, 0},
       {"mg\r\n", kError, 0},
@@ -100,10 +99,8 @@ TEST(RequestErrors, BadNumbersInStorageLine) {
       {"set k 0 0 -1\r\n", kBadFormat, 0},
       {"set k 0 0 abc\r\n", kBadFormat, 0},
       {"set k 0 0 5x\r\n", kBadFormat, 0},
-      {"set k 0 0 99999999999\r\n", kBadFormat, 0},
       {"set k x 0 1\r\nx\r\n", kBadFormat, 0},
       {"set k -1 0 1\r\nx\r\n", kBadFormat, 0},
-      {"set k 4294967296 0 1\r\nx\r\n", kBadFormat, 0},
       {"set k 0 zz 1\r\nx\r\n", kBadFormat, 0},
       {"cas k 0 0 1 notanumber\r\nx\r\n", kBadFormat, 0},
       {"cas k 0 0 1 -5\r\nx\r\n", kBadFormat, 0},
@@ -133,12 +130,11 @@ TEST(RequestErrors, MetaWithTwentyTokensIsRefusedWithoutReadingTheValue) {
   std::string ms = "ms x 12";
   for (int i = 0; i < 17; ++i) ms += " T0";  // 20 tokens
   ExpectErrors({
-      {ms + "\r\nget secret\r\n\r\n", "CLIENT_ERROR options flags are too long\r\n", 0},
+      {ms + "\r\nget secret\r\n\r\n", "CLIENT_ERROR options flags too long\r\n", 0},  // ms's text
       {"mg k" + std::string(18 * 2, ' ').replace(0, 36, " v v v v v v v v v v v v v v v v v v") + "\r\n",
        "CLIENT_ERROR options flags are too long\r\n", 0},
   });
-  std::string ok = "ms x 2";
-  for (int i = 0; i < 16; ++i) ok += " T0";  // 19 tokens: fine
+  std::string ok = "ms x 2 T0 F0 k c Oa s t f v h u l I MS P L";  // 19 tokens, no flag twice: fine
   Request r;
   EXPECT_EQ(ParseRequest(ok + "\r\nhi\r\n", Limits(), &r).status, ParseStatus::kOk);
 }
@@ -248,7 +244,6 @@ TEST(RequestErrors, IncrDecrBadDelta) {
 TEST(RequestErrors, TouchBadExptime) {
   ExpectErrors({
       {"touch k abc\r\n", kBadExptime, 0},
-      {"touch k 2147483648\r\n", kBadExptime, 0},
   });
 }
 
@@ -264,7 +259,6 @@ TEST(RequestErrors, FlushAllBadDelay) {
   ExpectErrors({
       {"flush_all abc\r\n", kBadExptime, 0},
       {"flush_all -x noreply\r\n", "", 0},
-      {"flush_all 1 2\r\n", kBadFormat, 0},
   });
 }
 
@@ -294,8 +288,9 @@ TEST(RequestErrors, MetaQuietDoesNotSuppressErrors) {
 TEST(RequestErrors, MetaBadBase64Key) {
   ExpectErrors({
       {"mg abc b\r\n", kBadKeyEncoding, 0},
-      {"md Zm9v= b\r\n", kBadKeyEncoding, 0},
-      {"ma Zm9*Zm9v b\r\n", kBadKeyEncoding, 0},
+      // md and ma answer every flag error with one text (memcached 1.6.18).
+      {"md Zm9v= b\r\n", "CLIENT_ERROR invalid or duplicate flag\r\n", 0},
+      {"ma Zm9*Zm9v b\r\n", "CLIENT_ERROR invalid or duplicate flag\r\n", 0},
   });
 }
 
@@ -305,11 +300,11 @@ TEST(RequestErrors, MetaBadBase64Key) {
 // consumes only the command line, so the value block is parsed as the next command and the client gets a second,
 // unrequested reply ("ERROR") - its replies no longer line up with its requests.
 TEST(RequestErrors, MetaSetBadBase64KeySwallowsValue) {
-  const std::string in = "ms Zg=A 1 b\r\nx\r\nmn\r\n";
+  const std::string in = "ms Zg=AA 1 b\r\nx\r\nmn\r\n";  // five digits: memcached cannot decode it
   ParseError e = ParseErr(in);
   EXPECT_EQ(e.reply, kBadKeyEncoding);
   EXPECT_FALSE(e.close);
-  EXPECT_EQ(e.consume + e.swallow, 13u + 1u + 2u);  // line + value + CRLF; "mn" is the next request
+  EXPECT_EQ(e.consume + e.swallow, 14u + 1u + 2u);  // line + value + CRLF; "mn" is the next request
 }
 
 TEST(RequestErrors, OverlongLineWithoutNewlineCloses) {
@@ -346,6 +341,89 @@ TEST(RequestErrors, LongGetLineIsAllowedUpToRetrievalLimit) {
   ParseResult res = ParseRequest(in, limits, &r);
   ASSERT_EQ(res.status, ParseStatus::kError);
   EXPECT_TRUE(res.error.close);
+}
+
+}  // namespace
+}  // namespace memha::protocol
+
+namespace memha::protocol {
+namespace {
+
+// Numbers are read as memcached reads them (strtol and friends, truncated to the field's width), so a request
+// memcached accepts is accepted, and what the sidecar composes from it means the same to the member.
+TEST(RequestErrors, NumbersAreReadAsMemcachedReadsThem) {
+  struct Case {
+    std::string in;
+    uint32_t flags;
+    int64_t exptime;
+    uint32_t vlen;
+  };
+  for (const Case& c : {Case{"set k 4294967296 0 1\r\nx\r\n", 0, 0, 1},       // flags truncated to 32 bits
+                        Case{"set k 0 0 4294967297\r\nx\r\n", 0, 0, 1},       // length truncated to an int
+                        Case{"set k +5 -0 1\r\nx\r\n", 5, 0, 1},              // signs strtol accepts
+                        Case{"set k 7\t 2147483648 1\r\nx\r\n", 7, INT32_MIN, 1}}) {  // stops at whitespace
+    SCOPED_TRACE(c.in);
+    Request r;
+    ParseResult res = ParseRequest(c.in, Limits(), &r);
+    ASSERT_EQ(res.status, ParseStatus::kOk) << res.error.reply;
+    EXPECT_EQ(r.client_flags, c.flags);
+    EXPECT_EQ(r.exptime, c.exptime);
+    EXPECT_EQ(r.value_len, c.vlen);
+  }
+  int32_t v;
+  EXPECT_FALSE(McStrtol("", &v));
+  EXPECT_FALSE(McStrtol("5x", &v));
+  EXPECT_FALSE(McStrtol("99999999999999999999", &v));  // overflows a long: ERANGE
+  uint32_t u;
+  EXPECT_FALSE(McStrtoul("-1", &u));
+  uint64_t u64;
+  EXPECT_FALSE(McStrtoull("-1", &u64));
+  EXPECT_TRUE(McStrtoull("18446744073709551615", &u64));
+}
+
+// memcached closes, without a word, a connection whose unknown command ends like an HTTP request line: a forged
+// HTTP request (SSRF) must not reach the cache behind it.
+TEST(RequestErrors, HttpRequestLineClosesTheConnection) {
+  for (std::string in : {"POST / HTTP/1.1\r\nset smuggled 0 0 1\r\nX\r\n", "GET /x HTTP/1.0\r\n"}) {
+    Request r;
+    ParseResult res = ParseRequest(in, Limits(), &r);
+    ASSERT_EQ(res.status, ParseStatus::kError);
+    EXPECT_TRUE(res.error.close);
+    EXPECT_EQ(res.error.reply, "");
+  }
+  // Commands memcached dispatches by their first letter answer ERROR instead, like memcached.
+  Request r;
+  ParseResult res = ParseRequest("gx / HTTP/1.1\r\n", Limits(), &r);
+  ASSERT_EQ(res.status, ParseStatus::kError);
+  EXPECT_FALSE(res.error.close);
+  EXPECT_EQ(res.error.reply, "ERROR\r\n");
+}
+
+// Meta flags are read by their first character, as memcached reads them: "qx" is quiet mode, "O" a client opaque.
+TEST(RequestErrors, MetaFlagsAreReadByTheirFirstCharacter) {
+  const std::string in = "mg k v qx kk Oabc T+10\r\n";
+  Request r;
+  ASSERT_EQ(ParseRequest(in, Limits(), &r).status, ParseStatus::kOk);
+  EXPECT_TRUE(r.noreply);
+  EXPECT_EQ(r.opaque.in(in), "Oabc");
+  EXPECT_EQ(r.nflags, 5);
+  for (const auto& [bad, reply] : std::vector<std::pair<std::string, std::string>>{
+           {"mg k v vv\r\n", "CLIENT_ERROR duplicate flag\r\n"},
+           {"mg k v Z\r\n", "CLIENT_ERROR invalid flag\r\n"},
+           {"mg k Tx\r\n", "CLIENT_ERROR bad token in command line format\r\n"},
+           {"mg k O" + std::string(32, 'a') + "\r\n", "CLIENT_ERROR opaque token too long\r\n"},
+           {"ma k MX\r\n", "CLIENT_ERROR invalid mode for ma M token\r\n"},
+           {"md k k k\r\n", "CLIENT_ERROR invalid or duplicate flag\r\n"}}) {
+    SCOPED_TRACE(bad);
+    ParseResult res = ParseRequest(bad, Limits(), &r);
+    ASSERT_EQ(res.status, ParseStatus::kError);
+    EXPECT_EQ(res.error.reply, reply);
+  }
+  // An ms refused for its flags swallows its value block, as memcached does.
+  ParseResult res = ParseRequest("ms k 3 MX\r\nabc\r\nmn\r\n", Limits(), &r);
+  ASSERT_EQ(res.status, ParseStatus::kError);
+  EXPECT_EQ(res.error.reply, "CLIENT_ERROR invalid mode for ms M token\r\n");
+  EXPECT_EQ(res.error.consume, std::string("ms k 3 MX\r\nabc\r\n").size());
 }
 
 }  // namespace

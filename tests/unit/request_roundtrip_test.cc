@@ -77,14 +77,19 @@ class Generator {
   std::vector<std::string> MetaFlags() {
     static const char* kFlags[] = {"v", "f", "t", "c", "k", "s", "h", "l", "u", "I"};
     std::vector<std::string> out;
+    std::string used;  // memcached refuses a flag given twice (by its first character)
     size_t n = Uniform(0, 6);
     for (size_t i = 0; i < n; ++i) {
+      std::string f;
       switch (Uniform(0, 4)) {
-        case 0: out.push_back("T" + std::to_string(Uniform(0, 100000))); break;
-        case 1: out.push_back("O" + std::to_string(Uniform(0, 1u << 30))); break;
-        case 2: out.push_back("N" + std::to_string(Uniform(0, 600))); break;
-        default: out.push_back(kFlags[Uniform(0, std::size(kFlags) - 1)]);
+        case 0: f = "T" + std::to_string(Uniform(0, 100000)); break;
+        case 1: f = "O" + std::to_string(Uniform(0, 1u << 30)); break;
+        case 2: f = "N" + std::to_string(Uniform(0, 600)); break;
+        default: f = kFlags[Uniform(0, std::size(kFlags) - 1)];
       }
+      if (used.find(f[0]) != std::string::npos) continue;
+      used += f[0];
+      out.push_back(f);
     }
     return out;
   }
@@ -183,8 +188,8 @@ class Generator {
             {"me", Command::kMetaDebug}, {"ms", Command::kMetaSet}};
         const auto& [name, cmd] = kMeta[Uniform(0, 4)];
         c.cmd = cmd;
-        std::vector<std::string> flags = MetaFlags();
-        c.noreply = Chance(30);
+        std::vector<std::string> flags = cmd == Command::kMetaDebug ? std::vector<std::string>() : MetaFlags();
+        c.noreply = cmd != Command::kMetaDebug && Chance(30);
         if (c.noreply) flags.insert(flags.begin() + static_cast<std::ptrdiff_t>(Uniform(0, flags.size())), "q");
         c.meta_base64 = Chance(30);
         if (c.meta_base64) {
@@ -192,7 +197,9 @@ class Generator {
           for (size_t i = 0, n = Uniform(1, 180); i < n; ++i) binary += static_cast<char>(Uniform(0, 255));
           c.decoded_key = binary;
           c.keys = {Base64Encode(binary)};
-          flags.insert(flags.begin() + static_cast<std::ptrdiff_t>(Uniform(0, flags.size())), "b");
+          // me reads b only as its first flag
+          size_t at = cmd == Command::kMetaDebug ? 0 : Uniform(0, flags.size());
+          flags.insert(flags.begin() + static_cast<std::ptrdiff_t>(at), "b");
         } else {
           c.keys = {Key()};
         }
