@@ -1809,6 +1809,10 @@ class IsolationFuzzTest(unittest.TestCase):
         wrong = sum(v.wrong_count for v in verifiers)
         errors = sum(v.error_count for v in verifiers)
         marked_down = [sc.logs().count("marked down") for sc in self.sidecars]
+        for i, sc in enumerate(self.sidecars):  # why, for the reader (a verifier error says whether it mattered)
+            first = [line for line in sc.logs().splitlines() if "marked down" in line][:2]
+            if first:
+                print(f"sidecar {i} marked a member down {marked_down[i]} times; first: {first}", flush=True)
         codes = [sc.stop() for sc in self.sidecars]
         Figures.report("isolation_fuzz", target=ISO_TARGET, seconds=round(seconds, 1), sidecars=len(self.sidecars),
                        primaries=ISO_PRIMARIES, backups=ISO_BACKUPS, verifiers=len(verifiers),
