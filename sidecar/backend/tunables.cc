@@ -19,6 +19,10 @@ Status Tunables::Validate() const {
   }
   if (max_value < 1 || max_value > (1u << 30)) return Status::InvalidArgument("max item size must be 1 B .. 1 GiB");
   if (client_max_pending < 1) return Status::InvalidArgument("client max pending must be >= 1");
+  if (client_max_buffer < 4096) return Status::InvalidArgument("client max buffer must be >= 4 KiB");
+  if (total_max_buffer < client_max_buffer) {
+    return Status::InvalidArgument("total reply buffer must be >= the per-client buffer");
+  }
   return Status::Ok();
 }
 

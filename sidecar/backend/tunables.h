@@ -24,7 +24,8 @@ struct Tunables {
   double warmup_exit_fill_ratio = 0.05;  // ... fewer than this fraction had to be filled from the backup
   size_t max_value = 1024 * 1024;        // item size limit, as memcached's -I default
   size_t client_max_pending = 1024;      // pipelined requests in flight per client before reading pauses
-  size_t client_max_buffer = 4 * 1024 * 1024;  // buffered bytes per client (in or out) before reading pauses
+  size_t client_max_buffer = 4 * 1024 * 1024;  // reply bytes held per client before reading pauses / reads defer
+  size_t total_max_buffer = 16 * 1024 * 1024;  // reply bytes held or expected for all clients together
 
   Status Validate() const;
 };

@@ -73,6 +73,13 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                         .Register(*registry_).Add({});
   client_connections_ = &BuildGauge().Name("memha_client_connections").Help("Open client connections")
                              .Register(*registry_).Add({});
+  buffered_reply_bytes_ = &BuildGauge().Name("memha_buffered_reply_bytes")
+                               .Help("Reply bytes held for clients that have not read them yet (all clients)")
+                               .Register(*registry_).Add({});
+  replies_deferred_ = &BuildCounter().Name("memha_replies_deferred_total")
+                           .Help("Read replies dropped because their client held its share of memory, read again "
+                                 "once the request was next in line")
+                           .Register(*registry_).Add({});
   client_connections_total_ = &BuildCounter().Name("memha_client_connections_total")
                                    .Help("Client connections accepted").Register(*registry_).Add({});
   auto& topo = BuildGauge().Name("memha_topology_generation").Help("Epoch and version of the topology in force")

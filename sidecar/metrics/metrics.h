@@ -45,6 +45,8 @@ class Metrics {
   prometheus::Counter& replay_flushes() { return *replay_flushes_; }
   prometheus::Counter& missed_writes() { return *missed_writes_; }
   prometheus::Gauge& client_connections() { return *client_connections_; }
+  prometheus::Gauge& buffered_reply_bytes() { return *buffered_reply_bytes_; }
+  prometheus::Counter& replies_deferred() { return *replies_deferred_; }
   prometheus::Counter& client_connections_total() { return *client_connections_total_; }
   prometheus::Gauge& topology_epoch() { return *topology_epoch_; }
   prometheus::Gauge& topology_version() { return *topology_version_; }
@@ -68,6 +70,8 @@ class Metrics {
   prometheus::Counter* replay_flushes_;
   prometheus::Counter* missed_writes_;
   prometheus::Gauge* client_connections_;
+  prometheus::Gauge* buffered_reply_bytes_;
+  prometheus::Counter* replies_deferred_;
   prometheus::Counter* client_connections_total_;
   prometheus::Gauge* topology_epoch_;
   prometheus::Gauge* topology_version_;

@@ -362,6 +362,13 @@ ParseResult ParseRequest(std::string_view in, const Limits& limits, Request* out
     line_end = static_cast<size_t>(static_cast<const char*>(z) - in.data());
   }
   const size_t line_bytes = nl + 1;
+  // memcached reads 16 KB at a time and closes a connection whose first read holds no newline (after 2 KB)
+  // unless the line starts a get/gets: a longer line is never a command to it.
+  if (line_bytes > limits.max_read && !IsRetrievalPrefix(in)) {
+    ParseResult r = Fail("", line_bytes);
+    r.error.close = true;
+    return r;
+  }
   if (line_bytes > limits.max_retrieval_line) {
     ParseResult r = Fail("", line_bytes);
     r.error.close = true;

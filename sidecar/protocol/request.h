@@ -60,6 +60,7 @@ struct Limits {
   size_t max_key = 250;
   size_t max_value = 1024 * 1024;     // larger values are answered "object too large" and swallowed
   size_t max_line = 2048;             // memcached closes a connection whose line has no newline by then
+  size_t max_read = 16384;            // memcached's read buffer: a longer non-get line is never read whole
   size_t max_retrieval_line = 256 * 1024;  // multi-key get lines may be longer, but stay bounded
 };
 

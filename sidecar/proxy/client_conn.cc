@@ -19,10 +19,13 @@ using protocol::Command;
 namespace {
 constexpr size_t kMaxIov = 64;
 constexpr size_t kKeepOutCapacity = 4096;  // an idle client keeps at most this much
+constexpr size_t kFirstEstimate = 256 * 1024;  // until a client's replies were seen: 16 requests in 4 MiB
+constexpr size_t kMinEstimate = 512;
+constexpr size_t kBacklog = 64 * 1024;
 }  // namespace
 
 ClientConn::ClientConn(Proxy* proxy, std::string pool_name, evutil_socket_t fd)
-    : proxy_(proxy), pool_name_(std::move(pool_name)), fd_(fd) {
+    : proxy_(proxy), pool_name_(std::move(pool_name)), fd_(fd), estimate_(kFirstEstimate) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   evutil_make_socket_nonblocking(fd);
@@ -33,7 +36,12 @@ ClientConn::ClientConn(Proxy* proxy, std::string pool_name, evutil_socket_t fd)
 
 ClientConn::~ClientConn() {
   proxy_->flush_queue().Remove(this);
-  for (auto& slot : slots_) slot->sink = nullptr;  // in-flight requests finish into nothing
+  proxy_->AdjustBuffered(-static_cast<int64_t>(Held()));
+  proxy_->AdjustReserved(-static_cast<int64_t>(reserved_ + fetch_reserved_));
+  for (auto& slot : slots_) {  // in-flight requests finish into nothing
+    slot->sink = nullptr;
+    slot->waiting.reset();
+  }
   read_event_.reset();
   write_event_.reset();
   if (fd_ >= 0) evutil_closesocket(fd_);
@@ -60,7 +68,110 @@ void ClientConn::CloseWhenIdle() {
 
 bool ClientConn::OverLimits() const {
   const Tunables& t = proxy_->tunables();
-  return slots_.size() >= t.client_max_pending || out_.size() >= t.client_max_buffer;
+  if (barriers_ > 0 || slots_.size() >= t.client_max_pending || Held() >= t.client_max_buffer || Backlogged()) {
+    return true;
+  }
+  if (in_flight_ == 0) return false;  // one request in flight is always allowed: every client makes progress
+  return (in_flight_ + 1) * estimate_ + Held() > t.client_max_buffer ||
+         proxy_->reserved() + proxy_->buffered() + estimate_ > t.total_max_buffer;
+}
+
+void ClientConn::OrderBarrier(int delta) {
+  barriers_ += delta;
+  if (barriers_ == 0) proxy_->flush_queue().Add(this);  // FlushOutput resumes reading
+}
+
+bool ClientConn::RoomToFetch(size_t bytes) const {
+  const Tunables& t = proxy_->tunables();
+  return Held() + fetch_reserved_ + bytes <= t.client_max_buffer &&
+         proxy_->reserved() + proxy_->buffered() + bytes <= t.total_max_buffer;
+}
+
+void ClientConn::Reserve(int64_t delta) {
+  fetch_reserved_ = static_cast<size_t>(static_cast<int64_t>(fetch_reserved_) + delta);
+  proxy_->AdjustReserved(delta);
+}
+
+void ClientConn::ObserveReply(size_t bytes) {
+  if (bytes > estimate_) {
+    estimate_ = bytes;
+  } else {
+    estimate_ -= (estimate_ - bytes) / 16;
+  }
+  estimate_ = std::max(estimate_, kMinEstimate);
+  UpdateReserved();
+}
+
+void ClientConn::UpdateReserved() {
+  size_t now = in_flight_ * estimate_;
+  proxy_->AdjustReserved(static_cast<int64_t>(now) - static_cast<int64_t>(reserved_));
+  reserved_ = now;
+}
+
+void ClientConn::Account(int64_t delta) { proxy_->AdjustBuffered(delta); }
+
+void ClientConn::OutAppend(std::string_view bytes) {
+  out_.Append(bytes);
+  Account(static_cast<int64_t>(bytes.size()));
+}
+
+void ClientConn::OutConsume(size_t n) {
+  out_.Consume(n);
+  Account(-static_cast<int64_t>(n));
+}
+
+bool ClientConn::IsNext(const ReplySlot* slot) const {
+  return !closed_ && !slots_.empty() && slots_.front().get() == slot;
+}
+
+bool ClientConn::CanHold(const ReplySlot*, size_t bytes) const {
+  const Tunables& t = proxy_->tunables();
+  return Held() + bytes <= t.client_max_buffer && proxy_->buffered() + bytes <= t.total_max_buffer;
+}
+
+bool ClientConn::DeferAllowed(const ReplySlot* slot) const {
+  return slot->deferrable && !IsNext(slot) && last_write_seq_ < slot->seq;
+}
+
+// The client does not keep up: its socket is full and this much is waiting. Nothing more is fetched for it (and
+// nothing read from it) until it reads.
+bool ClientConn::Backlogged() const { return out_.size() >= kBacklog; }
+
+void ClientConn::Charge(int64_t delta) {
+  job_bytes_ = static_cast<size_t>(static_cast<int64_t>(job_bytes_) + delta);
+  Account(delta);
+}
+
+bool ClientConn::StreamPart(ReplySlot* slot, std::string_view bytes) {
+  if (!IsNext(slot) || slot->close_after) return false;
+  OutAppend(bytes);
+  if (!bytes.empty()) ObserveReply(bytes.size());
+  proxy_->flush_queue().Add(this);
+  return true;
+}
+
+void ClientConn::ResumeAtHead(ReplySlot* slot, std::shared_ptr<Resumable> job) {
+  slot->waiting = std::move(job);
+  if (IsNext(slot)) proxy_->flush_queue().Add(this);  // resumed from FlushOutput, never from inside the job
+}
+
+void ClientConn::ResumeHeadIfWaiting() {
+  if (closed_ || slots_.empty() || !slots_.front()->waiting || Backlogged()) return;
+  std::shared_ptr<Resumable> job = std::move(slots_.front()->waiting);
+  job->Resume();
+}
+
+void ClientConn::PopFront() {
+  ReplySlot& front = *slots_.front();
+  if (front.ready) slot_bytes_ -= front.out.size(), Account(-static_cast<int64_t>(front.out.size()));
+  if (front.in_flight) {
+    front.in_flight = false;
+    --in_flight_;
+    UpdateReserved();
+  }
+  front.sink = nullptr;
+  front.waiting.reset();
+  slots_.pop_front();
 }
 
 void ClientConn::PauseReading() {
@@ -156,6 +267,11 @@ size_t ClientConn::ProcessBytes(std::string_view in) {
       pos += res.error.consume;
       swallow_ = res.error.swallow;
       slot->Complete();
+      if (res.error.close) {  // nothing after it is read, as memcached reads nothing after it
+        closing_ = true;
+        PauseReading();
+        pos = in.size();
+      }
       continue;
     }
     size_t consumed = req.consumed;
@@ -168,6 +284,7 @@ size_t ClientConn::ProcessBytes(std::string_view in) {
 
 void ClientConn::AddSlot(std::shared_ptr<ReplySlot> slot) {
   slot->sink = this;
+  slot->seq = next_seq_++;
   slots_.push_back(std::move(slot));
 }
 
@@ -176,14 +293,26 @@ ReplySlot* ClientConn::NewSlot() {
   return slots_.back().get();
 }
 
-void ClientConn::SlotReady(ReplySlot*) {
+void ClientConn::SlotReady(ReplySlot* slot) {
+  if (slot->in_flight) {
+    slot->in_flight = false;
+    --in_flight_;
+    ObserveReply(slot->out.size());
+  }
+  slot_bytes_ += slot->out.size();
+  Account(static_cast<int64_t>(slot->out.size()));
   if (!closed_ && !slots_.empty() && slots_.front()->ready) proxy_->flush_queue().Add(this);
 }
 
 bool ClientConn::TakeReply(ReplySlot* slot, std::string_view bytes) {
   // Only the next reply due may skip its copy: everything before it has been written or sits in out_.
   if (closed_ || slots_.empty() || slots_.front().get() != slot || slot->close_after) return false;
-  out_.Append(bytes);
+  OutAppend(bytes);
+  if (slot->in_flight) {
+    slot->in_flight = false;
+    --in_flight_;
+    ObserveReply(bytes.size());
+  }
   return true;
 }
 
@@ -193,7 +322,7 @@ void ClientConn::FlushOutput() {
   if (!out_.empty()) {
     ssize_t n = write(fd_, out_.view().data(), out_.size());
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return Close();
-    if (n > 0) out_.Consume(static_cast<size_t>(n));
+    if (n > 0) OutConsume(static_cast<size_t>(n));
   }
   while (out_.empty() && !slots_.empty() && slots_.front()->ready) {
     iovec iov[kMaxIov];
@@ -222,19 +351,17 @@ void ClientConn::FlushOutput() {
       ReplySlot& front = *slots_.front();
       if (written < front.out.size()) {
         if (written == 0) break;  // none of this slot went out: it stays queued
-        out_.Append(std::string_view(front.out).substr(written));
+        OutAppend(std::string_view(front.out).substr(written));
         written = 0;
       } else {
         written -= front.out.size();
       }
       bool close_after = front.close_after;
-      front.sink = nullptr;
-      slots_.pop_front();
+      PopFront();
       if (close_after) {
         closing_ = true;
         PauseReading();
-        for (auto& rest : slots_) rest->sink = nullptr;
-        slots_.clear();
+        while (!slots_.empty()) PopFront();
         break;
       }
       if (!out_.empty()) break;
@@ -252,6 +379,7 @@ void ClientConn::FlushOutput() {
     event_add(write_event_.get(), nullptr);
   }
   if (closing_ && slots_.empty() && out_.empty()) return Close();
+  ResumeHeadIfWaiting();
   if (paused_ && !closing_ && !in_process_ && !OverLimits()) ResumeReading();
 }
 
@@ -298,6 +426,27 @@ void ClientConn::Dispatch(std::string_view raw, protocol::Request req, std::opti
   r->tunables = &proxy_->tunables();
   r->reply_override = std::move(reply_override);
   AddSlot(std::shared_ptr<ReplySlot>(r, &r->slot_storage));  // one allocation for request and slot
+  r->slot_storage.in_flight = true;
+  ++in_flight_;
+  UpdateReserved();
+  switch (r->req.cmd) {
+    case Command::kGet: case Command::kGets: case Command::kGat: case Command::kGats: case Command::kMetaDebug:
+      r->slot_storage.deferrable = true;
+      break;
+    case Command::kMetaGet: {  // unless it changes the item (N vivifies, T touches, R can win a token)
+      bool pure = true;
+      for (uint8_t i = 0; i < r->req.nflags; ++i) {
+        char f = protocol::FlagChar(r->req.flags[i], r->raw);
+        pure = pure && f != 'N' && f != 'R' && f != 'T';
+      }
+      r->slot_storage.deferrable = pure;
+      if (!pure) last_write_seq_ = r->slot_storage.seq;
+      break;
+    }
+    default:
+      last_write_seq_ = r->slot_storage.seq;
+      break;
+  }
   Route(r);
 }
 

@@ -1,5 +1,7 @@
 #include "sidecar/proxy/proxy.h"
 
+#include <malloc.h>
+
 #include <event2/dns.h>
 #include <netdb.h>
 #include <signal.h>
@@ -43,6 +45,9 @@ Result<ListenerPtr> Bind(event_base* base, const HostPort& hp, evconnlistener_cb
 }  // namespace
 
 Proxy::Proxy(Tunables tunables, Metrics* metrics) : tunables_(std::move(tunables)), metrics_(metrics) {
+  // Values of up to an item's size pass through here: keep large buffers out of the heap so a burst of them is
+  // returned to the system when it is over (glibc otherwise raises its mmap threshold after the first free).
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   limits_.max_value = tunables_.max_value;
   base_.reset(event_base_new());
   dns_ = evdns_base_new(base_.get(), EVDNS_BASE_INITIALIZE_NAMESERVERS);
@@ -268,6 +273,11 @@ void Proxy::RemoveClient(ClientConn* client) {
   closed_clients_.push_back(std::move(it->second));
   clients_.erase(it);
   metrics_->client_connections().Decrement();
+}
+
+void Proxy::AdjustBuffered(int64_t delta) {
+  buffered_ = static_cast<size_t>(static_cast<int64_t>(buffered_) + delta);
+  metrics_->buffered_reply_bytes().Set(static_cast<double>(buffered_));
 }
 
 PoolPtr Proxy::CurrentPool(const std::string& name) const {

@@ -50,6 +50,12 @@ class Proxy {
   const PoolPtr* CurrentPoolSlot(const std::string& name) const;
   uint64_t pools_generation() const { return pools_generation_; }
   void RemoveClient(ClientConn* client);
+  // Reply bytes held for all clients (bounded by Tunables::total_max_buffer).
+  void AdjustBuffered(int64_t delta);
+  size_t buffered() const { return buffered_; }
+  // Room reserved for the replies of requests in flight, all clients.
+  void AdjustReserved(int64_t delta) { reserved_ = static_cast<size_t>(static_cast<int64_t>(reserved_) + delta); }
+  size_t reserved() const { return reserved_; }
   std::string StatsText(const std::string& pool_name) const;
   bool has_topology() const { return has_topology_; }
   // Bound listen addresses, for tests that listen on port 0 ("pool name" -> "host:port").
@@ -102,6 +108,8 @@ class Proxy {
   Topology current_;
   Clock::time_point started_;
   uint64_t total_connections_ = 0;
+  size_t buffered_ = 0;
+  size_t reserved_ = 0;
 
   std::mutex post_mu_;
   std::vector<std::unique_ptr<PendingTopology>> posted_;

@@ -11,9 +11,11 @@ namespace {
 
 using protocol::Command;
 
-class MetaReadJob : public std::enable_shared_from_this<MetaReadJob> {
+class MetaReadJob : public Resumable, public std::enable_shared_from_this<MetaReadJob> {
  public:
   explicit MetaReadJob(RoutedPtr r) : r_(std::move(r)) {}
+
+  void Resume() override { Start(); }  // read again: the client has room now
 
   void Start() {
     hash_ = r_->pool->Hash(r_->key());
@@ -87,6 +89,14 @@ class MetaReadJob : public std::enable_shared_from_this<MetaReadJob> {
   }
 
   void Finish(std::string reply) {
+    // A value the client has no room for is dropped and read again once this request is next in line.
+    ReplySink* s = r_->slot->sink;
+    if (s != nullptr && reply.size() > 64 && !s->IsNext(r_->slot) && !s->CanHold(r_->slot, reply.size()) &&
+        s->DeferAllowed(r_->slot)) {
+      r_->metrics->replies_deferred().Increment();
+      s->ResumeAtHead(r_->slot, shared_from_this());
+      return;
+    }
     Outcome outcome = OutcomeOfLine(reply);
     if (r_->req.cmd == Command::kMetaGet && outcome == Outcome::kOk) outcome = Outcome::kHit;
     if (r_->req.noreply && IsMetaQuietSuppressed(r_->req.cmd, reply)) reply.clear();

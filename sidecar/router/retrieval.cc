@@ -1,7 +1,14 @@
 // Text retrieval (get/gets/gat/gats): each key is read from its primary with its own `mg` (so each value is
-// proven to be that key's by the opaque it echoes), in parallel; a member that fails moves only its keys to the
-// backup; misses on a warming member are looked up on the backup and written back. Replies are reassembled in
-// the client's order as memcached's VALUE blocks.
+// proven to be that key's by the opaque it echoes); a member that fails moves only its keys to the backup;
+// misses on a warming member are looked up on the backup and written back. Replies are memcached's VALUE blocks
+// in the client's order.
+//
+// Memory: keys are fetched through a window sized by the largest value seen so far; when the request is next in
+// line, values stream to the client as the keys before them complete; a value the client has no room for is
+// dropped and read again once the request is next in line (only pure reads, and only when no later write of
+// the same client could be seen by the re-read). So a client that asks for a lot and reads nothing holds at
+// most its share of memory (docs/ARCHITECTURE.md, "Bounded memory").
+#include <algorithm>
 #include <charconv>
 
 #include "sidecar/protocol/compose.h"
@@ -13,51 +20,95 @@ namespace {
 
 using protocol::Command;
 
+constexpr size_t kMaxWindow = 64;      // keys in flight per request at most
+constexpr size_t kFirstEstimate = 1024;
+
 void AppendNumber(std::string* out, uint64_t v) {
   char buf[24];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
   out->append(buf, static_cast<size_t>(end - buf));
 }
 
-class RetrievalJob : public std::enable_shared_from_this<RetrievalJob> {
+class RetrievalJob : public Resumable, public std::enable_shared_from_this<RetrievalJob> {
  public:
   explicit RetrievalJob(RoutedPtr r) : r_(std::move(r)) {}
 
   void Start() {
+    if (ReplySink* s = sink()) estimate_ = std::max(estimate_, s->ReplyEstimate());
     const Pool& pool = *r_->pool;
     const size_t n = r_->req.keys.size();
     keys_.resize(n);
-    ++outstanding_;  // held until every key is sent
     for (uint32_t i = 0; i < n; ++i) {
       KeyResult& k = keys_[i];
       k.key = r_->key(i);
       k.hash = pool.Hash(k.key);
       k.primary = pool.PrimaryFor(k.hash);
-      if (k.primary->Usable()) {
-        ++outstanding_;
-        std::string wire = protocol::ComposeGet(k.key, WantsCas(), Touches(), r_->req.exptime);
-        k.primary->SendMeta(k.hash, wire, [self = shared_from_this(), i](const OpResult& res) {
-          self->OnPrimary(i, res);
-        });
-      } else {
-        LookupOnBackup(i, /*fill=*/false, OpStatus::kMemberDown);
-      }
     }
-    Release();
+    Pump();
+  }
+
+  void Resume() override {
+    for (uint32_t i : refetch_) keys_[i].state = State::kUnsent;
+    next_send_ = refetch_.empty() ? next_send_ : std::min<size_t>(next_send_, refetch_.front());
+    refetch_.clear();
+    Pump();
   }
 
  private:
-  enum class State : uint8_t { kPending, kHit, kMiss, kError };
+  enum class State : uint8_t { kUnsent, kPending, kHit, kMiss, kError, kDeferred };
   struct KeyResult {
     std::string_view key;
     uint32_t hash = 0;
     Member* primary = nullptr;
-    State state = State::kPending;
-    std::string block;  // "VALUE ...\r\n<data>\r\n"
+    State state = State::kUnsent;
+    size_t reserved = 0;  // room reserved for its reply while in flight
+    std::string block;    // "VALUE ...\r\n<data>\r\n"
   };
 
   bool WantsCas() const { return r_->req.cmd == Command::kGets || r_->req.cmd == Command::kGats; }
   bool Touches() const { return r_->req.cmd == Command::kGat || r_->req.cmd == Command::kGats; }
+  ReplySink* sink() const { return r_->slot->sink; }
+
+  // Whether one more key may be fetched now: the request's first key always may (its reservation was made
+  // when the client sent it); further ones need room in the client's share and the sidecar's total.
+  bool MayFetch() const {
+    ReplySink* s = sink();
+    if (s == nullptr) return in_flight_ < kMaxWindow;
+    if (!refetch_.empty() || s->Backlogged() || in_flight_ >= kMaxWindow) return false;
+    return in_flight_ == 0 || s->RoomToFetch(estimate_);
+  }
+
+  // Sends keys in order while the window has room and the client can take more.
+  void Pump() {
+    auto self = shared_from_this();  // a key answered synchronously must not end the job mid-loop
+    ++busy_;
+    while (next_send_ < keys_.size() && MayFetch()) {
+      uint32_t i = static_cast<uint32_t>(next_send_++);
+      if (keys_[i].state != State::kUnsent) continue;
+      if (in_flight_ > 0 && sink() != nullptr) {
+        keys_[i].reserved = estimate_;
+        sink()->Reserve(static_cast<int64_t>(estimate_));
+      }
+      SendKey(i);
+    }
+    --busy_;
+    // Keys still to send hold back the client's later requests: none may reach a member before them.
+    bool unsent = next_send_ < keys_.size() || !refetch_.empty();
+    if (ReplySink* s = sink(); s != nullptr && unsent != barrier_) {
+      barrier_ = unsent;
+      s->OrderBarrier(unsent ? 1 : -1);
+    }
+    Advance();
+  }
+
+  void SendKey(uint32_t i) {
+    KeyResult& k = keys_[i];
+    k.state = State::kPending;
+    ++in_flight_;
+    if (!k.primary->Usable()) return LookupOnBackup(i, /*fill=*/false, OpStatus::kMemberDown);
+    std::string wire = protocol::ComposeGet(k.key, WantsCas(), Touches(), r_->req.exptime);
+    k.primary->SendMeta(k.hash, wire, [self = shared_from_this(), i](const OpResult& res) { self->OnPrimary(i, res); });
+  }
 
   bool WarmEligible(Member* primary, uint32_t hash) const {
     if (!r_->pool->spec.warmup || !primary->Warming()) return false;
@@ -65,9 +116,31 @@ class RetrievalJob : public std::enable_shared_from_this<RetrievalJob> {
     return b != nullptr && b->Usable();
   }
 
-  void SetHit(KeyResult& k, const MetaValue& v) {
-    k.state = State::kHit;
-    k.block.reserve(k.key.size() + v.data.size() + 48);
+  void Done(uint32_t i, State s) {
+    keys_[i].state = s;
+    if (keys_[i].reserved > 0) {
+      if (ReplySink* sk = sink()) sk->Reserve(-static_cast<int64_t>(keys_[i].reserved));
+      keys_[i].reserved = 0;
+    }
+    --in_flight_;
+    if (busy_ == 0) Pump();  // else the Pump on the stack goes on (no recursion per key)
+  }
+
+  void SetHit(uint32_t i, const MetaValue& v) {
+    KeyResult& k = keys_[i];
+    size_t size = k.key.size() + v.data.size() + 48;
+    estimate_ = std::max(estimate_, size);
+    ReplySink* s = sink();
+    // The next block due of a request that is next in line goes out at once; any other is held only if the
+    // client has room for it, or dropped to be read again later.
+    bool streams_now = s != nullptr && i == next_emit_ && s->IsNext(r_->slot);
+    if (s != nullptr && !streams_now && !s->CanHold(r_->slot, size) && s->DeferAllowed(r_->slot)) {
+      refetch_.push_back(i);
+      std::sort(refetch_.begin(), refetch_.end());
+      r_->metrics->replies_deferred().Increment();
+      return Done(i, State::kDeferred);
+    }
+    k.block.reserve(size);
     k.block.assign("VALUE ").append(k.key).push_back(' ');
     AppendNumber(&k.block, v.flags);
     k.block.push_back(' ');
@@ -77,37 +150,29 @@ class RetrievalJob : public std::enable_shared_from_this<RetrievalJob> {
       AppendNumber(&k.block, v.cas);
     }
     k.block.append("\r\n").append(v.data).append("\r\n");
+    Charge(static_cast<int64_t>(k.block.size()));
+    Done(i, State::kHit);
   }
 
   void OnPrimary(uint32_t i, const OpResult& res) {
     KeyResult& k = keys_[i];
-    if (res.status != OpStatus::kOk) {
-      LookupOnBackup(i, false, res.status);
-      return Release();
-    }
+    if (res.status != OpStatus::kOk) return LookupOnBackup(i, false, res.status);
     const protocol::Reply& reply = *res.reply;
     if (k.primary->Warming()) k.primary->NoteWarmupRead();
     MetaValue v;
     if (reply.error) {
       if (first_error_.empty()) first_error_.assign(reply.line.in(res.buf)).append("\r\n");
-      k.state = State::kError;
-    } else if (ParseMetaValue(res.buf, reply, &v)) {
-      SetHit(k, v);
-    } else if (WarmEligible(k.primary, k.hash)) {
-      LookupOnBackup(i, /*fill=*/true, OpStatus::kOk);
-    } else {
-      k.state = State::kMiss;
+      return Done(i, State::kError);
     }
-    Release();
+    if (ParseMetaValue(res.buf, reply, &v)) return SetHit(i, v);
+    if (WarmEligible(k.primary, k.hash)) return LookupOnBackup(i, /*fill=*/true, OpStatus::kOk);
+    Done(i, State::kMiss);
   }
 
   void LookupOnBackup(uint32_t i, bool fill, OpStatus why) {
     KeyResult& k = keys_[i];
     Member* b = r_->pool->BackupFor(k.hash);
-    if (b == nullptr || !b->Usable()) {
-      k.state = fill ? State::kMiss : State::kError;
-      return;
-    }
+    if (b == nullptr || !b->Usable()) return Done(i, fill ? State::kMiss : State::kError);
     if (fill) {
       r_->metrics->warmup_lookups().Increment();
     } else {
@@ -115,7 +180,6 @@ class RetrievalJob : public std::enable_shared_from_this<RetrievalJob> {
     }
     std::string wire = protocol::ComposeGet(k.key, WantsCas(), Touches(), r_->req.exptime);
     wire.append(" t");
-    ++outstanding_;
     b->SendMeta(k.hash, wire, [self = shared_from_this(), i, fill](const OpResult& res) {
       self->OnBackupReply(i, fill, res);
     });
@@ -123,54 +187,90 @@ class RetrievalJob : public std::enable_shared_from_this<RetrievalJob> {
 
   void OnBackupReply(uint32_t i, bool fill, const OpResult& res) {
     KeyResult& k = keys_[i];
-    if (res.status != OpStatus::kOk || res.reply->error) {
-      k.state = fill ? State::kMiss : State::kError;
-      return Release();
-    }
+    if (res.status != OpStatus::kOk || res.reply->error) return Done(i, fill ? State::kMiss : State::kError);
     MetaValue v;
     if (!ParseMetaValue(res.buf, *res.reply, &v)) {
-      k.state = State::kMiss;
       if (fill) k.primary->NoteWarmupLookup(false);
-      return Release();
+      return Done(i, State::kMiss);
     }
-    SetHit(k, v);
     if (fill) {
       k.primary->NoteWarmupLookup(true);
       WriteBack(k.primary, k.hash, k.key, /*base64=*/false, v, r_->metrics);
     }
-    Release();
+    SetHit(i, v);
   }
 
-  void Release() {
-    if (--outstanding_ > 0) return;
+  void Charge(int64_t delta) {
+    held_ += delta;
+    if (ReplySink* s = sink()) s->Charge(delta);
+  }
+
+  // Streams the completed prefix when the request is next in line; finishes or parks when nothing is in flight.
+  void Advance() {
+    if (busy_ > 0 || finished_) return;
+    ReplySink* s = sink();
+    while (next_emit_ < keys_.size()) {
+      KeyResult& k = keys_[next_emit_];
+      if (k.state == State::kUnsent || k.state == State::kPending || k.state == State::kDeferred) break;
+      if (k.state == State::kHit) {
+        if (s == nullptr || !s->StreamPart(r_->slot, k.block)) break;
+        ++hits_;
+        Charge(-static_cast<int64_t>(k.block.size()));
+        std::string().swap(k.block);
+      }
+      ++next_emit_;
+    }
+    if (in_flight_ > 0) return;
+    if (next_emit_ < keys_.size() && (!refetch_.empty() || next_send_ < keys_.size())) {
+      if (s == nullptr) {  // the client is gone: nobody to wait for
+        finished_ = true;
+        return;
+      }
+      s->ResumeAtHead(r_->slot, shared_from_this());  // more to fetch once the client has room
+      return;
+    }
+    Finish();
+  }
+
+  void Finish() {
+    finished_ = true;
+    if (barrier_) {
+      barrier_ = false;
+      if (ReplySink* s = sink()) s->OrderBarrier(-1);
+    }
     auto seconds = std::chrono::duration<double>(Clock::now() - r_->start).count();
-    size_t hits = 0, errors = 0, bytes = 5;
+    size_t errors = 0, bytes = 5;
     for (const KeyResult& k : keys_) {
       Outcome o = k.state == State::kHit ? Outcome::kHit : k.state == State::kError ? Outcome::kServerError
                                                                                      : Outcome::kMiss;
       r_->metrics->Request(r_->req.cmd, o, seconds);
-      hits += k.state == State::kHit;
+      hits_ += k.state == State::kHit && !k.block.empty();
       errors += k.state == State::kError;
       bytes += k.block.size();
     }
+    Charge(-held_);
     if (errors == keys_.size()) {
       return r_->Finish(first_error_.empty() ? std::string(kNoMember) : first_error_, Outcome::kServerError);
     }
-    if (keys_.size() == 1) {  // the common case: the block is the reply
-      std::string out = std::move(keys_[0].block);
-      out.append("END\r\n");
-      return r_->Finish(std::move(out), hits ? Outcome::kHit : Outcome::kMiss);
-    }
     std::string out;
     out.reserve(bytes);
-    for (const KeyResult& k : keys_) out += k.block;
+    for (size_t i = next_emit_; i < keys_.size(); ++i) out += keys_[i].block;
     out.append("END\r\n");
-    r_->Finish(std::move(out), hits ? Outcome::kHit : Outcome::kMiss);
+    r_->Finish(std::move(out), hits_ ? Outcome::kHit : Outcome::kMiss);
   }
 
   RoutedPtr r_;
   std::vector<KeyResult> keys_;
-  size_t outstanding_ = 0;
+  size_t next_send_ = 0;
+  size_t next_emit_ = 0;
+  size_t in_flight_ = 0;
+  size_t estimate_ = kFirstEstimate;  // the largest value block seen: sizes the window
+  std::vector<uint32_t> refetch_;     // dropped for lack of room; read again when the request is next in line
+  int64_t held_ = 0;                  // bytes of blocks held, charged to the client
+  size_t hits_ = 0;
+  int busy_ = 0;
+  bool barrier_ = false;  // holding the client's later requests back
+  bool finished_ = false;
   std::string first_error_;
 };
 
