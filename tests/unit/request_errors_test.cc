@@ -428,3 +428,22 @@ TEST(RequestErrors, MetaFlagsAreReadByTheirFirstCharacter) {
 
 }  // namespace
 }  // namespace memha::protocol
+
+namespace memha::protocol {
+namespace {
+
+// From memcached's t/strtol-testing.t: verbosity's level is an unsigned number (the sidecar answers verbosity
+// itself, as memcached would).
+TEST(RequestErrors, VerbosityReadsItsLevelLikeMemcached) {
+  Request r;
+  ParseResult res = ParseRequest("verbosity invalid\r\n", Limits(), &r);
+  ASSERT_EQ(res.status, ParseStatus::kError);
+  EXPECT_EQ(res.error.reply, "CLIENT_ERROR bad command line format\r\n");
+  res = ParseRequest("verbosity -1\r\n", Limits(), &r);
+  ASSERT_EQ(res.status, ParseStatus::kError);
+  EXPECT_EQ(ParseRequest("verbosity 1 noreply\r\n", Limits(), &r).status, ParseStatus::kOk);
+  EXPECT_TRUE(r.noreply);
+}
+
+}  // namespace
+}  // namespace memha::protocol
