@@ -157,9 +157,9 @@ struct Server::Impl {
   void Accept(int fd) {
     if (conns.size() >= limits.max_connections && !EvictOne()) {
       static const std::string kBusy = Serialize(Response::Text(503, "too many admin connections, retry"));
+      observer.OnRefused();
       SendAndForget(fd, kBusy);
       ::close(fd);
-      observer.OnRefused();
       return;
     }
     auto conn = std::make_unique<Conn>();
