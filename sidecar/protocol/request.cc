@@ -438,9 +438,8 @@ ParseResult ParseRequest(std::string_view in, const Limits& limits, Request* out
   if (tok.overflow && !meta_keyed) return Fail(kError, line_bytes);
 
   auto key_ok = [&](size_t i) { return tok.t[i].len <= limits.max_key; };
-  auto last_is_noreply = [&](size_t expected_without) {
-    return tok.n == expected_without + 1 && tokv(tok.n - 1) == "noreply";
-  };
+  // memcached's set_noreply_maybe: the last token, whatever the count (its errors are then silent too).
+  auto last_is_noreply = [&]() { return tokv(tok.n - 1) == "noreply"; };
 
   // Reads the value block that follows a storage line; shared by the text storage commands and ms.
   auto value_block = [&](int64_t vlen, bool suppress_errors) -> ParseResult {
@@ -468,7 +467,7 @@ ParseResult ParseRequest(std::string_view in, const Limits& limits, Request* out
     case Command::kPrepend: case Command::kCas: {
       const size_t base = cmd == Command::kCas ? 6 : 5;
       if (tok.n != base && tok.n != base + 1) return Fail(kError, line_bytes);
-      out->noreply = tok.n == base + 1 && tokv(base) == "noreply";
+      out->noreply = last_is_noreply();
       out->keys.push_back(tok.t[1]);
       int32_t exptime = 0, vlen = 0;
       if (!key_ok(1) || !McStrtoul(tokv(2), &out->client_flags) || !McStrtol(tokv(3), &exptime) ||
@@ -480,7 +479,7 @@ ParseResult ParseRequest(std::string_view in, const Limits& limits, Request* out
     }
     case Command::kIncr: case Command::kDecr: {
       if (tok.n != 3 && tok.n != 4) return Fail(kError, line_bytes);
-      out->noreply = last_is_noreply(3);
+      out->noreply = last_is_noreply();
       out->keys.push_back(tok.t[1]);
       if (!key_ok(1)) return Fail(kBadFormat, line_bytes, out->noreply);
       if (!McStrtoull(tokv(2), &out->delta)) {
@@ -505,7 +504,7 @@ ParseResult ParseRequest(std::string_view in, const Limits& limits, Request* out
     }
     case Command::kTouch: {
       if (tok.n != 3 && tok.n != 4) return Fail(kError, line_bytes);
-      out->noreply = last_is_noreply(3);
+      out->noreply = last_is_noreply();
       out->keys.push_back(tok.t[1]);
       if (!key_ok(1)) return Fail(kBadFormat, line_bytes, out->noreply);
       int32_t exptime;
