@@ -75,13 +75,20 @@ TEST(Compose, TextCommandsAsMeta) {
   EXPECT_EQ(ComposeFlush(Parse("flush_all noreply\r\n")), "flush_all");
 }
 
-// A long line the client padded reaches the member short: memcached would close a connection whose line is over
-// 2048 bytes, taking every other client's requests on it down.
+// A long line the client padded reaches the member short: memcached would close a shared connection on which a
+// line arrived in pieces without its newline after 2048 bytes, taking every other client's requests down.
 TEST(Compose, PaddingNeverReachesAMember) {
-  std::string in = "mg k v" + std::string(20000, ' ') + "\r\n";
+  std::string in = "mg k v" + std::string(10000, ' ') + "\r\n";
   Request r = Parse(in);
+  ASSERT_EQ(r.keys.size(), 1u);
   size_t at;
   EXPECT_EQ(ComposeClientMeta(r, in, &at), "mg k v");
+  // Over memcached's 16 KB read, a non-get line is never a command: the client's connection closes, as direct.
+  std::string longer = "mg k v" + std::string(20000, ' ') + "\r\n";
+  Request l;
+  ParseResult res = ParseRequest(longer, Limits(), &l);
+  ASSERT_EQ(res.status, ParseStatus::kError);
+  EXPECT_TRUE(res.error.close);
 }
 
 // Every composed client meta line parses back (as the member will read it) to the same flags.
