@@ -52,6 +52,16 @@ def proc_status(pid, field):
     return 0.0
 
 
+def cpu_seconds(pid):
+    """User + system CPU time a process has used (from /proc/<pid>/stat)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def sanitized(pid):
     try:
         with open(f"/proc/{pid}/maps") as f:
@@ -704,6 +714,7 @@ class MemoryTest(IsolationBase):
                 attackers.append([s, p, 0])
             peak = 0.0
             bystanders.measure(True)
+            cpu0 = cpu_seconds(pid)
             t0 = time.monotonic()
             while time.monotonic() - t0 < self.ATTACK_S:
                 for a in attackers:  # send what the sidecar accepts, never read
@@ -717,13 +728,17 @@ class MemoryTest(IsolationBase):
                 peak = max(peak, proc_status(pid, "VmRSS"))
                 time.sleep(0.02)
             bystanders.measure(False)
+            cpu_attack = cpu_seconds(pid) - cpu0
             hurt = bystanders.take_latencies()
             attack_errors = bystanders.errors[base_errors:]
             sent = sum(a[2] for a in attackers)
             for a in attackers:
                 a[0].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
                 a[0].close()
-            time.sleep(0.5)
+            t1 = time.monotonic()
+            while time.monotonic() - t1 < 0.5:  # the attackers' connections being torn down
+                peak = max(peak, proc_status(pid, "VmRSS"))
+                time.sleep(0.02)
         hwm = proc_status(pid, "VmHWM")
         after = proc_status(pid, "VmRSS")
         fresh = talk(self.sidecar.port, b"get big\r\n")
@@ -740,7 +755,8 @@ class MemoryTest(IsolationBase):
                        rss_after_mb=round(after, 1), rss_limit_mb=self.limit_mb,
                        direct_memcached_hwm_mb=direct_hwm, base_p99_ms=round(base_p99, 2),
                        attack_p99_ms=round(hurt_p99, 2), p99_bound_ms=round(bound, 2), base_ops=len(base),
-                       attack_ops=len(hurt), bystander_errors=len(attack_errors) + base_errors,
+                       attack_ops=len(hurt), sidecar_cpu_s_during_attack=round(cpu_attack, 2),
+                       bystander_errors=len(attack_errors) + base_errors,
                        marked_down=health["marked_down_log"], backend_errors=health["backend_errors"])
         problems = []
         if max(peak, hwm) > self.limit_mb:
@@ -756,6 +772,8 @@ class MemoryTest(IsolationBase):
         if not fresh_ok:
             problems.append(f"after the attack a fresh client's `get big` got {short(fresh, 200)}")
         problems += watch.problems()
+        if problems:
+            problems.append("sidecar log tail:\n" + self.sidecar.logs()[-1500:])
         self.no_problems(problems)
 
     def direct_figure(self, payloads):
