@@ -56,6 +56,11 @@ class BackendConnection : public Flushable {
   // Checks connect and request deadlines; closes the connection with kTimeout/kConnectFailed when one passed.
   void CheckDeadlines(Clock::time_point now, Clock::duration connect_timeout);
 
+  // Forgets every pending request without running its callback (exit: their jobs may own this connection's member).
+  void DropPending() {
+    std::deque<Op> dropped;
+    dropped.swap(pending_);
+  }
   bool connected() const { return state_ == State::kReady; }
   bool idle() const { return pending_.empty(); }
   size_t pending() const { return pending_.size(); }

@@ -226,6 +226,10 @@ void Member::NoteWarmupLookup(bool found_on_backup) {
   if (found_on_backup) ++warm_found_;
 }
 
+void Member::DropPending() {
+  for (auto& c : conns_) c->DropPending();
+}
+
 bool Member::Idle() const {
   for (const auto& c : conns_) {
     if (!c->idle()) return false;

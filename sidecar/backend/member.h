@@ -57,6 +57,7 @@ class Member : public BackendConnection::Listener {
   void NoteWarmupLookup(bool found_on_backup);
   void Tick(Clock::time_point now);
   bool Idle() const;
+  void DropPending();  // at exit: forget every request in flight without running its callback
 
   size_t mirror_in_flight = 0;  // async mirror writes outstanding (as a backup member)
 

@@ -70,6 +70,10 @@ Proxy::Proxy(Tunables tunables, Metrics* metrics) : tunables_(std::move(tunables
 Proxy::~Proxy() {
   clients_.clear();
   closed_clients_.clear();
+  // Requests still waiting on a member (async mirrors at exit) hold their jobs, which hold the pool, which holds
+  // the member: drop them first, while every member is still owned here, so nothing is left in a cycle.
+  for (auto& [address, member] : members_) member->DropPending();
+  for (auto& member : retiring_) member->DropPending();
   listeners_.clear();
   pools_.clear();
   members_.clear();
