@@ -696,7 +696,10 @@ class MemoryTest(IsolationBase):
                                              "1024" if sanitized(self.sidecar.proc.pid) else "64"))
         self.both(b"set big 0 0 %d\r\n%s\r\n" % (BIG, b"B" * BIG))
 
-    def run_memory_attack(self, name, payloads, direct_compare=False):
+    def run_memory_attack(self, name, payloads, direct_compare=False, churn=None):
+        """`payloads`: one attacker connection each, sending and never reading for ATTACK_S, then RST. `churn`:
+        (payload, close delays): every 0.2 s one more connection sends the payload and closes (RST) after the next
+        delay, without reading anything."""
         pid = self.sidecar.proc.pid
         rss_start = proc_status(pid, "VmRSS")
         with Bystanders(self.sidecar.port, n=2) as bystanders, MemberWatch(self.sidecar) as watch:
@@ -716,7 +719,21 @@ class MemoryTest(IsolationBase):
             bystanders.measure(True)
             cpu0 = cpu_seconds(pid)
             t0 = time.monotonic()
+            churned = []  # [socket, close at]
+            waves = 0
+            next_wave = t0
             while time.monotonic() - t0 < self.ATTACK_S:
+                now = time.monotonic()
+                if churn and now >= next_wave:
+                    c = socket.create_connection(("127.0.0.1", self.sidecar.port), timeout=5)
+                    c.sendall(churn[0])
+                    churned.append([c, now + churn[1][waves % len(churn[1])]])
+                    waves += 1
+                    next_wave = now + 0.2
+                for c in [c for c in churned if c[1] <= now]:
+                    c[0].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    c[0].close()
+                    churned.remove(c)
                 for a in attackers:  # send what the sidecar accepts, never read
                     if a[2] < len(a[1]):
                         try:
@@ -726,7 +743,9 @@ class MemoryTest(IsolationBase):
                         except OSError:
                             a[2] = len(a[1])
                 peak = max(peak, proc_status(pid, "VmRSS"))
-                time.sleep(0.02)
+                time.sleep(0.01 if churn else 0.02)
+            for c in churned:
+                c[0].close()
             bystanders.measure(False)
             cpu_attack = cpu_seconds(pid) - cpu0
             hurt = bystanders.take_latencies()
@@ -750,7 +769,7 @@ class MemoryTest(IsolationBase):
         hurt_p99 = percentile(hurt, 99) * 1000
         bound = LatencyBound.limit_ms(base_p99)
         health = watch.result()
-        Figures.report(f"isolation_memory_{name}", attackers=len(payloads), request_bytes_sent=sent,
+        Figures.report(f"isolation_memory_{name}", attackers=len(payloads) + waves, request_bytes_sent=sent,
                        rss_start_mb=round(rss_start, 1), rss_peak_mb=round(peak, 1), vm_hwm_mb=round(hwm, 1),
                        rss_after_mb=round(after, 1), rss_limit_mb=self.limit_mb,
                        direct_memcached_hwm_mb=direct_hwm, base_p99_ms=round(base_p99, 2),
@@ -804,6 +823,12 @@ class MemoryTest(IsolationBase):
 
     def test_one_line_with_1500_big_keys(self):
         self.run_memory_attack("one_line_1500", [b"get " + b"big " * 1499 + b"big\r\n"], direct_compare=True)
+
+    def test_clients_closing_during_a_long_multiget(self):
+        """A client sends one line of 1,500 `big` keys and goes away (RST) 10-100 ms later, before reading: what
+        was fetched for it must be dropped, not the rest of the line fetched into memory."""
+        self.run_memory_attack("close_during_multiget", [], churn=(b"get " + b"big " * 1499 + b"big\r\n",
+                                                                    [0.01, 0.03, 0.1, 0.02, 0.05]))
 
     def test_many_attackers_at_once(self):
         payloads = [b"get big\r\n" * 250 for _ in range(8)] + \

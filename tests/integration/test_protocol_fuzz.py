@@ -1421,6 +1421,8 @@ class Verifier(threading.Thread):
         self.sent = {k: 0 for k in self.keys}
         self.stop = threading.Event()
         self.reads = self.writes = self.batches = 0
+        self.max_batch_s = 0.0
+        self.slow_batches = 0  # batches answered in more than 1 s (reported, not failed: a shared box stalls too)
         self.wrong = []   # (time, description)
         self.errors = []  # (time, description)
         self.wrong_count = self.error_count = 0
@@ -1610,6 +1612,7 @@ class Verifier(threading.Thread):
         if rng.random() < 0.3:
             data += b"mn\r\n"
             expect.append(("line", b"mn", b"MN"))
+        t0 = time.monotonic()
         self.sock.sendall(bytes(data))
         ok_writes = set()
         for i, exp in enumerate(expect):
@@ -1628,6 +1631,9 @@ class Verifier(threading.Thread):
                 self.acked[key] = max(self.acked[key], version)
                 self.writes += 1
         self.batches += 1
+        dt = time.monotonic() - t0
+        self.max_batch_s = max(self.max_batch_s, dt)
+        self.slow_batches += dt > 1.0
         return True
 
     def run(self):
@@ -1752,7 +1758,7 @@ class IsolationFuzzTest(unittest.TestCase):
                     cut = data[:rng.randint(1, max(1, len(data) - 1))]
                     got, status = w.exchange(chunk_plan(rng, cut), None, 0.0 if rng.random() < 0.5 else 0.05, 1.0)
                     self.attack_stats["partial"] += 1
-                else:  # pipelined and never read
+                elif mode < 0.95:  # pipelined and never read
                     got = b""
                     try:
                         w.sock.send(data[:1 << 20] * rng.randint(1, 3) if len(data) < 100000 else data[:1 << 20])
@@ -1760,6 +1766,27 @@ class IsolationFuzzTest(unittest.TestCase):
                         pass
                     time.sleep(rng.choice([0.0, 0.01, 0.1]))
                     self.attack_stats["unread"] += 1
+                else:  # gets of a 1 MB value pipelined (or on one line) and not read for a while, then RST
+                    got = b""
+                    big = b"rbig%d.%d" % (sc_index, aid)
+                    n = rng.choice([20, 200, 1000])
+                    w.sock.setblocking(True)
+                    w.sock.settimeout(EXCHANGE_TIMEOUT)
+                    w.sock.sendall(b"set %s 0 0 1000000 noreply\r\n%s\r\n" % (big, b"B" * 1000000))
+                    w.sock.setblocking(False)
+                    pipe = (b"get %s\r\n" % big) * n if rng.random() < 0.5 else \
+                        b"get " + b" ".join([big] * n) + b"\r\n"
+                    try:
+                        w.sock.send(pipe)
+                    except OSError:
+                        pass
+                    time.sleep(rng.choice([0.1, 0.5, 1.0]))
+                    if rng.random() < 0.5:  # then read a little
+                        try:
+                            got = w.sock.recv(1 << 16)
+                        except OSError:
+                            pass
+                    self.attack_stats["big_unread"] += 1
                 self.attack_stats["bytes"] += len(data)
                 self.attack_stats["batches"] += 1
                 if VERIFY_PREFIX in got:
@@ -1818,6 +1845,8 @@ class IsolationFuzzTest(unittest.TestCase):
                        primaries=ISO_PRIMARIES, backups=ISO_BACKUPS, verifiers=len(verifiers),
                        attackers=len(attackers), verified_reads=reads, reads_per_s=round(reads / max(seconds, 1e-9)),
                        writes=sum(v.writes for v in verifiers), wrong=wrong, verifier_errors=errors,
+                       verifier_max_batch_ms=round(max(v.max_batch_s for v in verifiers) * 1000),
+                       verifier_batches_over_1s=sum(v.slow_batches for v in verifiers),
                        attacker_saw_verifier_bytes=len(self.attacker_saw), attack_batches=self.attack_stats["batches"],
                        attack_mb=round(self.attack_stats["bytes"] / 1e6, 1),
                        attack_modes="/".join(f"{k}:{self.attack_stats[k]}" for k in sorted(self.attack_stats)
