@@ -49,6 +49,8 @@ Member::Member(const BackendEnv& env, std::string name, HostPort endpoint, Membe
 
 Member::~Member() {
   *alive_ = false;
+  auto dropped = std::move(tickets_);  // their jobs see the member gone (alive_token) and leave it alone
+  dropped.clear();
   env_.metrics->RemoveMemberState(state_gauge_);
 }
 
@@ -224,6 +226,38 @@ void Member::SetControllerState(MemberState state) {
 void Member::NoteWarmupLookup(bool found_on_backup) {
   ++warm_lookups_;
   if (found_on_backup) ++warm_found_;
+}
+
+uint64_t Member::TakeMirrorTicket(std::string_view key) {
+  uint64_t id = next_ticket_++;
+  tickets_[std::string(key)].push_back(MirrorTicket{id, false, nullptr});
+  return id;
+}
+
+void Member::ReleaseMirrorTicket(std::string_view key, uint64_t ticket, std::function<void()> send) {
+  auto it = tickets_.find(std::string(key));
+  if (it == tickets_.end()) return;
+  for (MirrorTicket& t : it->second) {
+    if (t.id == ticket) {
+      t.released = true;
+      t.send = std::move(send);
+      break;
+    }
+  }
+  // Send what is due, in ticket order. A send may take or release tickets of this key: re-find the queue.
+  std::string k(key);
+  for (;;) {
+    auto q = tickets_.find(k);
+    if (q == tickets_.end()) return;
+    if (q->second.empty()) {
+      tickets_.erase(q);
+      return;
+    }
+    if (!q->second.front().released) return;
+    std::function<void()> due = std::move(q->second.front().send);
+    q->second.pop_front();
+    if (due) due();
+  }
 }
 
 void Member::DropPending() {

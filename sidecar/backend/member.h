@@ -5,6 +5,9 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <deque>
+#include <functional>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -61,6 +64,15 @@ class Member : public BackendConnection::Listener {
 
   size_t mirror_in_flight = 0;  // async mirror writes outstanding (as a backup member)
 
+  // Per-key order of mirror writes (as a backup member): a write whose mirror is only known after the primary
+  // answered (add, replace, cas, append, incr, ...) takes a ticket when it is dispatched; every later mirror of
+  // the same key waits for the tickets before it, so the backup applies a key's writes in the order the primary
+  // did. Release() gives the ticket its send action (or none: nothing to mirror) and sends what is due.
+  uint64_t TakeMirrorTicket(std::string_view key);
+  bool HasMirrorTickets(std::string_view key) const { return !tickets_.empty() && tickets_.count(std::string(key)); }
+  void ReleaseMirrorTicket(std::string_view key, uint64_t ticket, std::function<void()> send);
+  std::weak_ptr<bool> alive_token() const { return alive_; }
+
  private:
   void MarkDown(OpStatus why);
   void StartProbe();
@@ -91,6 +103,13 @@ class Member : public BackendConnection::Listener {
   size_t warm_lookups_ = 0;
   size_t warm_found_ = 0;
   std::unordered_set<std::string> missed_;
+  struct MirrorTicket {
+    uint64_t id;
+    bool released = false;
+    std::function<void()> send;
+  };
+  std::unordered_map<std::string, std::deque<MirrorTicket>> tickets_;
+  uint64_t next_ticket_ = 1;
   bool flush_needed_ = false;
   size_t replay_outstanding_ = 0;
   prometheus::Gauge* state_gauge_;

@@ -73,7 +73,7 @@ class RetrievalJob : public Resumable, public std::enable_shared_from_this<Retri
   // when the client sent it); further ones need room in the client's share and the sidecar's total.
   bool MayFetch() const {
     ReplySink* s = sink();
-    if (s == nullptr) return in_flight_ < kMaxWindow;
+    if (s == nullptr) return false;  // the client is gone: fetch nothing more for it
     if (!refetch_.empty() || s->Backlogged() || in_flight_ >= kMaxWindow) return false;
     return in_flight_ == 0 || s->RoomToFetch(estimate_);
   }
@@ -128,6 +128,7 @@ class RetrievalJob : public Resumable, public std::enable_shared_from_this<Retri
 
   void SetHit(uint32_t i, const MetaValue& v) {
     KeyResult& k = keys_[i];
+    if (sink() == nullptr) return Done(i, State::kMiss);  // the client is gone: hold nothing for it
     size_t size = k.key.size() + v.data.size() + 48;
     estimate_ = std::max(estimate_, size);
     ReplySink* s = sink();

@@ -54,9 +54,26 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
       return FailoverTo(OpStatus::kMemberDown);
     }
     primary_pending_ = true;
+    // The backup applies a key's writes in the primary's order: a mirror known only after the primary's reply
+    // takes its place now, and a mirror that could go at once waits if places before it are still open.
+    if (mirrors_ && (mode_ != MirrorMode::kParallel || backup_->HasMirrorTickets(key_))) {
+      ticket_ = backup_->TakeMirrorTicket(key_);
+      has_ticket_ = ticket_waiting_ = true;
+      backup_alive_ = backup_->alive_token();
+    }
     primary_->Send(hash_, Wire(), protocol::ReplyKind::kMeta,
                    [self = shared_from_this()](const OpResult& res) { self->OnPrimary(res); });
-    if (mirrors_ && mode_ == MirrorMode::kParallel) parallel_sent_ = Mirror(MirrorWire());
+    if (mirrors_ && mode_ == MirrorMode::kParallel) {
+      if (has_ticket_) {
+        ReleaseTicket([self = shared_from_this()] { self->parallel_sent_ = self->Mirror(self->MirrorWire()); });
+      } else {
+        parallel_sent_ = Mirror(MirrorWire());
+      }
+    }
+  }
+
+  ~WriteJob() {
+    if (has_ticket_ && !backup_alive_.expired()) backup_->ReleaseMirrorTicket(key_, ticket_, nullptr);
   }
 
  private:
@@ -100,8 +117,27 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
     return out;
   }
 
+  // Gives this write's mirror ticket its action (none: nothing to mirror); it runs when the key's earlier
+  // mirrors have been sent.
+  void ReleaseTicket(std::function<void()> action) {
+    if (!has_ticket_) {
+      if (action) action();
+      return;
+    }
+    has_ticket_ = false;
+    backup_->ReleaseMirrorTicket(key_, ticket_, [self = shared_from_this(), action = std::move(action)] {
+      self->ticket_waiting_ = false;
+      if (action) action();
+      self->MaybeFinish();
+    });
+  }
+
   void OnPrimary(const OpResult& res) {
     primary_pending_ = false;
+    if (mode_ != MirrorMode::kParallel && (res.status != OpStatus::kOk || res.reply->error ||
+                                           OutcomeOfLine(res.reply->line.in(res.buf)) != Outcome::kOk)) {
+      ReleaseTicket(nullptr);  // nothing to mirror (a failed primary is handled below)
+    }
     if (res.status != OpStatus::kOk) {
       primary_->RecordMissed(key_);  // it may or may not have applied it; invalidate before it serves again
       if (parallel_sent_) {           // the backup already has (or is getting) this very write: its reply stands
@@ -120,8 +156,10 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
     Outcome outcome = res.reply->error ? Outcome::kServerError : OutcomeOfLine(res.reply->line.in(res.buf));
     if (mirrors_ && outcome == Outcome::kOk) {
       if (mode_ == MirrorMode::kSetAfter) {
-        std::string line = protocol::ComposeStorage(r_->req, key_, /*as_set=*/true);
-        Mirror(protocol::MemberWire{line, body_});
+        ReleaseTicket([self = shared_from_this()] {
+          std::string line = protocol::ComposeStorage(self->r_->req, self->key_, /*as_set=*/true);
+          self->Mirror(protocol::MemberWire{line, self->body_});
+        });
       } else if (mode_ == MirrorMode::kCopyAfter) {
         CopyToBackup();
       }
@@ -211,16 +249,19 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
                                                        v.data.size(), v.ttl, v.flags, /*add_only=*/false);
         std::string body(v.data);
         body += "\r\n";
-        self->Mirror(protocol::MemberWire{line, body});
+        self->ReleaseTicket([self, line = std::move(line), body = std::move(body)] {
+          self->Mirror(protocol::MemberWire{line, body});
+        });
       } else {
-        self->InvalidateBackup();  // gone or unreadable on the primary: the backup must not keep an old value
+        // gone or unreadable on the primary: the backup must not keep an old value
+        self->ReleaseTicket([self] { self->InvalidateBackup(); });
       }
       self->MaybeFinish();
     });
   }
 
   void MaybeFinish() {
-    if (finished_ || primary_pending_ || (sync_ && mirrors_pending_ > 0)) return;
+    if (finished_ || primary_pending_ || (sync_ && (mirrors_pending_ > 0 || ticket_waiting_))) return;
     finished_ = true;
     std::string_view line = std::string_view(reply_).substr(0, reply_.find('\r'));
     Outcome outcome = OutcomeOfLine(line);
@@ -248,6 +289,10 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
   size_t mirrors_pending_ = 0;
   bool finished_ = false;
   bool parallel_sent_ = false;     // an idempotent write went to the backup alongside the primary
+  uint64_t ticket_ = 0;            // this write's place in the key's mirror order on the backup
+  bool has_ticket_ = false;        // taken and not released yet
+  bool ticket_waiting_ = false;    // released or not, its action has not run yet
+  std::weak_ptr<bool> backup_alive_;
   bool mirror_done_ = false;
   bool reply_from_mirror_ = false;  // the primary failed: answer with the parallel mirror's reply
   std::string mirror_reply_;

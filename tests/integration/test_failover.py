@@ -234,6 +234,51 @@ class WritePolicyTest(unittest.TestCase):
         self.assertIsNone(n)
 
 
+class MirrorOrderTest(unittest.TestCase):
+    """Issue 10, finding 1: a conditional write (add, replace, cas) is mirrored only once the primary has stored
+    it, while a following set or delete of the same key could go to the backup at once and be overtaken. The
+    backup must apply a key's writes in the primary's order: after a pipeline of `add k old; set k new` (and
+    add;delete, replace;set, append;set), every key on the backup holds the primary's final value or nothing."""
+
+    def test_pipelined_conditional_then_plain_write_keeps_the_primarys_order(self):
+        primary, backup = Memcached(), Memcached()
+        sidecar = Sidecar(primary=[primary.address], backup=[backup.address])
+        try:
+            c = Client(sidecar.port)
+            n = 200
+            for i in range(n):  # replace/append need an existing key
+                c.send(b"set r%d 0 0 3 noreply\r\nold\r\nset a%d 0 0 3 noreply\r\nold\r\n" % (i, i))
+            c.cmd("mn")
+            batch = b""
+            for i in range(n):
+                batch += b"add s%d 0 0 3\r\nold\r\nset s%d 0 0 3\r\nnew\r\n" % (i, i)
+                batch += b"add d%d 0 0 3\r\nold\r\ndelete d%d\r\n" % (i, i)
+                batch += b"replace r%d 0 0 3\r\nmid\r\nset r%d 0 0 3\r\nnew\r\n" % (i, i)
+                batch += b"append a%d 0 0 3\r\nmid\r\nset a%d 0 0 3\r\nnew\r\n" % (i, i)
+            c.send(batch + b"mn\r\n")
+            replies = c.read_all(idle=1.0)
+            self.assertTrue(replies.endswith(b"MN\r\n"), replies[-200:])
+            self.assertNotIn(b"ERROR", replies)
+            time.sleep(0.5)  # async mirrors land in the background
+            b, p = Client(backup.port), Client(primary.port)
+            wrong = []
+            for i in range(n):
+                for key, want in ((f"s{i}", b"new"), (f"d{i}", None), (f"r{i}", b"new"), (f"a{i}", b"new")):
+                    self.assertEqual(p.get(key), want, key)
+                    got = b.get(key)
+                    if got is not None and got != want:
+                        wrong.append((key, got))
+            Figures.report("mirror_order", keys=4 * n, stale_or_resurrected_on_backup=len(wrong))
+            self.assertEqual(wrong, [], f"{len(wrong)} keys older on the backup than on the primary")
+            b.close()
+            p.close()
+            c.close()
+        finally:
+            sidecar.stop()
+            primary.stop()
+            backup.stop()
+
+
 class MultiMemberTest(unittest.TestCase):
     def test_one_member_failing_moves_only_its_keys(self):
         primaries = [Memcached() for _ in range(3)]
