@@ -39,6 +39,8 @@ Status InjectConfig::Validate() const {
     return Status::InvalidArgument("controller URL must start with http:// or https://");
   }
   if (admin_port < 1 || admin_port > 65535) return Status::InvalidArgument("sidecar admin port out of range");
+  if (health_port < 1 || health_port > 65535) return Status::InvalidArgument("sidecar health port out of range");
+  if (health_port == admin_port) return Status::InvalidArgument("sidecar health and admin ports must differ");
   if (token_secret.empty()) return Status::InvalidArgument("sidecar token Secret name is empty");
   if (run_as_user <= 0) return Status::InvalidArgument("sidecar runAsUser must be a non-root uid");
   if (startup_timeout_s < 1) return Status::InvalidArgument("sidecar startup timeout must be >= 1 s");
@@ -55,18 +57,22 @@ json SidecarContainer(const InjectConfig& c) {
       {"restartPolicy", "Always"},
       {"command", {"memha-sidecar"}},
       {"args",
-       {"--admin-address=0.0.0.0", "--admin-port=" + port,
+       {"--admin-address=0.0.0.0", "--admin-port=" + port, "--health-port=" + std::to_string(c.health_port),
         std::string("--admin-token-file=") + kTokenMountPath + "/" + kTokenSecretKey,
         std::string("--state-file=") + kStateMountPath + "/topology.json", "--controller-url=" + c.controller_url,
         "--pod=$(MEMHA_POD_NAMESPACE)/$(MEMHA_POD_NAME)", "--log-level=" + c.log_level}},
       {"env",
        {{{"name", "MEMHA_POD_NAMESPACE"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "metadata.namespace"}}}}}},
         {{"name", "MEMHA_POD_NAME"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "metadata.name"}}}}}}}},
-      {"ports", {{{"name", "memha-admin"}, {"containerPort", c.admin_port}, {"protocol", "TCP"}}}},
+      {"ports",
+       {{{"name", "memha-admin"}, {"containerPort", c.admin_port}, {"protocol", "TCP"}},
+        {{"name", "memha-health"}, {"containerPort", c.health_port}, {"protocol", "TCP"}}}},
+      // On the health port (its address is the admin address, 0.0.0.0, so the kubelet reaches it on the pod IP).
       // /readyz answers 200 once the sidecar has a topology: the application starts only when its cache works.
-      {"startupProbe", HttpProbe("/readyz", c.admin_port, 1, c.startup_timeout_s)},
-      {"readinessProbe", HttpProbe("/readyz", c.admin_port, 5, 3)},
-      {"livenessProbe", HttpProbe("/healthz", c.admin_port, 10, 3)},
+      // /healthz fails once the data-plane event loop has not turned for 5 s.
+      {"startupProbe", HttpProbe("/readyz", c.health_port, 1, c.startup_timeout_s)},
+      {"readinessProbe", HttpProbe("/readyz", c.health_port, 5, 3)},
+      {"livenessProbe", HttpProbe("/healthz", c.health_port, 10, 3)},
       {"resources", Resources(c.resources)},
       {"securityContext",
        {{"runAsNonRoot", true},

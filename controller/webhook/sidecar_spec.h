@@ -32,6 +32,9 @@ struct InjectConfig {
   // Where the sidecar asks for its first topology (GET /v1/topology?pod=ns/name) before any push.
   std::string controller_url = "http://memha-controller.memha-system.svc:8080";
   int admin_port = 11299;
+  // The sidecar's health port (/healthz, /readyz, /metrics): the probes and Prometheus use it, never the admin port,
+  // so nothing on the admin port (pushes, or a flood of connections to it) can fail a probe.
+  int health_port = 11298;
   std::string token_secret = "memha-sidecar-token";  // Secret in the pod's namespace (see token_secret.h)
   SidecarResources resources;
   int64_t run_as_user = 65532;

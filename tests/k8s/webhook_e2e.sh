@@ -140,8 +140,8 @@ for _ in $(seq 1 40); do
 done
 expect_eq "pod with memha.io/inject=true + memha.io/pools is stored with the sidecar" memha-sidecar "$got"
 k -n "$app" get pod web-a -o json >"$work/web-a.json"
-expect_eq "the sidecar is a native sidecar running memha-sidecar with the admin port, token, state, controller URL and pod" \
-    "Always registry.example/memha:e2e /readyz 11299 True --admin-address=0.0.0.0 --admin-port=11299 --admin-token-file=/var/run/memha/token/token --state-file=/var/run/memha/state/topology.json --controller-url=http://memha-controller.$ctl.svc:8080 --pod=\$(MEMHA_POD_NAMESPACE)/\$(MEMHA_POD_NAME) injected" \
+expect_eq "the sidecar is a native sidecar running memha-sidecar with the admin and health ports (probes on the health port), token, state, controller URL and pod" \
+    "Always registry.example/memha:e2e /readyz 11298 True --admin-address=0.0.0.0 --admin-port=11299 --health-port=11298 --admin-token-file=/var/run/memha/token/token --state-file=/var/run/memha/state/topology.json --controller-url=http://memha-controller.$ctl.svc:8080 --pod=\$(MEMHA_POD_NAMESPACE)/\$(MEMHA_POD_NAME) injected" \
     "$(python3 -c 'import json,sys
 p = json.load(open(sys.argv[1])); c = p["spec"]["initContainers"][0]
 print(c["restartPolicy"], c["image"], c["startupProbe"]["httpGet"]["path"], c["startupProbe"]["httpGet"]["port"],

@@ -121,15 +121,21 @@ TEST(Admission, InjectedSidecarIsANativeSidecarWithProbesAndHardening) {
   EXPECT_EQ(c["name"], "memha-sidecar");
   EXPECT_EQ(c["restartPolicy"], "Always");
   EXPECT_EQ(c["image"], "registry.example/memha:test");
+  // Probes on the health port, not the admin port: pushes and admin-port connections can never fail a probe.
   EXPECT_EQ(c["startupProbe"]["httpGet"]["path"], "/readyz");
-  EXPECT_EQ(c["startupProbe"]["httpGet"]["port"], 11299);
+  EXPECT_EQ(c["startupProbe"]["httpGet"]["port"], 11298);
   EXPECT_EQ(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+  EXPECT_EQ(c["readinessProbe"]["httpGet"]["port"], 11298);
+  EXPECT_EQ(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+  EXPECT_EQ(c["livenessProbe"]["httpGet"]["port"], 11298);
+  EXPECT_EQ(c["ports"][1]["name"], "memha-health");
+  EXPECT_EQ(c["ports"][1]["containerPort"], 11298);
   EXPECT_EQ(c["securityContext"]["runAsNonRoot"], true);
   EXPECT_EQ(c["securityContext"]["readOnlyRootFilesystem"], true);
   EXPECT_EQ(c["securityContext"]["allowPrivilegeEscalation"], false);
   EXPECT_EQ(c["securityContext"]["capabilities"]["drop"], json::array({"ALL"}));
   const json args = c["args"];
-  for (const char* want : {"--admin-address=0.0.0.0", "--admin-port=11299",
+  for (const char* want : {"--admin-address=0.0.0.0", "--admin-port=11299", "--health-port=11298",
                            "--admin-token-file=/var/run/memha/token/token",
                            "--state-file=/var/run/memha/state/topology.json",
                            "--controller-url=http://memha-controller.memha-system.svc:8080",
@@ -168,6 +174,7 @@ TEST(Admission, ConfigShowsInThePatch) {
   InjectConfig c = TestConfig();
   c.image = "other/memha:2";
   c.admin_port = 12000;
+  c.health_port = 12001;
   c.resources.cpu_limit = "500m";
   c.resources.memory_request = "";
   const AdmissionResult r = ReviewPod(ReadFile(kTestdata / "inject_label_true.json"), c);
@@ -176,9 +183,20 @@ TEST(Admission, ConfigShowsInThePatch) {
   const json& container = patch[0]["value"][0];
   EXPECT_EQ(container["image"], "other/memha:2");
   EXPECT_EQ(container["ports"][0]["containerPort"], 12000);
-  EXPECT_EQ(container["startupProbe"]["httpGet"]["port"], 12000);
+  EXPECT_EQ(container["ports"][1]["containerPort"], 12001);
+  EXPECT_EQ(container["startupProbe"]["httpGet"]["port"], 12001);
+  EXPECT_EQ(container["livenessProbe"]["httpGet"]["port"], 12001);
   EXPECT_EQ(container["resources"]["limits"]["cpu"], "500m");
   EXPECT_FALSE(container["resources"]["requests"].contains("memory"));
+}
+
+TEST(Admission, HealthPortMustDifferFromTheAdminPort) {
+  InjectConfig c = TestConfig();
+  EXPECT_TRUE(c.Validate().ok());
+  c.health_port = c.admin_port;
+  EXPECT_FALSE(c.Validate().ok());
+  c.health_port = 0;
+  EXPECT_FALSE(c.Validate().ok());
 }
 
 struct BadInput {
