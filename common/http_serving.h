@@ -1,7 +1,8 @@
 #pragma once
-// Serving a configured httplib::Server on a thread of its own: what the sidecar's and the controller's admin
-// servers share (bind, accept loop, stop, JSON replies). Header-only so that memha_common itself depends on no
-// HTTP server; only the admin servers include it, and they link cpp-httplib already.
+// Serving a configured httplib::Server on a thread of its own (bind, accept loop, stop, JSON replies): the
+// controller's admin server. Header-only so that memha_common itself depends on no HTTP server; only that server
+// includes it, and it links cpp-httplib already. (The sidecar's admin and health ports no longer use cpp-httplib:
+// its thread-per-connection pool is starved by slow clients; see sidecar/admin/http_server.h.)
 #include <httplib.h>
 
 #include <sys/socket.h>
