@@ -128,11 +128,18 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
     backup_->ReleaseMirrorTicket(key_, ticket_, [self = shared_from_this(), action = std::move(action)] {
       self->ticket_waiting_ = false;
       if (action) action();
-      self->MaybeFinish();
+      if (!self->in_primary_reply_) self->MaybeFinish();  // else OnPrimary finishes once its reply is set
     });
   }
 
   void OnPrimary(const OpResult& res) {
+    in_primary_reply_ = true;
+    OnPrimaryReply(res);
+    in_primary_reply_ = false;
+    MaybeFinish();
+  }
+
+  void OnPrimaryReply(const OpResult& res) {
     primary_pending_ = false;
     if (mode_ != MirrorMode::kParallel && (res.status != OpStatus::kOk || res.reply->error ||
                                            OutcomeOfLine(res.reply->line.in(res.buf)) != Outcome::kOk)) {
@@ -292,6 +299,7 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
   uint64_t ticket_ = 0;            // this write's place in the key's mirror order on the backup
   bool has_ticket_ = false;        // taken and not released yet
   bool ticket_waiting_ = false;    // released or not, its action has not run yet
+  bool in_primary_reply_ = false;
   std::weak_ptr<bool> backup_alive_;
   bool mirror_done_ = false;
   bool reply_from_mirror_ = false;  // the primary failed: answer with the parallel mirror's reply
