@@ -81,6 +81,9 @@ Result<std::vector<PoolRef>> ParsePoolsAnnotation(std::string_view text, std::st
     if (ref.local_port == options.admin_port) {
       return Status::InvalidArgument("port " + std::to_string(ref.local_port) + " is the sidecar's admin port");
     }
+    if (ref.local_port == options.health_port) {
+      return Status::InvalidArgument("port " + std::to_string(ref.local_port) + " is the sidecar's health port");
+    }
     if (!services.insert(ref.service).second) {
       return Status::Conflict("pool " + ref.service + " is listed twice (" + Quoted(entry) + ")");
     }

@@ -22,6 +22,7 @@ inline constexpr std::string_view kWarmupAnnotation = "memha.io/warmup";
 
 inline constexpr uint16_t kDefaultLocalPort = 11211;   // a pool without ":port" in memha.io/pools
 inline constexpr uint16_t kDefaultSidecarAdminPort = 11299;
+inline constexpr uint16_t kDefaultSidecarHealthPort = 11298;  // health/readiness/metrics in injected pods
 
 // One entry of memha.io/pools, resolved to a Service key and the sidecar's local port.
 struct PoolRef {
@@ -32,7 +33,8 @@ struct PoolRef {
 
 struct PoolsAnnotationOptions {
   uint16_t default_port = kDefaultLocalPort;        // where a pool without ":port" listens
-  uint16_t admin_port = kDefaultSidecarAdminPort;   // the sidecar's own listener: no pool may take it
+  uint16_t admin_port = kDefaultSidecarAdminPort;   // the sidecar's own listeners: no pool may take them
+  uint16_t health_port = kDefaultSidecarHealthPort;
 };
 
 // The one parser of memha.io/pools: the webhook (inject or not) and the topology (serve or not) both call it,

@@ -39,6 +39,7 @@ INSTANTIATE_TEST_SUITE_P(
         PoolsCase{"cache-a : 20000", {{"shop/cache-a", 20000}}},
         PoolsCase{"0ns/a", {{"0ns/a", 11211}}},                                  // namespaces may start with a digit
         PoolsCase{"cache-a:11299", {}, Status::Code::kInvalidArgument},         // the sidecar's admin port
+        PoolsCase{"cache-a:11298", {}, Status::Code::kInvalidArgument},         // the sidecar's health port
         PoolsCase{"1cache", {}, Status::Code::kInvalidArgument},                // Service names start with a letter
         PoolsCase{"NS/cache", {}, Status::Code::kInvalidArgument},
         PoolsCase{"", {}, Status::Code::kInvalidArgument},
@@ -81,6 +82,7 @@ TEST(PoolsAnnotationMessages, NameWhatIsWrong) {
       {"NS/cache", "bad namespace \"NS\""},
       {std::string(64, 'a'), "bad Service name"},
       {"cache-a:11299", "port 11299 is the sidecar's admin port"},
+      {"cache-a:11298", "port 11298 is the sidecar's health port"},
       {"cache-a,cache-b", "two pools listen on port 11211 (a pool without :port listens there)"},
       {"cache-a:11300,cache-b:11300", "two pools listen on port 11300"},
       {"cache-a:11300,cache-a:11301", "pool shop/cache-a is listed twice"},
