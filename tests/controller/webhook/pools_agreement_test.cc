@@ -71,14 +71,14 @@ TEST(PoolsAnnotationAgreement, WebhookAndControllerDecideAlikeWithTheSameReason)
   const std::vector<std::string> table = {
       // accepted
       "cache-a", " cache-a ", "cache-a\n", "cache-a:11211,sessions:11212", "cache-a, sessions:11212",
-      "other-ns/cache-a", "other-ns/cache-a:20000", "cache-a : 11300", "0ns/cache-a", "a", "cache-a:11298",
+      "other-ns/cache-a", "other-ns/cache-a:20000", "cache-a : 11300", "0ns/cache-a", "a", "cache-a:11297",
       "cache-a:65535", std::string(63, 'a'),
       // rejected: syntax
       "", "   ", "cache-a,", ",cache-a", "cache-a,,sessions:1", "cache-a:", "cache-a:0", "cache-a:65536",
       "cache-a:99999", "cache-a:12x", "cache-a:-1", "cache-a:+1", "cache-a:http", "Cache-A", "1cache", "cache_a",
       "cache-a-", "-cache", "/cache-a", "ns/", "a/b/c", "NS/cache", "cache-a:1:2", std::string(64, 'a'),
-      // rejected: the sidecar's admin port
-      "cache-a:11299", "sessions:1,cache-a:11299",
+      // rejected: the sidecar's admin and health ports
+      "cache-a:11299", "sessions:1,cache-a:11299", "cache-a:11298",
       // rejected: conflicts
       "cache-a,sessions", "cache-a,sessions:11211", "cache-a:11300,sessions:11300", "cache-a:1,shop/cache-a:2",
       "cache-a:11300,cache-a:11301", "cache-a,cache-a",
