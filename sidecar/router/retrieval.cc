@@ -210,7 +210,9 @@ class RetrievalJob : public Resumable, public std::enable_shared_from_this<Retri
   void Advance() {
     if (busy_ > 0 || finished_) return;
     ReplySink* s = sink();
-    while (next_emit_ < keys_.size()) {
+    // Streaming is for requests still in progress: a finished one goes out whole (one write with its END).
+    const bool done = in_flight_ == 0 && next_send_ >= keys_.size() && refetch_.empty();
+    while (!done && next_emit_ < keys_.size()) {
       KeyResult& k = keys_[next_emit_];
       if (k.state == State::kUnsent || k.state == State::kPending || k.state == State::kDeferred) break;
       if (k.state == State::kHit) {
