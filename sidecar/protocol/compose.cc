@@ -5,19 +5,17 @@
 namespace memha::protocol {
 namespace {
 
-void AppendNumber(std::string* out, uint64_t v) {
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  out->append(buf, static_cast<size_t>(end - buf));
-}
-
-void AppendSigned(std::string* out, int64_t v) {
+template <typename T>
+void AppendTo(std::string* out, T v) {
   char buf[24];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
   out->append(buf, static_cast<size_t>(end - buf));
 }
 
 }  // namespace
+
+void AppendDecimal(std::string* out, uint64_t v) { AppendTo(out, v); }
+void AppendDecimal(std::string* out, int64_t v) { AppendTo(out, v); }
 
 std::string ComposeClientMeta(const Request& r, std::string_view base, size_t* opaque_at) {
   std::string out;
@@ -26,7 +24,7 @@ std::string ComposeClientMeta(const Request& r, std::string_view base, size_t* o
   out.append(r.keys[0].in(base));
   if (r.cmd == Command::kMetaSet) {
     out.push_back(' ');
-    AppendNumber(&out, r.value_len);
+    AppendDecimal(&out, r.value_len);
   }
   *opaque_at = std::string_view::npos;
   for (uint8_t i = 0; i < r.nflags; ++i) {
@@ -44,7 +42,7 @@ std::string ComposeClientMeta(const Request& r, std::string_view base, size_t* o
         McStrtol(arg, &v);  // validated by the parser
         out.push_back(' ');
         out.push_back(c);
-        AppendSigned(&out, v);
+        AppendDecimal(&out, v);
         break;
       }
       case 'F': {
@@ -52,7 +50,7 @@ std::string ComposeClientMeta(const Request& r, std::string_view base, size_t* o
         McStrtoul(arg, &v);
         out.push_back(' ');
         out.push_back(c);
-        AppendNumber(&out, v);
+        AppendDecimal(&out, v);
         break;
       }
       case 'C': case 'J': case 'D': {
@@ -60,7 +58,7 @@ std::string ComposeClientMeta(const Request& r, std::string_view base, size_t* o
         McStrtoull(arg, &v);
         out.push_back(' ');
         out.push_back(c);
-        AppendNumber(&out, v);
+        AppendDecimal(&out, v);
         break;
       }
       case 'M':
@@ -90,7 +88,7 @@ std::string ComposeGet(std::string_view key, bool with_cas, bool touch, int64_t 
   if (with_cas) out.append(" c");
   if (touch) {
     out.append(" T");
-    AppendSigned(&out, exptime);
+    AppendDecimal(&out, exptime);
   }
   return out;
 }
@@ -99,11 +97,11 @@ std::string ComposeStorage(const Request& r, std::string_view key, bool as_set) 
   std::string out;
   out.reserve(key.size() + 48);
   out.append("ms ").append(key).push_back(' ');
-  AppendNumber(&out, r.value_len);
+  AppendDecimal(&out, r.value_len);
   out.append(" F");
-  AppendNumber(&out, r.client_flags);
+  AppendDecimal(&out, r.client_flags);
   out.append(" T");
-  AppendSigned(&out, r.exptime);
+  AppendDecimal(&out, r.exptime);
   if (as_set) return out;
   switch (r.cmd) {
     case Command::kAdd: out.append(" ME"); break;
@@ -112,7 +110,7 @@ std::string ComposeStorage(const Request& r, std::string_view key, bool as_set) 
     case Command::kPrepend: out.append(" MP"); break;
     case Command::kCas:
       out.append(" C");
-      AppendNumber(&out, r.cas_unique);
+      AppendDecimal(&out, r.cas_unique);
       break;
     default: break;
   }
@@ -123,7 +121,7 @@ std::string ComposeArithmetic(const Request& r, std::string_view key) {
   std::string out;
   out.reserve(key.size() + 40);
   out.append("ma ").append(key).append(" D");
-  AppendNumber(&out, r.delta);
+  AppendDecimal(&out, r.delta);
   out.append(r.cmd == Command::kDecr ? " MD v" : " MI v");
   return out;
 }
@@ -138,7 +136,7 @@ std::string ComposeDelete(std::string_view key_token, bool base64) {
 std::string ComposeTouch(std::string_view key, int64_t exptime) {
   std::string out("mg ");
   out.append(key).append(" T");
-  AppendSigned(&out, exptime);
+  AppendDecimal(&out, exptime);
   return out;
 }
 
@@ -146,7 +144,7 @@ std::string ComposeFlush(const Request& r) {
   std::string out("flush_all");
   if (r.exptime != 0) {
     out.push_back(' ');
-    AppendSigned(&out, r.exptime);
+    AppendDecimal(&out, r.exptime);
   }
   return out;
 }
@@ -163,11 +161,11 @@ std::string ComposeValueWrite(std::string_view key_token, bool base64, size_t le
                               bool add_only) {
   std::string out("ms ");
   out.append(key_token).push_back(' ');
-  AppendNumber(&out, len);
+  AppendDecimal(&out, len);
   out.append(" T");
-  AppendSigned(&out, ttl < 0 ? 0 : ttl);
+  AppendDecimal(&out, ttl < 0 ? 0 : ttl);
   out.append(" F");
-  AppendNumber(&out, flags);
+  AppendDecimal(&out, flags);
   if (base64) out.append(" b");
   if (add_only) out.append(" ME");
   return out;

@@ -21,6 +21,12 @@ struct MemberWire {
   size_t opaque_at = std::string_view::npos;
 };
 
+// Appends `v` in decimal (composed requests and the text replies built from meta replies).
+void AppendDecimal(std::string* out, uint64_t v);
+void AppendDecimal(std::string* out, int64_t v);
+inline void AppendDecimal(std::string* out, uint32_t v) { AppendDecimal(out, static_cast<uint64_t>(v)); }
+inline void AppendDecimal(std::string* out, int32_t v) { AppendDecimal(out, static_cast<int64_t>(v)); }
+
 // mg/ms/md/ma from a client. *opaque_at: where the client's O flag was (the sidecar's opaque goes there, so the
 // member's reply carries it where the client's would have been), or npos.
 std::string ComposeClientMeta(const Request& r, std::string_view base, size_t* opaque_at);

@@ -23,12 +23,6 @@ using protocol::Command;
 constexpr size_t kMaxWindow = 64;      // keys in flight per request at most
 constexpr size_t kFirstEstimate = 1024;
 
-void AppendNumber(std::string* out, uint64_t v) {
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  out->append(buf, static_cast<size_t>(end - buf));
-}
-
 class RetrievalJob : public Resumable, public std::enable_shared_from_this<RetrievalJob> {
  public:
   explicit RetrievalJob(RoutedPtr r) : r_(std::move(r)) {}
@@ -143,12 +137,12 @@ class RetrievalJob : public Resumable, public std::enable_shared_from_this<Retri
     }
     k.block.reserve(size);
     k.block.assign("VALUE ").append(k.key).push_back(' ');
-    AppendNumber(&k.block, v.flags);
+    protocol::AppendDecimal(&k.block, v.flags);
     k.block.push_back(' ');
-    AppendNumber(&k.block, v.data.size());
+    protocol::AppendDecimal(&k.block, v.data.size());
     if (WantsCas()) {
       k.block.push_back(' ');
-      AppendNumber(&k.block, v.cas);
+      protocol::AppendDecimal(&k.block, v.cas);
     }
     k.block.append("\r\n").append(v.data).append("\r\n");
     Charge(static_cast<int64_t>(k.block.size()));

@@ -30,6 +30,16 @@ def wait_port(port, timeout=10.0):
     raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
+def sanitized(pid):
+    """Whether a process runs a sanitizer build (its RSS then means little)."""
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            maps = f.read()
+        return any(s in maps for s in ("libasan", "libubsan", "libtsan"))
+    except OSError:
+        return False
+
+
 class Memcached:
     def __init__(self, port=None, extra=()):
         self.port = port or free_port()

@@ -30,7 +30,7 @@ import threading
 import time
 import unittest
 
-from harness import Client, Figures, Memcached, Sidecar, main
+from harness import Client, Figures, Memcached, Sidecar, main, sanitized
 
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer", "runtime error:")
 SECRET = b"SESSION-OF-ALICE"
@@ -60,15 +60,6 @@ def cpu_seconds(pid):
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return 0.0
-
-
-def sanitized(pid):
-    try:
-        with open(f"/proc/{pid}/maps") as f:
-            maps = f.read()
-        return any(s in maps for s in ("libasan", "libubsan", "libtsan"))
-    except OSError:
-        return False
 
 
 def short(data, limit=300):

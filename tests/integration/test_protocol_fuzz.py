@@ -54,7 +54,7 @@ import time
 import unittest
 import zlib
 
-from harness import Figures, Memcached, Sidecar, main
+from harness import Figures, Memcached, Sidecar, main, sanitized
 
 FUZZ_SECONDS = float(os.environ.get("MEMHA_FUZZ_SECONDS", "30"))
 EXPLICIT_SEEDS = [int(s) for s in os.environ.get("MEMHA_FUZZ_SEEDS", "").replace(" ", "").split(",") if s]
@@ -644,15 +644,6 @@ def rss_mb(pid):
     except OSError:
         pass
     return 0.0
-
-
-def sanitized(pid):
-    try:
-        with open(f"/proc/{pid}/maps") as f:
-            maps = f.read()
-        return any(s in maps for s in ("libasan", "libubsan", "libtsan"))
-    except OSError:
-        return False
 
 
 # ---------------------------------------------------------------------------------------------------------------
