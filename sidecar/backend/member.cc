@@ -49,6 +49,7 @@ Member::Member(const BackendEnv& env, std::string name, HostPort endpoint, Membe
 
 Member::~Member() {
   *alive_ = false;
+  env_.metrics->repair_queue().Decrement(static_cast<double>(repair_.size()));
   auto dropped = std::move(tickets_);  // their jobs see the member gone (alive_token) and leave it alone
   dropped.clear();
   env_.metrics->RemoveMemberState(state_gauge_);
@@ -91,6 +92,7 @@ void Member::MarkDown(OpStatus why) {
                          : Clock::duration(t.probe_interval);
   healthy_since_ = Clock::time_point{};
   next_probe_ = now + probe_wait_;
+  MoveRepairsToMissed();
   consecutive_failures_ = 0;
   SetHealth(MemberHealth::kDown);
   MEMHA_LOG(kWarn, "member", name_ << " marked down: " << ToString(why) << ", next probe in "
@@ -173,8 +175,9 @@ void Member::ReplayBatch() {
   replay_outstanding_ = batch.size();
   std::weak_ptr<bool> alive = alive_;
   for (std::string& key : batch) {
-    std::string wire = TextSafeKey(key) ? protocol::ComposeDelete(key, false)
-                                        : protocol::ComposeDelete(Base64Encode(key), true);
+    bool base64 = false;
+    std::string token = WireKey(key, &base64);
+    std::string wire = protocol::ComposeDelete(token, base64);
     conns_[0]->Send(protocol::MemberWire{wire}, protocol::ReplyKind::kMeta, Deadline(),
                     [this, alive, key = std::move(key)](const OpResult& r) {
       if (alive.expired() || health_ != MemberHealth::kReplaying) return;
@@ -196,6 +199,40 @@ void Member::RecordMissed(std::string_view key) {
   missed_.emplace(key);
 }
 
+std::string Member::WireKey(std::string_view key, bool* base64) {
+  *base64 = !TextSafeKey(key);
+  return *base64 ? Base64Encode(key) : std::string(key);
+}
+
+void Member::RecordRepair(std::string_view key) {
+  if (!Usable()) return RecordMissed(key);  // invalidated when it returns
+  if (repair_.size() >= env_.tunables->replay_log_limit && !repair_.count(std::string(key))) {
+    // More keys to repair than the log holds: the member cannot be trusted to hold the primaries' values.
+    MEMHA_LOG(kError, "member", name_ << ": " << repair_.size()
+                                      << " mirror writes waiting for repair; taking it out to flush it");
+    repair_.clear();
+    RecordMissedAll();
+    MarkDown(OpStatus::kOverloaded);
+    return;
+  }
+  if (repair_.emplace(key).second) env_.metrics->repair_queue().Increment();
+}
+
+void Member::MoveRepairsToMissed() {
+  if (repair_.empty()) return;
+  env_.metrics->repair_queue().Decrement(static_cast<double>(repair_.size()));
+  auto keys = std::move(repair_);
+  repair_.clear();
+  for (const std::string& k : keys) RecordMissed(k);  // a member that is out gets them invalidated on return
+}
+
+std::string Member::PopRepair() {
+  auto it = repair_.begin();
+  std::string key = std::move(repair_.extract(it).value());
+  env_.metrics->repair_queue().Decrement();
+  return key;
+}
+
 void Member::RecordMissedAll() {
   if (!flush_needed_) MEMHA_LOG(kWarn, "member", name_ << " missed too much; it will be flushed on return");
   flush_needed_ = true;
@@ -210,6 +247,7 @@ void Member::SetControllerState(MemberState state) {
     MEMHA_LOG(kInfo, "member", name_ << " taken out by the controller (" << ToString(state) << ")");
     health_ = MemberHealth::kDown;
     state_gauge_->Set(0);
+    MoveRepairsToMissed();
     CloseAll(OpStatus::kMemberDown);
   } else {
     // Back in service: it may have restarted empty. Probe now, replay what it missed, then warm.

@@ -55,6 +55,14 @@ class Member : public BackendConnection::Listener {
   void RecordMissedAll();
   size_t missed_count() const { return missed_.size(); }
 
+  // Repair queue (as a backup member that is up): keys whose mirror could not be sent or did not complete. The
+  // pool's repairer copies each from its primary, proven by CAS (router/replicate.h), while this member serves.
+  // Bounded by the replay log limit; beyond it the member is resynced (taken out, flushed, put back).
+  void RecordRepair(std::string_view key);
+  bool HasRepairs() const { return !repair_.empty(); }
+  std::string PopRepair();
+  size_t repair_count() const { return repair_.size(); }
+
   void SetControllerState(MemberState state);
   void NoteWarmupRead() { ++warm_reads_; }  // a key read on this member while it warms
   void NoteWarmupLookup(bool found_on_backup);
@@ -73,6 +81,10 @@ class Member : public BackendConnection::Listener {
   void ReleaseMirrorTicket(std::string_view key, uint64_t ticket, std::function<void()> send);
   std::weak_ptr<bool> alive_token() const { return alive_; }
 
+  // A key as a member reads it on a meta command line: as is, or base64 (then *base64 = true) when it has bytes
+  // a text line cannot carry.
+  static std::string WireKey(std::string_view key, bool* base64);
+
  private:
   void MarkDown(OpStatus why);
   void StartProbe();
@@ -80,6 +92,7 @@ class Member : public BackendConnection::Listener {
   void StartReplay();
   void ReplayBatch();
   void SetHealth(MemberHealth h);
+  void MoveRepairsToMissed();
   void CloseAll(OpStatus why);
   void OnConnectionFailed(BackendConnection* conn, OpStatus why) override;
   void OnReplyReceived(BackendConnection*) override { consecutive_failures_ = 0; }
@@ -103,6 +116,7 @@ class Member : public BackendConnection::Listener {
   size_t warm_lookups_ = 0;
   size_t warm_found_ = 0;
   std::unordered_set<std::string> missed_;
+  std::unordered_set<std::string> repair_;
   struct MirrorTicket {
     uint64_t id;
     bool released = false;

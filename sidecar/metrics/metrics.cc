@@ -56,8 +56,17 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                              .Help("Async mirror writes in flight to backup members").Register(*registry_).Add({});
   auto& mirror = BuildCounter().Name("memha_mirror_writes_total").Help("Mirror writes to the backup pool by result")
                      .Register(*registry_);
-  mirror_dropped_ = &mirror.Add({{"result", "dropped"}});
+  mirror_dropped_ = &mirror.Add({{"result", "deferred"}});  // not sent at once: queued for repair
   mirror_failed_ = &mirror.Add({{"result", "failed"}});
+  mirror_verified_ = &mirror.Add({{"result", "verified"}});
+  mirror_recopied_ = &mirror.Add({{"result", "recopied"}});
+  mirror_invalidated_ = &mirror.Add({{"result", "invalidated"}});
+  repairs_done_ = &BuildCounter().Name("memha_mirror_repairs_total")
+                       .Help("Keys copied from the primary to the backup by the repair queue")
+                       .Register(*registry_).Add({});
+  repair_queue_ = &BuildGauge().Name("memha_mirror_repair_queue")
+                       .Help("Keys waiting to be copied from their primary to a backup member that missed a mirror")
+                       .Register(*registry_).Add({});
   auto& warmup = BuildCounter().Name("memha_warmup_total")
                      .Help("Warm-up: misses on a warming primary looked up on the backup, and values written back")
                      .Register(*registry_);

@@ -39,6 +39,13 @@ class Metrics {
   prometheus::Gauge& mirror_queue_depth() { return *mirror_queue_depth_; }
   prometheus::Counter& mirror_dropped() { return *mirror_dropped_; }
   prometheus::Counter& mirror_failed() { return *mirror_failed_; }
+  // What became of mirror writes (router/replicate.h): proven equal to the primary's value, copied again from
+  // the primary after a newer write overtook them, or the key invalidated on the backup.
+  prometheus::Counter& mirror_verified() { return *mirror_verified_; }
+  prometheus::Counter& mirror_recopied() { return *mirror_recopied_; }
+  prometheus::Counter& mirror_invalidated() { return *mirror_invalidated_; }
+  prometheus::Counter& repairs_done() { return *repairs_done_; }
+  prometheus::Gauge& repair_queue() { return *repair_queue_; }
   prometheus::Counter& warmup_lookups() { return *warmup_lookups_; }
   prometheus::Counter& warmup_fills() { return *warmup_fills_; }
   prometheus::Counter& replayed_invalidations() { return *replayed_; }
@@ -64,6 +71,11 @@ class Metrics {
   prometheus::Gauge* mirror_queue_depth_;
   prometheus::Counter* mirror_dropped_;
   prometheus::Counter* mirror_failed_;
+  prometheus::Counter* mirror_verified_;
+  prometheus::Counter* mirror_recopied_;
+  prometheus::Counter* mirror_invalidated_;
+  prometheus::Counter* repairs_done_;
+  prometheus::Gauge* repair_queue_;
   prometheus::Counter* warmup_lookups_;
   prometheus::Counter* warmup_fills_;
   prometheus::Counter* replayed_;

@@ -17,6 +17,7 @@
 
 #include "common/log.h"
 #include "sidecar/proxy/client_conn.h"
+#include "sidecar/router/replicate.h"
 
 namespace memha {
 namespace {
@@ -256,6 +257,7 @@ void Proxy::TickCb(evutil_socket_t, short, void* arg) { static_cast<Proxy*>(arg)
 void Proxy::Tick() {
   auto now = Clock::now();
   for (auto& [key, m] : members_) m->Tick(now);
+  for (const auto& [name, pool] : pools_) DrainRepairs(pool, metrics_, &tunables_);  // router/replicate.h
   for (auto it = retiring_.begin(); it != retiring_.end();) {
     (*it)->Tick(now);
     if (it->use_count() == 1 && (*it)->Idle()) {

@@ -65,10 +65,13 @@ class MetaReadJob : public Resumable, public std::enable_shared_from_this<MetaRe
     });
   }
 
-  // The client's own request on the backup answers the client; a second `mg v f t` carries what the fill needs.
+  // The client's own request on the backup answers the client. The fill needs a placeholder on the primary
+  // (`mg <key> c N`, meta_value.h) and the value with what a copy needs (`mg v f t` on the backup); a write or
+  // delete that reaches the primary after the placeholder was made replaces or removes it, and the fill fails.
   void Warm(Member* b) {
     r_->metrics->warmup_lookups().Increment();
     auto self = shared_from_this();
+    pending_ = 2;
     b->Send(hash_, Wire(), kind_, [self](const OpResult& res) {
       if (res.status != OpStatus::kOk) {
         self->reply_ = self->r_->req.opaque.len ? "EN " + std::string(self->r_->req.opaque.in(self->r_->raw)) + "\r\n"
@@ -76,16 +79,45 @@ class MetaReadJob : public Resumable, public std::enable_shared_from_this<MetaRe
       } else {
         self->reply_ = self->ClientReply(res);
       }
+      self->WarmStepDone();
     });
+    std::string vivify("mg ");
+    vivify.append(r_->key_token());
+    if (r_->req.meta_base64) vivify.append(" b");
+    vivify.append(" c N");
+    protocol::AppendDecimal(&vivify, kPlaceholderTtl);
+    primary_->SendMeta(hash_, vivify, [self, b](const OpResult& res) {
+      MetaValue placeholder;
+      if (res.status == OpStatus::kOk && !res.reply->error && !ParseMetaValue(res.buf, *res.reply, &placeholder) &&
+          placeholder.won && b->Usable()) {
+        self->Fill(b, placeholder.cas);
+      } else {
+        self->primary_->NoteWarmupLookup(false);
+      }
+      self->WarmStepDone();
+    });
+  }
+
+  void Fill(Member* b, uint64_t placeholder_cas) {
+    ++pending_;
     std::string fill = protocol::ComposeValueRead(r_->key_token(), r_->req.meta_base64);
-    b->SendMeta(hash_, fill, [self](const OpResult& res) {
+    b->SendMeta(hash_, fill, [self = shared_from_this(), placeholder_cas](const OpResult& res) {
       MetaValue v;
-      bool found = res.status == OpStatus::kOk && ParseMetaValue(res.buf, *res.reply, &v);
+      bool found = res.status == OpStatus::kOk && !res.reply->error && ParseMetaValue(res.buf, *res.reply, &v);
       self->primary_->NoteWarmupLookup(found);
-      if (found) WriteBack(self->primary_, self->hash_, self->r_->key_token(), self->r_->req.meta_base64, v,
-                           self->r_->metrics);
-      self->Finish(std::move(self->reply_));
+      if (found) {
+        WriteBack(self->primary_, self->hash_, self->r_->key_token(), self->r_->req.meta_base64, v, placeholder_cas,
+                  self->r_->metrics);
+      } else {
+        DropPlaceholder(self->primary_, self->hash_, self->r_->key_token(), self->r_->req.meta_base64,
+                        placeholder_cas);
+      }
+      self->WarmStepDone();
     });
+  }
+
+  void WarmStepDone() {
+    if (--pending_ == 0) Finish(std::move(reply_));
   }
 
   void Finish(std::string reply) {
@@ -110,6 +142,7 @@ class MetaReadJob : public Resumable, public std::enable_shared_from_this<MetaRe
   size_t opaque_at_ = std::string_view::npos;
   protocol::ReplyKind kind_ = protocol::ReplyKind::kMeta;
   std::string reply_;
+  int pending_ = 0;  // warm-up replies still due
 };
 
 }  // namespace

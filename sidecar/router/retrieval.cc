@@ -56,6 +56,7 @@ class RetrievalJob : public Resumable, public std::enable_shared_from_this<Retri
     Member* primary = nullptr;
     State state = State::kUnsent;
     size_t reserved = 0;  // room reserved for its reply while in flight
+    uint64_t fill_cas = 0;  // the warm-up placeholder this request's read made on the primary (meta_value.h)
     std::string block;    // "VALUE ...\r\n<data>\r\n"
   };
 
@@ -101,6 +102,11 @@ class RetrievalJob : public Resumable, public std::enable_shared_from_this<Retri
     ++in_flight_;
     if (!k.primary->Usable()) return LookupOnBackup(i, /*fill=*/false, OpStatus::kMemberDown);
     std::string wire = protocol::ComposeGet(k.key, WantsCas(), Touches(), r_->req.exptime);
+    if (WarmEligible(k.primary, k.hash)) {  // a miss leaves a placeholder that only this read's fill replaces
+      if (!WantsCas()) wire.append(" c");
+      wire.append(" N");
+      protocol::AppendDecimal(&wire, kPlaceholderTtl);
+    }
     k.primary->SendMeta(k.hash, wire, [self = shared_from_this(), i](const OpResult& res) { self->OnPrimary(i, res); });
   }
 
@@ -160,14 +166,19 @@ class RetrievalJob : public Resumable, public std::enable_shared_from_this<Retri
       return Done(i, State::kError);
     }
     if (ParseMetaValue(res.buf, reply, &v)) return SetHit(i, v);
+    k.fill_cas = v.won ? v.cas : 0;
     if (WarmEligible(k.primary, k.hash)) return LookupOnBackup(i, /*fill=*/true, OpStatus::kOk);
+    if (k.fill_cas != 0) DropPlaceholder(k.primary, k.hash, k.key, /*base64=*/false, k.fill_cas);
     Done(i, State::kMiss);
   }
 
   void LookupOnBackup(uint32_t i, bool fill, OpStatus why) {
     KeyResult& k = keys_[i];
     Member* b = r_->pool->BackupFor(k.hash);
-    if (b == nullptr || !b->Usable()) return Done(i, fill ? State::kMiss : State::kError);
+    if (b == nullptr || !b->Usable()) {
+      if (fill) DropPlaceholder(k.primary, k.hash, k.key, /*base64=*/false, k.fill_cas);
+      return Done(i, fill ? State::kMiss : State::kError);
+    }
     if (fill) {
       r_->metrics->warmup_lookups().Increment();
     } else {
@@ -182,15 +193,18 @@ class RetrievalJob : public Resumable, public std::enable_shared_from_this<Retri
 
   void OnBackupReply(uint32_t i, bool fill, const OpResult& res) {
     KeyResult& k = keys_[i];
-    if (res.status != OpStatus::kOk || res.reply->error) return Done(i, fill ? State::kMiss : State::kError);
     MetaValue v;
-    if (!ParseMetaValue(res.buf, *res.reply, &v)) {
-      if (fill) k.primary->NoteWarmupLookup(false);
-      return Done(i, State::kMiss);
+    if (res.status != OpStatus::kOk || res.reply->error || !ParseMetaValue(res.buf, *res.reply, &v)) {
+      if (fill) {
+        if (res.status == OpStatus::kOk) k.primary->NoteWarmupLookup(false);
+        DropPlaceholder(k.primary, k.hash, k.key, /*base64=*/false, k.fill_cas);
+      }
+      bool failed = res.status != OpStatus::kOk || res.reply->error;
+      return Done(i, failed && !fill ? State::kError : State::kMiss);
     }
     if (fill) {
       k.primary->NoteWarmupLookup(true);
-      WriteBack(k.primary, k.hash, k.key, /*base64=*/false, v, r_->metrics);
+      WriteBack(k.primary, k.hash, k.key, /*base64=*/false, v, k.fill_cas, r_->metrics);
     }
     SetHit(i, v);
   }

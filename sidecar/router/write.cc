@@ -1,12 +1,15 @@
 // Writes: to the key's primary, mirrored to its backup per write policy. A write is never applied twice on one
-// member; a member that misses a write (down, timed out, mirror dropped) gets the key invalidated before it
-// serves again. Non-idempotent writes are mirrored by copying the primary's resulting value. What members get
-// is composed from the parsed request (text writes become ms/md/ma/mg, compose.h); replies are turned back into
-// what memcached would have answered the client (client_reply.h).
+// member; a member that misses a write (down, timed out, mirror not sent) gets the key invalidated (or, for a
+// backup that is up, copied from the primary by the repair queue) before it serves again. A value reaches the
+// backup only after the primary stored it, as a mirror proven against the primary's CAS (replicate.h), so the
+// backup holds each key's primary value or nothing, whichever sidecar wrote it. Deletes go to both at once and
+// are answered when both did. What members get is composed from the parsed request (text writes become
+// ms/md/ma/mg, compose.h); replies are turned back into what memcached would have answered (client_reply.h).
 #include "sidecar/protocol/compose.h"
 #include "sidecar/router/client_reply.h"
 #include "sidecar/router/context.h"
 #include "sidecar/router/meta_value.h"
+#include "sidecar/router/replicate.h"
 
 namespace memha {
 namespace {
@@ -14,14 +17,14 @@ namespace {
 using protocol::Command;
 
 enum class MirrorMode : uint8_t {
-  kParallel,   // idempotent: sent to the backup alongside the primary (set, delete, touch, plain ms, md)
-  kSetAfter,   // conditional on the primary's state: after success, set the same value (add, replace, cas)
-  kCopyAfter,  // result depends on the old value: after success, copy the primary's value (append, incr, ma, ...)
+  kParallel,   // no value to carry (delete, touch): sent to the backup alongside the primary
+  kSetAfter,   // after the primary stored it, the same value with the primary's CAS (set, add, replace, cas, ms)
+  kCopyAfter,  // the result depends on the old value: after success, copy the primary's value (append, incr, ...)
 };
 
 MirrorMode ModeFor(const RoutedRequest& r) {
   switch (r.req.cmd) {
-    case Command::kAdd: case Command::kReplace: case Command::kCas: return MirrorMode::kSetAfter;
+    case Command::kDelete: case Command::kMetaDelete: case Command::kTouch: return MirrorMode::kParallel;
     case Command::kAppend: case Command::kPrepend: case Command::kIncr: case Command::kDecr:
     case Command::kMetaArithmetic: return MirrorMode::kCopyAfter;
     case Command::kMetaSet: {
@@ -30,9 +33,23 @@ MirrorMode ModeFor(const RoutedRequest& r) {
         if (tok[0] == 'C' || tok[0] == 'I') return MirrorMode::kCopyAfter;
         if (tok[0] == 'M' && tok != "MS" && tok != "Ms") return MirrorMode::kCopyAfter;
       }
-      return MirrorMode::kParallel;
+      return MirrorMode::kSetAfter;
     }
-    default: return MirrorMode::kParallel;
+    default: return MirrorMode::kSetAfter;
+  }
+}
+
+// Removes the c<cas> token the sidecar added to a client's ms (the client did not ask for it).
+void StripCasToken(std::string* reply) {
+  size_t eol = reply->find("\r\n");
+  if (eol == std::string::npos) eol = reply->size();
+  for (size_t i = reply->find(' '); i != std::string::npos && i < eol; i = reply->find(' ', i + 1)) {
+    if (i + 1 < eol && (*reply)[i + 1] == 'c') {
+      size_t end = reply->find(' ', i + 1);
+      if (end == std::string::npos || end > eol) end = eol;
+      reply->erase(i, end - i);
+      return;
+    }
   }
 }
 
@@ -45,10 +62,12 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
     hash_ = r_->pool->Hash(key_);
     primary_ = r_->pool->PrimaryFor(hash_);
     backup_ = r_->pool->BackupFor(hash_);
-    BuildWire();
     sync_ = r_->pool->spec.write_policy == WritePolicy::kSync;
     mirrors_ = r_->pool->mirrors() && backup_ != nullptr;
     mode_ = ModeFor(*r_);
+    BuildWire();
+    // A delete is answered once the backup deleted too: a read sent after the answer finds the value nowhere.
+    wait_mirror_ = sync_ || r_->req.cmd == Command::kDelete || r_->req.cmd == Command::kMetaDelete;
     if (!primary_->Usable()) {
       primary_->RecordMissed(key_);
       return FailoverTo(OpStatus::kMemberDown);
@@ -77,7 +96,8 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
   }
 
  private:
-  // The request as members get it, composed from the parsed request.
+  // The request as members get it, composed from the parsed request. A write whose value is mirrored asks the
+  // primary for the CAS it gave the value (c), which proves the mirror (replicate.h).
   void BuildWire() {
     const auto& req = r_->req;
     switch (req.cmd) {
@@ -93,6 +113,16 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
         line_ = protocol::ComposeClientMeta(req, r_->raw, &opaque_at_);
         if (req.cmd == Command::kMetaSet) body_ = protocol::BodyOf(req, r_->raw);
         break;
+    }
+    if (mirrors_ && mode_ == MirrorMode::kSetAfter) {
+      bool has_c = false;
+      if (req.cmd == Command::kMetaSet) {
+        for (uint8_t i = 0; i < req.nflags; ++i) has_c = has_c || req.flags[i].in(r_->raw)[0] == 'c';
+      }
+      if (!has_c) {
+        line_.append(" c");
+        added_cas_ = protocol::IsMeta(req.cmd);
+      }
     }
   }
 
@@ -114,6 +144,7 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
     if (!protocol::IsMeta(r_->req.cmd)) return TextWriteReply(r_->req.cmd, res.buf, *res.reply);
     std::string out;
     AppendClientMeta(&out, res.buf, *res.reply, r_->req.opaque.in(r_->raw));
+    if (added_cas_) StripCasToken(&out);
     return out;
   }
 
@@ -161,15 +192,10 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
     }
     reply_ = ClientReply(res);
     Outcome outcome = res.reply->error ? Outcome::kServerError : OutcomeOfLine(res.reply->line.in(res.buf));
-    if (mirrors_ && outcome == Outcome::kOk) {
-      if (mode_ == MirrorMode::kSetAfter) {
-        ReleaseTicket([self = shared_from_this()] {
-          std::string line = protocol::ComposeStorage(self->r_->req, self->key_, /*as_set=*/true);
-          self->Mirror(protocol::MemberWire{line, self->body_});
-        });
-      } else if (mode_ == MirrorMode::kCopyAfter) {
-        CopyToBackup();
-      }
+    if (mirrors_ && outcome == Outcome::kOk && mode_ != MirrorMode::kParallel) {
+      uint64_t cas = CasOfLine(res.reply->line.in(res.buf));
+      bool copy = mode_ == MirrorMode::kCopyAfter;
+      ReleaseTicket([self = shared_from_this(), cas, copy] { self->MirrorValue(copy, cas); });
     }
     MaybeFinish();
   }
@@ -194,19 +220,58 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
     });
   }
 
-  // Sends one mirror write to the backup. Async mode bounds the writes in flight; a dropped or failed mirror
-  // leaves the key logged as missed on the backup (or invalidated there at once if it is still up).
-  bool Mirror(const protocol::MemberWire& wire) {
-    Metrics* m = r_->metrics;
+  // Whether a mirror may start now. Async mode bounds the mirrors in flight per backup member; one over the
+  // bound is not dropped: the key waits in the backup's repair queue and is copied from the primary later.
+  bool MirrorAdmitted() {
     if (!backup_->Usable()) {
       backup_->RecordMissed(key_);
       return false;
     }
     if (!sync_ && backup_->mirror_in_flight >= r_->tunables->mirror_queue_limit) {
-      m->mirror_dropped().Increment();
-      backup_->RecordMissed(key_);
+      r_->metrics->mirror_dropped().Increment();
+      backup_->RecordRepair(key_);
       return false;
     }
+    return true;
+  }
+
+  // The value the primary stored goes to the backup, proven by the primary's CAS (`copy`: read it from the
+  // primary first).
+  void MirrorValue(bool copy, uint64_t cas) {
+    if (!MirrorAdmitted()) return;
+    MirrorTask t;
+    t.pool = r_->pool;
+    t.primary = primary_;
+    t.backup = backup_;
+    t.hash = hash_;
+    t.key.assign(key_);
+    t.key_token.assign(r_->key_token());
+    t.base64 = r_->req.meta_base64;
+    if (!copy) {
+      if (r_->req.cmd == Command::kMetaSet) {
+        t.line = line_;  // the client's ms as composed (plain set mode, no O: the connection adds its own)
+      } else {
+        t.line = protocol::ComposeStorage(r_->req, key_, /*as_set=*/true);
+      }
+      t.body.assign(body_);
+      t.primary_cas = cas;
+    }
+    t.metrics = r_->metrics;
+    t.tunables = r_->tunables;
+    if (wait_mirror_) {
+      ++mirrors_pending_;
+      t.on_stored = [self = shared_from_this()](bool) {
+        --self->mirrors_pending_;
+        self->MaybeFinish();
+      };
+    }
+    StartMirror(std::move(t));
+  }
+
+  // Sends a delete or touch to the backup alongside the primary. A failed one leaves the key to be repaired.
+  bool Mirror(const protocol::MemberWire& wire) {
+    if (!MirrorAdmitted()) return false;
+    Metrics* m = r_->metrics;
     ++backup_->mirror_in_flight;
     ++mirrors_pending_;
     m->mirror_queue_depth().Increment();
@@ -217,7 +282,7 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
       bool failed = res.status != OpStatus::kOk || res.reply->error;
       if (failed) {
         self->r_->metrics->mirror_failed().Increment();
-        self->InvalidateBackup();
+        self->backup_->RecordRepair(self->key_);
       } else {
         self->mirror_reply_ = self->ClientReply(res);
       }
@@ -232,43 +297,8 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
     return true;
   }
 
-  void InvalidateBackup() {
-    if (!backup_->Usable()) {
-      backup_->RecordMissed(key_);
-      return;
-    }
-    std::string wire = MetaDelete();
-    auto self = shared_from_this();
-    backup_->SendMeta(hash_, wire, [self](const OpResult& res) {
-      if (res.status != OpStatus::kOk) self->backup_->RecordMissed(self->key_);
-    });
-  }
-
-  // After append/prepend/incr/decr/ma or a conditional ms: the backup gets the primary's resulting value.
-  void CopyToBackup() {
-    ++mirrors_pending_;
-    std::string wire = protocol::ComposeValueRead(r_->key_token(), r_->req.meta_base64);
-    primary_->SendMeta(hash_, wire, [self = shared_from_this()](const OpResult& res) {
-      --self->mirrors_pending_;
-      MetaValue v;
-      if (res.status == OpStatus::kOk && ParseMetaValue(res.buf, *res.reply, &v)) {
-        std::string line = protocol::ComposeValueWrite(self->r_->key_token(), self->r_->req.meta_base64,
-                                                       v.data.size(), v.ttl, v.flags, /*add_only=*/false);
-        std::string body(v.data);
-        body += "\r\n";
-        self->ReleaseTicket([self, line = std::move(line), body = std::move(body)] {
-          self->Mirror(protocol::MemberWire{line, body});
-        });
-      } else {
-        // gone or unreadable on the primary: the backup must not keep an old value
-        self->ReleaseTicket([self] { self->InvalidateBackup(); });
-      }
-      self->MaybeFinish();
-    });
-  }
-
   void MaybeFinish() {
-    if (finished_ || primary_pending_ || (sync_ && (mirrors_pending_ > 0 || ticket_waiting_))) return;
+    if (finished_ || primary_pending_ || (wait_mirror_ && (mirrors_pending_ > 0 || ticket_waiting_))) return;
     finished_ = true;
     std::string_view line = std::string_view(reply_).substr(0, reply_.find('\r'));
     Outcome outcome = OutcomeOfLine(line);
@@ -292,10 +322,12 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
   MirrorMode mode_ = MirrorMode::kParallel;
   bool sync_ = false;
   bool mirrors_ = false;
+  bool wait_mirror_ = false;       // the client's reply waits for the backup (sync policy, deletes)
+  bool added_cas_ = false;         // the sidecar asked the primary for a CAS the client did not ask for
   bool primary_pending_ = false;
   size_t mirrors_pending_ = 0;
   bool finished_ = false;
-  bool parallel_sent_ = false;     // an idempotent write went to the backup alongside the primary
+  bool parallel_sent_ = false;     // a delete or touch went to the backup alongside the primary
   uint64_t ticket_ = 0;            // this write's place in the key's mirror order on the backup
   bool has_ticket_ = false;        // taken and not released yet
   bool ticket_waiting_ = false;    // released or not, its action has not run yet
