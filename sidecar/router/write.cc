@@ -192,6 +192,8 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
     }
     reply_ = ClientReply(res);
     Outcome outcome = res.reply->error ? Outcome::kServerError : OutcomeOfLine(res.reply->line.in(res.buf));
+    std::string_view code = res.reply->code(res.buf);
+    redelete_ = parallel_sent_ && (code == "HD" || code == "NF") && PlainDelete();
     if (mirrors_ && outcome == Outcome::kOk && mode_ != MirrorMode::kParallel) {
       uint64_t cas = CasOfLine(res.reply->line.in(res.buf));
       bool copy = mode_ == MirrorMode::kCopyAfter;
@@ -297,8 +299,32 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
     return true;
   }
 
+  // A delete (not a compare-and-delete or an invalidation: those keep memcached's meaning).
+  bool PlainDelete() const {
+    if (r_->req.cmd == Command::kDelete) return true;
+    if (r_->req.cmd != Command::kMetaDelete) return false;
+    for (uint8_t i = 0; i < r_->req.nflags; ++i) {
+      char f = r_->req.flags[i].in(r_->raw)[0];
+      if (f == 'C' || f == 'I') return false;
+    }
+    return true;
+  }
+
   void MaybeFinish() {
     if (finished_ || primary_pending_ || (wait_mirror_ && (mirrors_pending_ > 0 || ticket_waiting_))) return;
+    if (redelete_) {
+      // Once the backup has deleted, the primary deletes again: a warm-up read of any sidecar that found the
+      // key absent on the primary and still present on the backup may have filled it in between (its
+      // placeholder was made after the first delete). After this, no fill can read the old value any more.
+      redelete_ = false;
+      primary_pending_ = true;
+      mirror_line_ = MetaDelete();
+      primary_->SendMeta(hash_, mirror_line_, [self = shared_from_this()](const OpResult&) {
+        self->primary_pending_ = false;
+        self->MaybeFinish();
+      });
+      return;
+    }
     finished_ = true;
     std::string_view line = std::string_view(reply_).substr(0, reply_.find('\r'));
     Outcome outcome = OutcomeOfLine(line);
@@ -328,6 +354,7 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
   size_t mirrors_pending_ = 0;
   bool finished_ = false;
   bool parallel_sent_ = false;     // a delete or touch went to the backup alongside the primary
+  bool redelete_ = false;          // delete on the primary again once the backup has deleted
   uint64_t ticket_ = 0;            // this write's place in the key's mirror order on the backup
   bool has_ticket_ = false;        // taken and not released yet
   bool ticket_waiting_ = false;    // released or not, its action has not run yet

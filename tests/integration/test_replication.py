@@ -48,7 +48,8 @@ def settle(sidecars, timeout=15.0):
     """Waits until no sidecar has a mirror in flight or a key waiting for repair; returns the seconds it took."""
     start = time.time()
     while time.time() - start < timeout:
-        busy = sum(s.metric("memha_mirror_queue_depth") + s.metric("memha_mirror_repair_queue") for s in sidecars)
+        busy = sum((s.metric("memha_mirror_queue_depth") or 0) + (s.metric("memha_mirror_repair_queue") or 0)
+                   for s in sidecars)
         if busy == 0:
             return time.time() - start
         time.sleep(0.05)
@@ -104,19 +105,32 @@ class CrossSidecarOrderTest(unittest.TestCase):
             finally:
                 c.close()
 
+        def pulse(stop):
+            # The backup stalls for 20 ms every 60 ms: the mirrors of both sidecars pile up in its sockets and are
+            # applied in whatever order it reads them, not in the order the primary applied the writes.
+            while not stop.wait(0.04):
+                backup.freeze()
+                time.sleep(0.02)
+                backup.thaw()
+
         try:
+            stop = threading.Event()
+            pulser = threading.Thread(target=pulse, args=(stop,))
+            pulser.start()
             threads = [threading.Thread(target=writer, args=(w, sidecars[w % 2])) for w in range(4)]
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
+            stop.set()
+            pulser.join()
             self.assertEqual(errors, [])
             took = settle(sidecars)
             p, b = direct_values(primary.port, keys), direct_values(backup.port, keys)
             stale, equal, missing = compare(p, b)
-            verified = sum(s.metric("memha_mirror_writes_total", result="verified") for s in sidecars)
-            recopied = sum(s.metric("memha_mirror_writes_total", result="recopied") for s in sidecars)
-            invalidated = sum(s.metric("memha_mirror_writes_total", result="invalidated") for s in sidecars)
+            verified = sum(s.metric("memha_mirror_writes_total", result="verified") or 0 for s in sidecars)
+            recopied = sum(s.metric("memha_mirror_writes_total", result="recopied") or 0 for s in sidecars)
+            invalidated = sum(s.metric("memha_mirror_writes_total", result="invalidated") or 0 for s in sidecars)
             Figures.report("cross_sidecar_order", keys=len(keys), writes=4 * ROUNDS * len(keys),
                            on_primary=sum(v is not None for v in p.values()), backup_equal=equal,
                            backup_missing=missing, backup_stale=len(stale), settle_s=f"{took:.2f}",
@@ -181,8 +195,8 @@ class RepairQueueTest(unittest.TestCase):
                 t.join()
             self.assertEqual(errors, [])
             took = settle([sidecar], timeout=30)
-            deferred = sidecar.metric("memha_mirror_writes_total", result="deferred")
-            repaired = sidecar.metric("memha_mirror_repairs_total")
+            deferred = sidecar.metric("memha_mirror_writes_total", result="deferred") or 0
+            repaired = sidecar.metric("memha_mirror_repairs_total") or 0
             b = direct_values(backup.port, keys)
             old = sum(1 for v in b.values() if v == b"old")
             new = sum(1 for v in b.values() if v == b"new")
@@ -241,12 +255,14 @@ class WarmupDeleteTest(unittest.TestCase):
             acked = {}  # key -> monotonic time its delete was acknowledged
             reads = []  # (sent, key, hit)
             stop = threading.Event()
+            at = [0]  # the deleter's position: readers read the keys it is about to delete
 
-            def reader():
+            def reader(seed):
                 r = Client(sidecars[1].port, timeout=10)
-                rnd = random.Random(1)
+                rnd = random.Random(seed)
                 while not stop.is_set():
-                    sample = rnd.sample(keys, 20)
+                    i = at[0]
+                    sample = [keys[j] for j in range(i, min(i + 3, n))] + rnd.sample(keys, 2)
                     sent = time.monotonic()
                     r.send("get " + " ".join(sample) + "\r\n")
                     hit = set()
@@ -259,18 +275,21 @@ class WarmupDeleteTest(unittest.TestCase):
                     reads.extend((sent, k, k in hit) for k in sample)
                 r.close()
 
-            t = threading.Thread(target=reader)
-            t.start()
+            readers = [threading.Thread(target=reader, args=(seed,)) for seed in range(3)]
+            for t in readers:
+                t.start()
             d = Client(sidecars[0].port, timeout=10)
-            for k in keys:
+            for i, k in enumerate(keys):
+                at[0] = i
                 reply = d.cmd(f"delete {k}")
                 self.assertIn(reply, (b"DELETED", b"NOT_FOUND"))
                 acked[k] = time.monotonic()
             stop.set()
-            t.join()
+            for t in readers:
+                t.join()
             d.close()
             settle(sidecars)
-            after_ack = sum(1 for sent, k, hit in reads if hit and sent > acked[k])
+            after_ack = sum(1 for sent, k, hit in reads if hit and k in acked and sent > acked[k])
             p, b = direct_values(primary.port, keys), direct_values(backup.port, keys)
             on_primary = sum(v is not None for v in p.values())
             on_backup = sum(v is not None for v in b.values())
