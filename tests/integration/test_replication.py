@@ -150,10 +150,10 @@ class CrossSidecarOrderTest(unittest.TestCase):
             Figures.report("cross_sidecar_after_kill", reads=2 * len(keys), hits=hits, older_than_primary=wrong)
             self.assertEqual(wrong, 0)
         finally:
-            for s in sidecars:
-                s.stop()
+            codes = [s.stop() for s in sidecars]
             primary.stop()
             backup.stop()
+        self.assertEqual(codes, [0] * len(sidecars), "sidecar exit codes (a sanitizer report makes one nonzero)")
 
 
 class RepairQueueTest(unittest.TestCase):
@@ -216,9 +216,10 @@ class RepairQueueTest(unittest.TestCase):
             self.assertEqual(stale, 0)
             self.assertGreaterEqual(hits / len(keys), 0.97)
         finally:
-            sidecar.stop()
+            code = sidecar.stop()
             primary.stop()
             backup.stop()
+        self.assertEqual(code, 0, "sidecar exit code (a sanitizer report makes it nonzero)")
 
 
 class WarmupDeleteTest(unittest.TestCase):
@@ -300,10 +301,10 @@ class WarmupDeleteTest(unittest.TestCase):
             self.assertGreater(fills, 0, "the reader filled the warming primary (else this attacks nothing)")
             self.assertEqual((after_ack, on_primary, on_backup), (0, 0, 0))
         finally:
-            for s in sidecars:
-                s.stop()
+            codes = [s.stop() for s in sidecars]
             primary.stop()
             backup.stop()
+        self.assertEqual(codes, [0] * len(sidecars), "sidecar exit codes (a sanitizer report makes one nonzero)")
 
 
 if __name__ == "__main__":
