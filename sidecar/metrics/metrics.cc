@@ -67,6 +67,10 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   repair_queue_ = &BuildGauge().Name("memha_mirror_repair_queue")
                        .Help("Keys waiting to be copied from their primary to a backup member that missed a mirror")
                        .Register(*registry_).Add({});
+  moved_key_checks_ = &BuildCounter().Name("memha_moved_key_checks_total")
+                           .Help("Copies of keys a topology change moved onto a primary that predate the change, "
+                                 "checked against the backup (replaced by its value or deleted)")
+                           .Register(*registry_).Add({});
   auto& warmup = BuildCounter().Name("memha_warmup_total")
                      .Help("Warm-up: misses on a warming primary looked up on the backup, and values written back")
                      .Register(*registry_);

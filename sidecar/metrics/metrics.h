@@ -46,6 +46,7 @@ class Metrics {
   prometheus::Counter& mirror_invalidated() { return *mirror_invalidated_; }
   prometheus::Counter& repairs_done() { return *repairs_done_; }
   prometheus::Gauge& repair_queue() { return *repair_queue_; }
+  prometheus::Counter& moved_key_checks() { return *moved_key_checks_; }
   prometheus::Counter& warmup_lookups() { return *warmup_lookups_; }
   prometheus::Counter& warmup_fills() { return *warmup_fills_; }
   prometheus::Counter& replayed_invalidations() { return *replayed_; }
@@ -76,6 +77,7 @@ class Metrics {
   prometheus::Counter* mirror_invalidated_;
   prometheus::Counter* repairs_done_;
   prometheus::Gauge* repair_queue_;
+  prometheus::Counter* moved_key_checks_;
   prometheus::Counter* warmup_lookups_;
   prometheus::Counter* warmup_fills_;
   prometheus::Counter* replayed_;

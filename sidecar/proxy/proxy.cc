@@ -102,6 +102,47 @@ std::shared_ptr<Member> Proxy::MemberFor(const MemberSpec& spec, bool initial,
   return m;
 }
 
+// A pool whose primary members changed records the change (router/pool.h, RingChange) on top of the history it
+// had; every primary of the new ring gets its CAS fence read.
+std::vector<RingChangePtr> Proxy::RingChanges(const PoolSpec& spec, const std::vector<std::shared_ptr<Member>>& primary,
+                                              std::vector<std::pair<RingChangePtr, std::shared_ptr<Member>>>* fences) {
+  auto old = pools_.find(spec.name);
+  if (old == pools_.end()) return {};
+  std::vector<RingChangePtr> changes = old->second->primary_changes;
+  auto names = [](const std::vector<MemberSpec>& members) {
+    std::vector<std::string> out;
+    for (const MemberSpec& m : members) out.push_back(m.name);
+    return out;
+  };
+  std::vector<std::string> before = names(old->second->spec.primary), after = names(spec.primary);
+  std::vector<std::string> before_sorted = before, after_sorted = after;
+  std::sort(before_sorted.begin(), before_sorted.end());
+  std::sort(after_sorted.begin(), after_sorted.end());
+  if (before_sorted == after_sorted) return changes;  // the ring is built from names: nothing moved
+  auto change = std::make_shared<RingChange>(std::move(before));
+  changes.insert(changes.begin(), change);
+  if (changes.size() > kMaxRingChanges) changes.resize(kMaxRingChanges);
+  for (const auto& m : primary) fences->emplace_back(change, m);
+  MEMHA_LOG(kInfo, "topology", "pool " << spec.name << ": primary members changed; moved keys are checked against "
+                                       << "the backup (" << changes.size() << " changes remembered)");
+  return changes;
+}
+
+// Stores a short-lived fence item on `member` and keeps the CAS memcached gave it: every item stored there before
+// has a lower one.
+void Proxy::ReadFence(const RingChangePtr& change, const std::shared_ptr<Member>& member) {
+  static constexpr std::string_view kFence = "ms memha:fence 1 T2 c";
+  std::weak_ptr<std::unordered_map<std::string, uint64_t>> cell = change->fences;
+  std::string name = member->name();
+  member->Send(0, protocol::MemberWire{kFence, "0\r\n"}, protocol::ReplyKind::kMeta,
+               [cell, name](const OpResult& res) {
+                 auto fences = cell.lock();
+                 if (!fences || res.status != OpStatus::kOk || res.reply->error) return;  // stays unknown: suspect
+                 uint64_t cas = CasOfLine(res.reply->line.in(res.buf));
+                 if (cas != 0) (*fences)[name] = cas;
+               });
+}
+
 Status Proxy::ApplyTopology(const Topology& topology) {
   // Listeners first: bind what is new into `fresh`; if any bind fails, `fresh` is dropped and nothing changes.
   std::map<std::string, ListenerPtr> fresh;  // by address
@@ -139,11 +180,13 @@ Status Proxy::ApplyTopology(const Topology& topology) {
   const bool initial = !has_topology_;
   std::unordered_map<std::string, std::shared_ptr<Member>> next_members;
   std::map<std::string, PoolPtr> next_pools;
+  std::vector<std::pair<RingChangePtr, std::shared_ptr<Member>>> fences;  // to read once the pools are in place
   for (const PoolSpec& spec : topology.pools) {
     std::vector<std::shared_ptr<Member>> primary, backup;
     for (const MemberSpec& m : spec.primary) primary.push_back(MemberFor(m, initial, &next_members));
     for (const MemberSpec& m : spec.backup) backup.push_back(MemberFor(m, initial, &next_members));
-    next_pools[spec.name] = std::make_shared<const Pool>(spec, std::move(primary), std::move(backup));
+    std::vector<RingChangePtr> changes = RingChanges(spec, primary, &fences);
+    next_pools[spec.name] = std::make_shared<const Pool>(spec, std::move(primary), std::move(backup), std::move(changes));
   }
   for (auto& [key, m] : members_) {
     if (!next_members.count(key)) retiring_.push_back(m);
@@ -156,6 +199,7 @@ Status Proxy::ApplyTopology(const Topology& topology) {
   metrics_->topology_epoch().Set(static_cast<double>(topology.epoch));
   metrics_->topology_version().Set(static_cast<double>(topology.version));
   metrics_->topology_updates(true).Increment();
+  for (auto& [change, member] : fences) ReadFence(change, member);
   MEMHA_LOG(kInfo, "topology", "applied epoch=" << topology.epoch << " version=" << topology.version << " pools="
                                                 << topology.pools.size() << " members=" << members_.size());
   return Status::Ok();

@@ -80,6 +80,9 @@ class Proxy {
   void Tick();
   void Wake();
   void BeginDrain();
+  std::vector<RingChangePtr> RingChanges(const PoolSpec& spec, const std::vector<std::shared_ptr<Member>>& primary,
+                                         std::vector<std::pair<RingChangePtr, std::shared_ptr<Member>>>* fences);
+  static void ReadFence(const RingChangePtr& change, const std::shared_ptr<Member>& member);
   std::shared_ptr<Member> MemberFor(const MemberSpec& spec, bool initial,
                                     std::unordered_map<std::string, std::shared_ptr<Member>>* next);
 

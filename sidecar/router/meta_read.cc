@@ -5,6 +5,7 @@
 #include "sidecar/router/client_reply.h"
 #include "sidecar/router/context.h"
 #include "sidecar/router/meta_value.h"
+#include "sidecar/router/replicate.h"
 
 namespace memha {
 namespace {
@@ -27,6 +28,19 @@ class MetaReadJob : public Resumable, public std::enable_shared_from_this<MetaRe
       line_ = protocol::ComposeClientMeta(r_->req, r_->raw, &opaque_at_);
     }
     if (!primary_->Usable()) return Failover(OpStatus::kMemberDown);
+    if (r_->req.cmd == Command::kMetaGet && !settled_) {  // a copy from before a topology change is settled first
+      settled_ = true;
+      if (ReplySink* s = r_->slot->sink) s->OrderBarrier(1);  // later requests reach the primary after this one
+      return SettleMovedKey(r_->pool, primary_, hash_, std::string(r_->key_token()), r_->req.meta_base64,
+                            r_->metrics, [self = shared_from_this()] {
+                              if (ReplySink* s = self->r_->slot->sink) s->OrderBarrier(-1);
+                              self->Send();
+                            });
+    }
+    Send();
+  }
+
+  void Send() {
     primary_->Send(hash_, Wire(), kind_, [self = shared_from_this()](const OpResult& res) { self->OnPrimary(res); });
   }
 
@@ -143,6 +157,7 @@ class MetaReadJob : public Resumable, public std::enable_shared_from_this<MetaRe
   protocol::ReplyKind kind_ = protocol::ReplyKind::kMeta;
   std::string reply_;
   int pending_ = 0;  // warm-up replies still due
+  bool settled_ = false;  // SettleMovedKey ran (a deferred read that starts again does not repeat it)
 };
 
 }  // namespace

@@ -118,7 +118,81 @@ class MirrorJob : public std::enable_shared_from_this<MirrorJob> {
   std::string body_;
 };
 
+class SettleJob : public std::enable_shared_from_this<SettleJob> {
+ public:
+  SettleJob(PoolPtr pool, Member* primary, uint32_t hash, std::string key_token, bool base64, Metrics* metrics,
+            std::function<void()> then)
+      : pool_(std::move(pool)), primary_(primary), hash_(hash), key_token_(std::move(key_token)), base64_(base64),
+        metrics_(metrics), then_(std::move(then)) {}
+
+  void Start() {
+    std::string line("mg ");
+    line.append(key_token_);
+    if (base64_) line.append(" b");
+    line.append(" c");
+    auto self = shared_from_this();
+    primary_->SendMeta(hash_, line, [self](const OpResult& res) {
+      if (res.status != OpStatus::kOk || res.reply->error) return self->Done();  // the request itself fails over
+      std::string_view l = res.reply->line.in(res.buf);
+      uint64_t cas = CasOfLine(l);
+      if (l.substr(0, 2) != "HD" || !self->pool_->SuspectCopy(self->hash_, self->primary_->name(), cas)) {
+        return self->Done();
+      }
+      self->metrics_->moved_key_checks().Increment();
+      self->FromBackup(cas);
+    });
+  }
+
+ private:
+  void FromBackup(uint64_t cas) {
+    Member* b = pool_->BackupFor(hash_);
+    if (b == nullptr || !b->Usable()) return Replace(cas, nullptr);
+    auto self = shared_from_this();
+    b->SendMeta(hash_, protocol::ComposeValueRead(key_token_, base64_), [self, cas](const OpResult& res) {
+      MetaValue v;
+      bool found = res.status == OpStatus::kOk && !res.reply->error && ParseMetaValue(res.buf, *res.reply, &v);
+      self->Replace(cas, found ? &v : nullptr);
+    });
+  }
+
+  // The primary's suspect copy becomes the backup's value, or goes; the request follows on the same connection.
+  void Replace(uint64_t cas, const MetaValue* v) {
+    std::string line;
+    std::string body;
+    if (v != nullptr && v->ttl != 0) {
+      line = protocol::ComposeValueWrite(key_token_, base64_, v->data.size(), v->ttl, v->flags, /*add_only=*/false);
+      body.assign(v->data).append("\r\n");
+    } else {
+      line = protocol::ComposeDelete(key_token_, base64_);
+    }
+    line.append(" C");
+    protocol::AppendDecimal(&line, cas);
+    primary_->Send(hash_, protocol::MemberWire{line, body}, protocol::ReplyKind::kMeta, [](const OpResult&) {});
+    Done();
+  }
+
+  void Done() {
+    auto then = std::move(then_);
+    then_ = nullptr;
+    if (then) then();
+  }
+
+  PoolPtr pool_;
+  Member* primary_;
+  uint32_t hash_;
+  std::string key_token_;
+  bool base64_;
+  Metrics* metrics_;
+  std::function<void()> then_;
+};
+
 }  // namespace
+
+void SettleMovedKey(const PoolPtr& pool, Member* primary, uint32_t hash, std::string key_token, bool base64,
+                    Metrics* metrics, std::function<void()> then) {
+  if (!pool->Moved(hash, primary->name()) || !primary->Usable()) return then();
+  std::make_shared<SettleJob>(pool, primary, hash, std::move(key_token), base64, metrics, std::move(then))->Start();
+}
 
 uint64_t CasOfLine(std::string_view line) {
   size_t i = 0;

@@ -56,7 +56,9 @@ class RetrievalJob : public Resumable, public std::enable_shared_from_this<Retri
     Member* primary = nullptr;
     State state = State::kUnsent;
     size_t reserved = 0;  // room reserved for its reply while in flight
-    uint64_t fill_cas = 0;  // the warm-up placeholder this request's read made on the primary (meta_value.h)
+    uint64_t fill_cas = 0;  // the warm-up placeholder this request's read made on the primary (meta_value.h),
+                            // or the CAS of a suspect copy of a moved key (pool.h, RingChange)
+    bool moved = false;     // a topology change moved the key onto its primary
     std::string block;    // "VALUE ...\r\n<data>\r\n"
   };
 
@@ -102,8 +104,10 @@ class RetrievalJob : public Resumable, public std::enable_shared_from_this<Retri
     ++in_flight_;
     if (!k.primary->Usable()) return LookupOnBackup(i, /*fill=*/false, OpStatus::kMemberDown);
     std::string wire = protocol::ComposeGet(k.key, WantsCas(), Touches(), r_->req.exptime);
-    if (WarmEligible(k.primary, k.hash)) {  // a miss leaves a placeholder that only this read's fill replaces
-      if (!WantsCas()) wire.append(" c");
+    k.moved = r_->pool->Moved(k.hash, k.primary->name());
+    bool fillable = Fillable(k);
+    if ((fillable || k.moved) && !WantsCas()) wire.append(" c");  // a moved key's copy is judged by its CAS
+    if (fillable) {  // a miss leaves a placeholder that only this read's fill replaces
       wire.append(" N");
       protocol::AppendDecimal(&wire, kPlaceholderTtl);
     }
@@ -113,6 +117,14 @@ class RetrievalJob : public Resumable, public std::enable_shared_from_this<Retri
   bool WarmEligible(Member* primary, uint32_t hash) const {
     if (!r_->pool->spec.warmup || !primary->Warming()) return false;
     Member* b = r_->pool->BackupFor(hash);
+    return b != nullptr && b->Usable();
+  }
+
+  // A miss may be filled from the backup: the primary warms, or the key moved onto it (pool.h, RingChange).
+  bool Fillable(const KeyResult& k) const {
+    if (WarmEligible(k.primary, k.hash)) return true;
+    if (!k.moved || !r_->pool->spec.warmup) return false;
+    Member* b = r_->pool->BackupFor(k.hash);
     return b != nullptr && b->Usable();
   }
 
@@ -165,9 +177,18 @@ class RetrievalJob : public Resumable, public std::enable_shared_from_this<Retri
       if (first_error_.empty()) first_error_.assign(reply.line.in(res.buf)).append("\r\n");
       return Done(i, State::kError);
     }
-    if (ParseMetaValue(res.buf, reply, &v)) return SetHit(i, v);
+    if (ParseMetaValue(res.buf, reply, &v)) {
+      if (!k.moved || !r_->pool->SuspectCopy(k.hash, k.primary->name(), v.cas)) return SetHit(i, v);
+      // A copy from before the key moved here: the backup's value replaces it (ms C<its CAS>), or, if the
+      // backup has none, it is deleted (md C<its CAS>); a write that reached it since wins either way.
+      r_->metrics->moved_key_checks().Increment();
+      k.fill_cas = v.cas;
+      if (Fillable(k)) return LookupOnBackup(i, /*fill=*/true, OpStatus::kOk);
+      DropPlaceholder(k.primary, k.hash, k.key, /*base64=*/false, k.fill_cas);
+      return Done(i, State::kMiss);
+    }
     k.fill_cas = v.won ? v.cas : 0;
-    if (WarmEligible(k.primary, k.hash)) return LookupOnBackup(i, /*fill=*/true, OpStatus::kOk);
+    if (Fillable(k)) return LookupOnBackup(i, /*fill=*/true, OpStatus::kOk);
     if (k.fill_cas != 0) DropPlaceholder(k.primary, k.hash, k.key, /*base64=*/false, k.fill_cas);
     Done(i, State::kMiss);
   }

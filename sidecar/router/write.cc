@@ -73,6 +73,26 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
       return FailoverTo(OpStatus::kMemberDown);
     }
     primary_pending_ = true;
+    if (DependsOnOldValue() && r_->pool->Moved(hash_, primary_->name())) {
+      // The primary's copy of a key a topology change moved onto it may predate the change: settle it first.
+      // The client's later requests wait (they must reach the primary after this one).
+      if (ReplySink* s = r_->slot->sink) s->OrderBarrier(1);
+      return SettleMovedKey(r_->pool, primary_, hash_, std::string(r_->key_token()), r_->req.meta_base64,
+                            r_->metrics, [self = shared_from_this()] {
+                              if (ReplySink* s = self->r_->slot->sink) s->OrderBarrier(-1);
+                              self->Dispatch();
+                            });
+    }
+    Dispatch();
+  }
+
+  // Whether the outcome depends on what the primary holds (everything but set, plain ms, delete and touch).
+  bool DependsOnOldValue() const {
+    Command c = r_->req.cmd;
+    return mode_ == MirrorMode::kCopyAfter || c == Command::kAdd || c == Command::kReplace || c == Command::kCas;
+  }
+
+  void Dispatch() {
     // The backup applies a key's writes in the primary's order: a mirror known only after the primary's reply
     // takes its place now, and a mirror that could go at once waits if places before it are still open.
     if (mirrors_ && (mode_ != MirrorMode::kParallel || backup_->HasMirrorTickets(key_))) {

@@ -5,17 +5,19 @@ test used to break it, on real memcached processes and several sidecars at once:
   (CrossSidecarOrderTest; finding 1 across sidecars);
 - a mirror that could not be sent at once is repaired, not lost (RepairQueueTest; finding 2);
 - a delete acknowledged during warm-up stays deleted (WarmupDeleteTest; finding 3);
+- after the primary pool scales out and back in, no read returns a copy from before (ScaleTest);
 - and after the primary dies, no read returns a value older than the primary's last one.
 
 Knobs (defaults keep the file under a minute): MEMHA_REPL_KEYS, MEMHA_REPL_ROUNDS.
 """
+import json
 import os
 import random
 import threading
 import time
 import unittest
 
-from harness import Client, Figures, Memcached, Sidecar, main
+from harness import Client, Figures, Memcached, Sidecar, free_port, main, pool, topology
 
 KEYS = int(os.environ.get("MEMHA_REPL_KEYS", "300"))
 ROUNDS = int(os.environ.get("MEMHA_REPL_ROUNDS", "12"))
@@ -305,6 +307,85 @@ class WarmupDeleteTest(unittest.TestCase):
             primary.stop()
             backup.stop()
         self.assertEqual(codes, [0] * len(sidecars), "sidecar exit codes (a sanitizer report makes one nonzero)")
+
+
+class ScaleTest(unittest.TestCase):
+    """Primary pool 2 -> 3 -> 2 members (ketama moves a third of the keys to the new member and back). Every key is
+    rewritten while the pool has 3 members, so the 2 original members still hold the older value of every key that
+    moved away and back. After the scale-in, no read may return it: get, gets, mg, and the old value must not be
+    what incr/append work on. A pipelined `incr k` then `get k` must see the increment."""
+
+    def test_scale_out_and_in_never_serves_a_copy_from_before(self):
+        a, b, c3, x = Memcached(), Memcached(), Memcached(), Memcached()
+        port = free_port()
+
+        def cfg(version, members):
+            return topology(0, version, [pool("p", f"127.0.0.1:{port}", members, [("x", x.address, "up")])])
+
+        two = [("a", a.address, "up"), ("b", b.address, "up")]
+        s = Sidecar(config=cfg(1, two))
+
+        def apply(version, members):
+            with open(s.config_path, "w") as f:
+                json.dump(cfg(version, members), f)
+            s.proc.send_signal(1)  # SIGHUP: reload the file
+            deadline = time.time() + 5
+            while time.time() < deadline and json.loads(s.http("GET", "/v1/topology")[1])["version"] != version:
+                time.sleep(0.05)
+
+        n = 3000
+        keys = [f"s{i}" for i in range(n)]
+        try:
+            cl = Client(port, timeout=30)
+            cl.send(b"".join(b"set %s 0 0 2\r\nv1\r\nset n%d 0 0 1\r\n1\r\n" % (k.encode(), i)
+                             for i, k in enumerate(keys)))
+            self.assertTrue(all(cl.line() == b"STORED" for _ in range(2 * n)))
+            apply(2, two + [("c", c3.address, "up")])
+            hits_during = sum(v is not None for v in direct_values(port, keys).values())
+            cl.send(b"".join(b"set %s 0 0 2\r\nv2\r\nset n%d 0 0 1\r\n5\r\n" % (k.encode(), i)
+                             for i, k in enumerate(keys)))
+            self.assertTrue(all(cl.line() == b"STORED" for _ in range(2 * n)))
+            moved = [k for k in keys if Client(c3.port).get(k) is not None]
+            settle([s])
+            apply(3, two)
+            got = direct_values(port, keys)  # get
+            stale_get = sum(v == b"v1" for v in got.values())
+            hits_after = sum(v is not None for v in got.values())
+            # mg, incr, append and a pipelined incr;get on the moved keys, through a fresh topology each time
+            apply(4, two + [("c", c3.address, "up")])
+            apply(5, two)
+            stale_other, wrong_incr, wrong_order = 0, 0, 0
+            for i, k in enumerate(keys):
+                if k not in moved:
+                    continue
+                cl.send(f"mg {k} v\r\n")
+                line = cl.line()
+                if line.startswith(b"VA "):
+                    stale_other += cl.exact(int(line.split()[1]) + 2)[:-2] == b"v1"
+                j = keys.index(k)
+                cl.send(f"incr n{j} 1\r\nget n{j}\r\n")
+                incr = cl.line()
+                wrong_incr += incr != b"6"
+                line = cl.line()
+                value = cl.exact(int(line.split()[3]) + 2)[:-2] if line.startswith(b"VALUE") else None
+                if value is not None:
+                    self.assertEqual(cl.line(), b"END")
+                wrong_order += value != incr
+            checks = s.metric("memha_moved_key_checks_total") or 0
+            Figures.report("scale_2_3_2", keys=n, moved=len(moved), hits_during_scale_out=hits_during,
+                           hits_after_scale_in=hits_after, stale_get=stale_get, stale_mg=stale_other,
+                           incr_on_old_value=wrong_incr, pipelined_incr_get_disagree=wrong_order,
+                           moved_key_checks=int(checks))
+            self.assertGreater(len(moved), n // 5, "ketama moved about a third of the keys")
+            self.assertEqual((stale_get, stale_other, wrong_incr, wrong_order), (0, 0, 0, 0))
+            self.assertGreaterEqual(hits_during / n, 0.97)
+            self.assertGreaterEqual(hits_after / n, 0.97)
+            cl.close()
+        finally:
+            code = s.stop()
+            for m in (a, b, c3, x):
+                m.stop()
+        self.assertEqual(code, 0, "sidecar exit code (a sanitizer report makes it nonzero)")
 
 
 if __name__ == "__main__":
