@@ -101,32 +101,41 @@ void BackendConnection::OnConnected() {
   FlushOutput();
 }
 
-void BackendConnection::Queue(std::string_view bytes) {
-  out_.Append(bytes);
-  if (state_ == State::kReady && !write_armed_) flush_->Add(this);
-}
-
 void BackendConnection::Send(const protocol::MemberWire& wire, protocol::ReplyKind kind, Clock::time_point deadline,
-                             OpCallback done) {
+                             OpCallback&& done) {
   if (state_ == State::kClosed) Connect();
   uint32_t opaque = 0;
+  // The whole request is written into the output buffer in one go: line (with " O<opaque>" spliced in at
+  // opaque_at for meta requests), "\r\n", body, and the mn fence of a fenced request.
+  constexpr std::string_view kFence = "mn\r\n";
+  size_t total = wire.line.size() + 2 + wire.body.size();
+  if (kind == protocol::ReplyKind::kMeta) total += 12;  // " O" + up to 10 digits
+  if (kind == protocol::ReplyKind::kFenced) total += kFence.size();
+  char* p = out_.Reserve(total);
+  char* const start = p;
+  auto put = [&p](std::string_view s) {
+    if (!s.empty()) std::memcpy(p, s.data(), s.size());
+    p += s.size();
+  };
   if (kind == protocol::ReplyKind::kMeta) {
     opaque = next_opaque_++;
     if (next_opaque_ == 0) next_opaque_ = 1;
     size_t at = std::min(wire.opaque_at, wire.line.size());
-    char token[16] = {' ', 'O'};
-    auto [end, ec] = std::to_chars(token + 2, token + sizeof token, opaque);
-    Queue(wire.line.substr(0, at));
-    Queue(std::string_view(token, static_cast<size_t>(end - token)));
-    Queue(wire.line.substr(at));
-    Queue("\r\n");
+    put(wire.line.substr(0, at));
+    *p++ = ' ';
+    *p++ = 'O';
+    p = std::to_chars(p, p + 10, opaque).ptr;
+    put(wire.line.substr(at));
   } else {
-    Queue(wire.line);
-    Queue("\r\n");
+    put(wire.line);
   }
-  Queue(wire.body);
-  if (kind == protocol::ReplyKind::kFenced) Queue("mn\r\n");
-  pending_.push_back(Op{kind, opaque, deadline, std::move(done)});
+  *p++ = '\r';
+  *p++ = '\n';
+  put(wire.body);
+  if (kind == protocol::ReplyKind::kFenced) put(kFence);
+  out_.Commit(static_cast<size_t>(p - start));
+  if (state_ == State::kReady && !write_armed_) flush_->Add(this);
+  pending_.emplace_back(kind, opaque, deadline, std::move(done));
 }
 
 void BackendConnection::FlushOutput() {

@@ -49,7 +49,7 @@ class BackendConnection : public Flushable {
 
   // Queues `wire` (with this connection's next opaque, or an mn fence) and expects one reply of `kind`.
   // Connects first if needed. The callback runs exactly once.
-  void Send(const protocol::MemberWire& wire, protocol::ReplyKind kind, Clock::time_point deadline, OpCallback done);
+  void Send(const protocol::MemberWire& wire, protocol::ReplyKind kind, Clock::time_point deadline, OpCallback&& done);
 
   // Fails every pending operation with `why` and drops the socket. Safe to call from inside a callback.
   void Close(OpStatus why);
@@ -69,6 +69,8 @@ class BackendConnection : public Flushable {
  private:
   enum class State { kClosed, kConnecting, kReady };
   struct Op {
+    Op(protocol::ReplyKind k, uint32_t o, Clock::time_point d, OpCallback&& cb)
+        : kind(k), opaque(o), deadline(d), done(std::move(cb)) {}
     protocol::ReplyKind kind;
     uint32_t opaque;
     Clock::time_point deadline;
@@ -79,7 +81,6 @@ class BackendConnection : public Flushable {
   void StartConnect(const sockaddr* addr, int len);
   void OnConnected();
   bool SocketHas(short events) const;
-  void Queue(std::string_view bytes);
   void OnRead();
   void OnWritable();
   static void ReadCb(evutil_socket_t fd, short what, void* arg);

@@ -81,15 +81,20 @@ std::string ComposeMetaDebug(const Request& r, std::string_view base) {
   return out;
 }
 
+void ComposeGet(std::string* out, std::string_view key, bool with_cas, bool touch, int64_t exptime) {
+  out->clear();
+  out->reserve(key.size() + 32);
+  out->append("mg ").append(key).append(" v f");
+  if (with_cas) out->append(" c");
+  if (touch) {
+    out->append(" T");
+    AppendDecimal(out, exptime);
+  }
+}
+
 std::string ComposeGet(std::string_view key, bool with_cas, bool touch, int64_t exptime) {
   std::string out;
-  out.reserve(key.size() + 24);
-  out.append("mg ").append(key).append(" v f");
-  if (with_cas) out.append(" c");
-  if (touch) {
-    out.append(" T");
-    AppendDecimal(&out, exptime);
-  }
+  ComposeGet(&out, key, with_cas, touch, exptime);
   return out;
 }
 

@@ -35,6 +35,8 @@ std::string ComposeMetaDebug(const Request& r, std::string_view base);
 
 // Text commands as meta commands.
 std::string ComposeGet(std::string_view key, bool with_cas, bool touch, int64_t exptime);   // mg k v f [c] [T]
+// The same into `out` (replacing its contents): a reused buffer keeps a multi-get's keys off the heap.
+void ComposeGet(std::string* out, std::string_view key, bool with_cas, bool touch, int64_t exptime);
 // `as_set`: a plain set of the same value (what the backup gets after the primary applied add/replace/cas).
 std::string ComposeStorage(const Request& r, std::string_view key, bool as_set = false);   // ms k len F T [M] [C]
 std::string ComposeArithmetic(const Request& r, std::string_view key);                      // ma k D M v

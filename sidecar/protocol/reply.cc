@@ -21,36 +21,40 @@ bool LineAt(std::string_view in, size_t from, Span* line, size_t* next) {
 
 bool IsMetaCode(std::string_view text) {
   if (text.size() < 2 || (text.size() > 2 && text[2] != ' ')) return false;
-  std::string_view c = text.substr(0, 2);
-  return c == "VA" || c == "HD" || c == "EN" || c == "NF" || c == "NS" || c == "EX";
+  switch (text[0]) {
+    case 'V': return text[1] == 'A';
+    case 'H': return text[1] == 'D';
+    case 'E': return text[1] == 'N' || text[1] == 'X';
+    case 'N': return text[1] == 'F' || text[1] == 'S';
+    default: return false;
+  }
 }
 
-// The " O<n>" token of a meta reply line, checked against the number the request carried.
+// The " O<n>" token of a meta reply line, checked against the number the request carried: the first token of
+// the line that starts with 'O' must be exactly it. memcached prints the opaque once, as a token of its own; a
+// key echoed with k is "k<key>", never " O...".
 bool FindOpaque(std::string_view text, uint32_t opaque, Span line, Span* out) {
+  const char* d = text.data();
+  const size_t n = text.size();
+  size_t pos = 2;
+  while (pos + 1 < n && !(d[pos] == ' ' && d[pos + 1] == 'O')) ++pos;
+  if (pos + 1 >= n) return false;
+  size_t tok_end = pos + 2;
+  while (tok_end < n && d[tok_end] != ' ') ++tok_end;
   char want[16];
   want[0] = ' ';
   want[1] = 'O';
   auto [end, ec] = std::to_chars(want + 2, want + sizeof want, opaque);
-  std::string_view token(want, static_cast<size_t>(end - want));
-  // memcached prints the opaque once, as a token of its own; a key echoed with k is "k<key>", never " O...".
-  size_t at = 2;
-  for (;;) {
-    size_t pos = text.find(" O", at);
-    if (pos == std::string_view::npos) return false;
-    size_t tok_end = text.find(' ', pos + 1);
-    if (tok_end == std::string_view::npos) tok_end = text.size();
-    if (text.substr(pos, tok_end - pos) == token) {
-      *out = Span{static_cast<uint32_t>(line.off + pos), static_cast<uint32_t>(tok_end - pos)};
-      return true;
-    }
-    if (text.substr(pos, 2) == " O") return false;  // an opaque, but not this request's: out of step
-    at = pos + 1;
-  }
+  const size_t len = static_cast<size_t>(end - want);
+  if (tok_end - pos != len || std::memcmp(d + pos, want, len) != 0) return false;  // out of step
+  *out = Span{static_cast<uint32_t>(line.off + pos), static_cast<uint32_t>(len)};
+  return true;
 }
 
 }  // namespace
 
 bool IsErrorLine(std::string_view line) {
+  if (line.empty() || (line[0] != 'E' && line[0] != 'C' && line[0] != 'S')) return false;  // VA, HD, NF, ...
   return line == "ERROR" || line.substr(0, 13) == "CLIENT_ERROR " || line.substr(0, 13) == "SERVER_ERROR " ||
          line == "CLIENT_ERROR" || line == "SERVER_ERROR";
 }

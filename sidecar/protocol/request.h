@@ -34,12 +34,32 @@ struct Span {
   std::string_view in(std::string_view base) const { return base.substr(off, len); }
 };
 
+// The keys of a request: the first inline (every keyed command and most gets: no allocation), further keys
+// of a multi-key get on the heap.
+class KeyList {
+ public:
+  void push_back(Span s) {
+    if (n_ > 0) rest_.push_back(s);
+    else first_ = s;
+    ++n_;
+  }
+  size_t size() const { return n_; }
+  bool empty() const { return n_ == 0; }
+  const Span& operator[](size_t i) const { return i == 0 ? first_ : rest_[i - 1]; }
+  Span& operator[](size_t i) { return i == 0 ? first_ : rest_[i - 1]; }
+
+ private:
+  size_t n_ = 0;
+  Span first_;
+  std::vector<Span> rest_;
+};
+
 constexpr size_t kMaxMetaFlags = 20;  // memcached refuses mg/ms/md/ma with 20 or more tokens
 
 struct Request {
   Command cmd = Command::kGet;
   Span line;                 // the command line without its "\r\n" / "\n"
-  std::vector<Span> keys;    // retrieval: every key in order; keyed commands: one
+  KeyList keys;              // retrieval: every key in order; keyed commands: one
   Span data;                 // storage/ms: the value without its trailing "\r\n"
   Span meta_flags;           // meta: everything after the key (and datalen for ms)
   std::array<Span, kMaxMetaFlags> flags{};  // meta: each flag token, validated as memcached validates them

@@ -145,7 +145,8 @@ void ClientConn::Charge(int64_t delta) {
 bool ClientConn::StreamPart(ReplySlot* slot, std::string_view bytes) {
   if (!IsNext(slot) || slot->close_after) return false;
   OutAppend(bytes);
-  if (!bytes.empty()) ObserveReply(bytes.size());
+  // A part can only raise the estimate: small parts (a block's header) would pull it below the reply's size.
+  if (bytes.size() >= kMinEstimate) ObserveReply(bytes.size());
   proxy_->flush_queue().Add(this);
   return true;
 }
@@ -318,16 +319,15 @@ bool ClientConn::TakeReply(ReplySlot* slot, std::string_view bytes) {
 
 void ClientConn::FlushOutput() {
   if (closed_) return;
-  // Bytes a short write left behind go first.
-  if (!out_.empty()) {
-    ssize_t n = write(fd_, out_.view().data(), out_.size());
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return Close();
-    if (n > 0) OutConsume(static_cast<size_t>(n));
-  }
-  while (out_.empty() && !slots_.empty() && slots_.front()->ready) {
+  // One writev per pass: bytes a short write left behind (or streamed parts) first, then every ready reply.
+  for (;;) {
     iovec iov[kMaxIov];
-    size_t count = 0, total = 0;
-    size_t nslots = 0;
+    size_t count = 0, total = 0, nslots = 0;
+    const size_t pending = out_.size();
+    if (pending > 0) {
+      iov[count++] = iovec{const_cast<char*>(out_.view().data()), pending};
+      total += pending;
+    }
     for (auto it = slots_.begin(); it != slots_.end() && (*it)->ready && count < kMaxIov; ++it) {
       ++nslots;
       const std::string& s = (*it)->out;
@@ -335,24 +335,28 @@ void ClientConn::FlushOutput() {
         iov[count++] = iovec{const_cast<char*>(s.data()), s.size()};
         total += s.size();
       }
-      if ((*it)->close_after) {
-        break;
-      }
+      if ((*it)->close_after) break;
     }
+    if (count == 0 && nslots == 0) break;
     ssize_t n = 0;
     if (count > 0) {
-      n = writev(fd_, iov, static_cast<int>(count));
+      n = count == 1 ? write(fd_, iov[0].iov_base, iov[0].iov_len) : writev(fd_, iov, static_cast<int>(count));
       if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return Close();
       if (n < 0) n = 0;
     }
-    // Pop what was written. A slot cut by a short write leaves its tail in out_ (sent first next time).
     size_t written = static_cast<size_t>(n);
-    for (size_t i = 0; i < nslots; ++i) {
+    const size_t from_out = std::min(written, pending);
+    if (from_out > 0) OutConsume(from_out);
+    written -= from_out;
+    bool stop = from_out < pending;  // out_ still has bytes: no slot went out
+    // Pop what was written. A slot cut by a short write leaves its tail in out_ (sent first next time).
+    for (size_t i = 0; i < nslots && !stop; ++i) {
       ReplySlot& front = *slots_.front();
       if (written < front.out.size()) {
         if (written == 0) break;  // none of this slot went out: it stays queued
         OutAppend(std::string_view(front.out).substr(written));
         written = 0;
+        stop = true;
       } else {
         written -= front.out.size();
       }
@@ -364,7 +368,6 @@ void ClientConn::FlushOutput() {
         while (!slots_.empty()) PopFront();
         break;
       }
-      if (!out_.empty()) break;
     }
     if (static_cast<size_t>(n) < total) break;  // the socket is full
   }
@@ -383,7 +386,7 @@ void ClientConn::FlushOutput() {
   if (paused_ && !closing_ && !in_process_ && !OverLimits()) ResumeReading();
 }
 
-void ClientConn::Dispatch(std::string_view raw, protocol::Request req, std::optional<std::string> reply_override) {
+void ClientConn::Dispatch(std::string_view raw, protocol::Request&& req, std::optional<std::string> reply_override) {
   auto local = [&](std::string out) {
     ReplySlot* slot = NewSlot();
     proxy_->metrics().Request(req.cmd, Outcome::kOk, 0);

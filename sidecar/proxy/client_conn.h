@@ -48,7 +48,7 @@ class ClientConn : public Flushable, public ReplySink {
   // Parses and dispatches complete requests from `in`; returns the bytes consumed.
   size_t ProcessBytes(std::string_view in);
   void ProcessBuffered();
-  void Dispatch(std::string_view raw, protocol::Request req, std::optional<std::string> reply_override = {});
+  void Dispatch(std::string_view raw, protocol::Request&& req, std::optional<std::string> reply_override = {});
   ReplySlot* NewSlot();                       // a reply the connection makes itself
   void AddSlot(std::shared_ptr<ReplySlot> slot);
   bool OverLimits() const;

@@ -300,6 +300,7 @@ void Proxy::TickCb(evutil_socket_t, short, void* arg) { static_cast<Proxy*>(arg)
 
 void Proxy::Tick() {
   auto now = Clock::now();
+  metrics_->buffered_reply_bytes().Set(static_cast<double>(buffered_));  // every 10 ms, not per change
   for (auto& [key, m] : members_) m->Tick(now);
   for (const auto& [name, pool] : pools_) DrainRepairs(pool, metrics_, &tunables_);  // router/replicate.h
   for (auto it = retiring_.begin(); it != retiring_.end();) {
@@ -326,8 +327,8 @@ void Proxy::RemoveClient(ClientConn* client) {
 }
 
 void Proxy::AdjustBuffered(int64_t delta) {
+  // Several times per request: the gauge (an atomic read-modify-write) is set once per tick instead.
   buffered_ = static_cast<size_t>(static_cast<int64_t>(buffered_) + delta);
-  metrics_->buffered_reply_bytes().Set(static_cast<double>(buffered_));
 }
 
 PoolPtr Proxy::CurrentPool(const std::string& name) const {

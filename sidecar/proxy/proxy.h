@@ -50,7 +50,7 @@ class Proxy {
   const PoolPtr* CurrentPoolSlot(const std::string& name) const;
   uint64_t pools_generation() const { return pools_generation_; }
   void RemoveClient(ClientConn* client);
-  // Reply bytes held for all clients (bounded by Tunables::total_max_buffer).
+  // Reply bytes held for all clients (bounded by Tunables::total_max_buffer; the gauge follows every tick).
   void AdjustBuffered(int64_t delta);
   size_t buffered() const { return buffered_; }
   // Room reserved for the replies of requests in flight, all clients.

@@ -10,6 +10,8 @@
 // most its share of memory (docs/ARCHITECTURE.md, "Bounded memory").
 #include <algorithm>
 #include <charconv>
+#include <cstring>
+#include <memory>
 
 #include "sidecar/protocol/compose.h"
 #include "sidecar/router/context.h"
@@ -22,6 +24,23 @@ using protocol::Command;
 
 constexpr size_t kMaxWindow = 64;      // keys in flight per request at most
 constexpr size_t kFirstEstimate = 1024;
+constexpr std::string_view kEnd = "END\r\n";
+
+// The `mg` of one key is composed here and copied into the member connection's output at once: one buffer for
+// every key of every request instead of a heap string per key. Large capacities are not kept.
+std::string& WireScratch() {
+  thread_local std::string scratch;
+  if (scratch.capacity() > 4096) std::string().swap(scratch);
+  return scratch;
+}
+
+// The value of a VA reply followed by its "\r\n", as both lie in the member's read buffer (ParseReply checked
+// the terminator); empty if they do not (the block is then built instead).
+std::string_view DataWithCrlf(const MetaValue& v) {
+  const char* end = v.data.data() + v.data.size();
+  if (end[0] != '\r' || end[1] != '\n') return {};
+  return std::string_view(v.data.data(), v.data.size() + 2);
+}
 
 class RetrievalJob : public Resumable, public std::enable_shared_from_this<RetrievalJob> {
  public:
@@ -59,7 +78,31 @@ class RetrievalJob : public Resumable, public std::enable_shared_from_this<Retri
     uint64_t fill_cas = 0;  // the warm-up placeholder this request's read made on the primary (meta_value.h),
                             // or the CAS of a suspect copy of a moved key (pool.h, RingChange)
     bool moved = false;     // a topology change moved the key onto its primary
+    bool streamed = false;  // its block went straight to the client (not held in `block`)
     std::string block;    // "VALUE ...\r\n<data>\r\n"
+  };
+
+  // A request's keys; a single-key request (most gets) keeps its one key inside the job.
+  class KeyList {
+   public:
+    void resize(size_t n) {
+      n_ = n;
+      if (n > 1) more_ = std::make_unique<KeyResult[]>(n);
+    }
+    size_t size() const { return n_; }
+    KeyResult& operator[](size_t i) { return data()[i]; }
+    const KeyResult& operator[](size_t i) const { return data()[i]; }
+    KeyResult* begin() { return data(); }
+    KeyResult* end() { return data() + n_; }
+    const KeyResult* begin() const { return data(); }
+    const KeyResult* end() const { return data() + n_; }
+
+   private:
+    KeyResult* data() { return more_ ? more_.get() : &one_; }
+    const KeyResult* data() const { return more_ ? more_.get() : &one_; }
+    size_t n_ = 0;
+    KeyResult one_;
+    std::unique_ptr<KeyResult[]> more_;
   };
 
   bool WantsCas() const { return r_->req.cmd == Command::kGets || r_->req.cmd == Command::kGats; }
@@ -103,7 +146,8 @@ class RetrievalJob : public Resumable, public std::enable_shared_from_this<Retri
     k.state = State::kPending;
     ++in_flight_;
     if (!k.primary->Usable()) return LookupOnBackup(i, /*fill=*/false, OpStatus::kMemberDown);
-    std::string wire = protocol::ComposeGet(k.key, WantsCas(), Touches(), r_->req.exptime);
+    std::string& wire = WireScratch();
+    protocol::ComposeGet(&wire, k.key, WantsCas(), Touches(), r_->req.exptime);
     k.moved = r_->pool->Moved(k.hash, k.primary->name());
     bool fillable = Fillable(k);
     if ((fillable || k.moved) && !WantsCas()) wire.append(" c");  // a moved key's copy is judged by its CAS
@@ -153,16 +197,39 @@ class RetrievalJob : public Resumable, public std::enable_shared_from_this<Retri
       r_->metrics->replies_deferred().Increment();
       return Done(i, State::kDeferred);
     }
-    k.block.reserve(size);
-    k.block.assign("VALUE ").append(k.key).push_back(' ');
-    protocol::AppendDecimal(&k.block, v.flags);
-    k.block.push_back(' ');
-    protocol::AppendDecimal(&k.block, v.data.size());
+    // "VALUE <key> <flags> <bytes>[ <cas>]\r\n": a key is at most 250 bytes, each number at most 20 digits.
+    char head[320];
+    char* p = head;
+    auto put = [&p](std::string_view t) {
+      std::memcpy(p, t.data(), t.size());
+      p += t.size();
+    };
+    put("VALUE ");
+    put(k.key.substr(0, 250));
+    *p++ = ' ';
+    p = std::to_chars(p, p + 20, v.flags).ptr;
+    *p++ = ' ';
+    p = std::to_chars(p, p + 20, v.data.size()).ptr;
     if (WantsCas()) {
-      k.block.push_back(' ');
-      protocol::AppendDecimal(&k.block, v.cas);
+      *p++ = ' ';
+      p = std::to_chars(p, p + 20, v.cas).ptr;
     }
-    k.block.append("\r\n").append(v.data).append("\r\n");
+    *p++ = '\r';
+    *p++ = '\n';
+    std::string_view header(head, static_cast<size_t>(p - head));
+    // Next in line: straight from the member's read buffer to the client's output (no copy held here); the
+    // client's one write per loop pass takes it together with whatever follows.
+    std::string_view body = streams_now ? DataWithCrlf(v) : std::string_view();
+    if (!body.empty() && s->StreamPart(r_->slot, header)) {
+      s->StreamPart(r_->slot, body);  // next in line still: cannot fail
+      k.streamed = true;
+      ++hits_;
+      ++next_emit_;
+      return Done(i, State::kHit);
+    }
+    // Held until its turn; room for the END of a request whose last block it is.
+    k.block.reserve(header.size() + v.data.size() + 2 + kEnd.size());
+    k.block.assign(header).append(v.data).append("\r\n");
     Charge(static_cast<int64_t>(k.block.size()));
     Done(i, State::kHit);
   }
@@ -205,7 +272,8 @@ class RetrievalJob : public Resumable, public std::enable_shared_from_this<Retri
     } else {
       r_->metrics->Failover(why);
     }
-    std::string wire = protocol::ComposeGet(k.key, WantsCas(), Touches(), r_->req.exptime);
+    std::string& wire = WireScratch();
+    protocol::ComposeGet(&wire, k.key, WantsCas(), Touches(), r_->req.exptime);
     wire.append(" t");
     b->SendMeta(k.hash, wire, [self = shared_from_this(), i, fill](const OpResult& res) {
       self->OnBackupReply(i, fill, res);
@@ -244,7 +312,7 @@ class RetrievalJob : public Resumable, public std::enable_shared_from_this<Retri
     while (!done && next_emit_ < keys_.size()) {
       KeyResult& k = keys_[next_emit_];
       if (k.state == State::kUnsent || k.state == State::kPending || k.state == State::kDeferred) break;
-      if (k.state == State::kHit) {
+      if (k.state == State::kHit && !k.streamed) {
         if (s == nullptr || !s->StreamPart(r_->slot, k.block)) break;
         ++hits_;
         Charge(-static_cast<int64_t>(k.block.size()));
@@ -284,15 +352,26 @@ class RetrievalJob : public Resumable, public std::enable_shared_from_this<Retri
     if (errors == keys_.size()) {
       return r_->Finish(first_error_.empty() ? std::string(kNoMember) : first_error_, Outcome::kServerError);
     }
+    const Outcome outcome = hits_ ? Outcome::kHit : Outcome::kMiss;
+    size_t held = 0, last = keys_.size();
+    for (size_t i = next_emit_; i < keys_.size(); ++i) {
+      if (!keys_[i].block.empty()) ++held, last = i;
+    }
+    if (held == 0) return r_->FinishWith(kEnd, outcome);  // everything streamed, or all misses
+    if (held == 1) {  // one block (a single-key get): it becomes the reply, END appended in its reserved room
+      std::string out = std::move(keys_[last].block);
+      out.append(kEnd);
+      return r_->Finish(std::move(out), outcome);
+    }
     std::string out;
     out.reserve(bytes);
     for (size_t i = next_emit_; i < keys_.size(); ++i) out += keys_[i].block;
-    out.append("END\r\n");
-    r_->Finish(std::move(out), hits_ ? Outcome::kHit : Outcome::kMiss);
+    out.append(kEnd);
+    r_->Finish(std::move(out), outcome);
   }
 
   RoutedPtr r_;
-  std::vector<KeyResult> keys_;
+  KeyList keys_;
   size_t next_send_ = 0;
   size_t next_emit_ = 0;
   size_t in_flight_ = 0;

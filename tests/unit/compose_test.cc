@@ -69,6 +69,9 @@ TEST(Compose, TextCommandsAsMeta) {
   EXPECT_EQ(ComposeArithmetic(Parse("decr k 18446744073709551615\r\n"), "k"), "ma k D18446744073709551615 MD v");
   EXPECT_EQ(ComposeGet("k", true, true, -1), "mg k v f c T-1");
   EXPECT_EQ(ComposeGet("k", false, false, 0), "mg k v f");
+  std::string reused = "mg a-much-longer-key-from-before v f c T100";  // composed into a reused buffer
+  ComposeGet(&reused, "k", false, true, 7);
+  EXPECT_EQ(reused, "mg k v f T7");
   EXPECT_EQ(ComposeTouch("k", 30), "mg k T30");
   EXPECT_EQ(ComposeDelete("Zm9v", true), "md Zm9v b");
   EXPECT_EQ(ComposeFlush(Parse("flush_all 5 0 \r\n")), "flush_all 5");

@@ -38,7 +38,7 @@ TEST(Reply, MetaRepliesWithTheirOpaque) {
                         Case{"NS O7\r\n", "NS", ""}, Case{"EX O7\r\n", "EX", ""},
                         Case{"VA 3 f5 O7\r\nabc\r\n", "VA", "abc"}, Case{"VA 0 O7\r\n\r\n", "VA", ""},
                         Case{"VA 4 f0 c99 kfoo O7 W\r\na\r\nb\r\n", "VA", "a\r\nb"},
-                        Case{"HD c5 O7 kk\r\n", "HD", ""}}) {
+                        Case{"HD c5 O7 kk\r\n", "HD", ""}, Case{"VA 1 f0 kO7 O7\r\nx\r\n", "VA", "x"}}) {
     SCOPED_TRACE(c.in);
     Reply r;
     ASSERT_EQ(ParseWhole(c.in, ReplyKind::kMeta, 7, &r), ReplyStatus::kDone);
@@ -64,7 +64,9 @@ TEST(Reply, ErrorLinesNeedNoOpaque) {
 TEST(Reply, AReplyForAnotherRequestIsBad) {
   for (std::string in : {"HD O8\r\n", "VA 2 O70\r\nab\r\n", "EN\r\n", "HD\r\n", "VA 2\r\nab\r\n", "MN\r\n",
                          "STORED\r\n", "VALUE k 0 1\r\nx\r\nEND\r\n", "END\r\n", "HD O7x\r\n", "HDO7\r\n",
-                         "XX O7\r\n", "VA x O7\r\nab\r\n", "VA 2 O7\r\nabcd\r\n"}) {
+                         "XX O7\r\n", "VA x O7\r\nab\r\n", "VA 2 O7\r\nabcd\r\n",
+                         // another opaque first (the last token alone does not prove it), or only a longer one
+                         "HD O9 O7\r\n", "VA 1 f0 O8 O7\r\nx\r\n", "HD O17\r\n", "HD O77\r\n"}) {
     SCOPED_TRACE(in);
     Reply r;
     size_t need = 0;
