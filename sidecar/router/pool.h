@@ -8,7 +8,7 @@
 
 #include "common/topology.h"
 #include "sidecar/backend/member.h"
-#include "sidecar/ring/ketama.h"
+#include "common/ring/ketama.h"
 
 namespace memha {
 

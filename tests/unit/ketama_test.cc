@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "sidecar/ring/ketama.h"
-#include "sidecar/ring/md5.h"
+#include "common/ring/ketama.h"
+#include "common/ring/md5.h"
 
 namespace memha {
 namespace {

@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "sidecar/ring/md5.h"
+#include "common/ring/md5.h"
 
 namespace memha {
 namespace {

@@ -1,9 +1,9 @@
-#include "sidecar/ring/ketama.h"
+#include "common/ring/ketama.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "sidecar/ring/md5.h"
+#include "common/ring/md5.h"
 
 namespace memha {
 namespace {

@@ -1,4 +1,4 @@
-#include "sidecar/ring/md5.h"
+#include "common/ring/md5.h"
 
 #include <cstring>
 
