@@ -30,6 +30,11 @@ Status ParseMembers(const json& pool, const char* field, const std::string& wher
         return Err(at + ".state", "must be one of up, down, terminating");
       }
     }
+    if (m.contains("refill") && m["refill"].is_string()) {
+      const std::string& refill = m["refill"].get_ref<const std::string&>();
+      if (refill == "running") spec.refill = MemberRefill::kRunning;
+      if (refill == "done") spec.refill = MemberRefill::kDone;
+    }
     out->push_back(std::move(spec));
   }
   return Status::Ok();
@@ -42,6 +47,15 @@ std::string_view ToString(WritePolicy p) {
     case WritePolicy::kAsync: return "async";
     case WritePolicy::kSync: return "sync";
     case WritePolicy::kPrimaryOnly: return "primary-only";
+  }
+  return "?";
+}
+
+std::string_view ToString(MemberRefill r) {
+  switch (r) {
+    case MemberRefill::kNone: return "none";
+    case MemberRefill::kRunning: return "running";
+    case MemberRefill::kDone: return "done";
   }
   return "?";
 }
@@ -161,7 +175,9 @@ std::string TopologyToJson(const Topology& topo, int indent) {
               {"backup", json::array()}};
     for (const auto& [field, list] : {std::pair{"primary", &pool.primary}, std::pair{"backup", &pool.backup}}) {
       for (const MemberSpec& m : *list) {
-        p[field].push_back({{"name", m.name}, {"address", m.address}, {"state", std::string(ToString(m.state))}});
+        json member = {{"name", m.name}, {"address", m.address}, {"state", std::string(ToString(m.state))}};
+        if (m.refill != MemberRefill::kNone) member["refill"] = std::string(ToString(m.refill));
+        p[field].push_back(std::move(member));
       }
     }
     doc["pools"].push_back(std::move(p));

@@ -14,9 +14,14 @@ namespace memha {
 enum class WritePolicy { kAsync, kSync, kPrimaryOnly };
 // The controller's view of a member. kTerminating is taken out of service like kDown, before the pod dies.
 enum class MemberState { kUp, kDown, kTerminating };
+// The controller's bulk refill of a member (docs/ARCHITECTURE.md "Bulk refill"): "running" while its share is
+// copied from the other pool, "done" once that completed since it last came back. An optional field beside
+// "state": a sidecar that does not know it ignores it, and an unknown value reads as kNone.
+enum class MemberRefill { kNone, kRunning, kDone };
 
 std::string_view ToString(WritePolicy p);
 std::string_view ToString(MemberState s);
+std::string_view ToString(MemberRefill r);
 bool ParseWritePolicy(std::string_view text, WritePolicy* out);
 bool ParseMemberState(std::string_view text, MemberState* out);
 
@@ -25,6 +30,7 @@ struct MemberSpec {
   std::string address;  // as given
   HostPort endpoint;    // parsed address
   MemberState state = MemberState::kUp;
+  MemberRefill refill = MemberRefill::kNone;
   bool operator==(const MemberSpec&) const = default;
 };
 

@@ -25,6 +25,7 @@
 #include "controller/model/store.h"
 #include "controller/push/pusher.h"
 #include "controller/push/token.h"
+#include "controller/refill/manager.h"
 #include "controller/watch/watcher.h"
 #include "controller/webhook/server.h"
 #include "controller/webhook/token_secret.h"
@@ -44,6 +45,7 @@ class Controller {
  private:
   Status StartWebhook();
   void RegisterMetrics();
+  void RegisterRefillMetrics();
 
   ControllerFlags flags_;
   kube::KubeConfig config_;
@@ -54,6 +56,7 @@ class Controller {
   admin::ControllerMetrics metrics_;
   std::unique_ptr<push::TopologyPusher> pusher_;
   std::unique_ptr<kube::EventRecorder> events_;
+  std::unique_ptr<refill::RefillManager> refill_;
   std::unique_ptr<Reconciler> reconciler_;
   std::unique_ptr<leader::LeaderElector> elector_;
   std::unique_ptr<admin::AdminServer> admin_;

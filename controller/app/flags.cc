@@ -73,6 +73,31 @@ const cli::FlagTable<ControllerFlags>& Flags() {
                                   &ControllerFlags::push_timeout)},
       {"--member-grace-s", Integer("N  a vanished member pod stays on its ring, down, this long (default 120)", 0,
                                    86400, [](ControllerFlags* f, long long n) { f->member_grace = std::chrono::seconds(n); })},
+      {"--refill", {"on|off  bulk refill of a member that comes back empty from the other pool (default on)",
+                    [](std::string_view n, std::string_view v, ControllerFlags* f) {
+                      if (v != "on" && v != "off") {
+                        return Status::InvalidArgument(std::string(n) + ": expected on or off, got \"" +
+                                                       std::string(v) + "\"");
+                      }
+                      f->refill.enabled = v == "on";
+                      return Status::Ok();
+                    }}},
+      {"--refill-keys-per-second",
+       Integer("N  keys copied per second by the refill, all refills together; 0: unlimited (default 20000)", 0,
+               10'000'000, [](ControllerFlags* f, long long n) {
+                 f->refill.limits.keys_per_second = static_cast<double>(n);
+               })},
+      {"--refill-bytes-per-second",
+       Integer("N  value bytes written per second by the refill; 0: unlimited (default 33554432, 32 MiB)", 0,
+               1'000'000'000'000LL, [](ControllerFlags* f, long long n) {
+                 f->refill.limits.bytes_per_second = static_cast<double>(n);
+               })},
+      {"--refill-probe-interval",
+       Duration("DUR  how often the leader reads memcached stats to notice an empty member (default 10s)",
+                &ControllerFlags::refill_probe_interval)},
+      {"--refill-verify-delay",
+       Duration("DUR  a copied key is re-read on its source this long after the copy; gone or changed there: the "
+                "copy is taken back (default 1s)", &ControllerFlags::refill_verify_delay)},
       {"--log-level", {"LEVEL  debug | info | warn | error (default info)",
                        [](std::string_view n, std::string_view v, ControllerFlags* f) {
                          if (!log::ParseLevel(v, &f->log_level)) {
@@ -137,6 +162,9 @@ Result<ControllerFlags> ParseFlags(const std::vector<std::string>& args) {
   if (flags.renew_deadline >= flags.lease_duration) {
     return Status::InvalidArgument("--renew-deadline must be shorter than --lease-duration");
   }
+  flags.refill.probe_interval = flags.refill_probe_interval;
+  flags.refill.limits.verify_delay = flags.refill_verify_delay;
+  if (Status s = flags.refill.Validate(); !s.ok()) return s;
   if (flags.retry_period >= flags.renew_deadline) {
     return Status::InvalidArgument("--retry-period must be shorter than --renew-deadline");
   }

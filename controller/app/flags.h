@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "controller/push/pusher.h"
+#include "controller/refill/manager.h"
 #include "controller/webhook/flags.h"
 
 namespace memha::app {
@@ -29,6 +30,9 @@ struct ControllerFlags {
   size_t push_parallelism = 16;
   std::chrono::milliseconds push_timeout{3000};
   std::chrono::seconds member_grace{120};
+  refill::ManagerOptions refill;                           // --refill, --refill-keys-per-second, ...
+  std::chrono::milliseconds refill_probe_interval{10000};  // copied into `refill` once parsed
+  std::chrono::milliseconds refill_verify_delay{1000};
   log::Level log_level = log::Level::kInfo;
   webhook::WebhookSettings webhook;
   bool help = false;

@@ -34,6 +34,10 @@ struct ReconcileOptions {
   std::chrono::milliseconds interval{5000};     // recompute at least this often (member grace expiry)
   std::chrono::milliseconds poll{50};           // how often a leadership change is noticed between changes
   uint64_t version_seed = 0;                    // first version - 1; 0: wall-clock milliseconds (see docs)
+  // Bulk refill (controller/refill): the members' refill marks, read at the start of every pass, and the pools
+  // as computed, handed over after every pass (on the reconcile thread, with `leading`).
+  std::function<topology::RefillMarks()> refill_marks;
+  std::function<void(const topology::State&, bool leading)> on_pass;
 };
 
 class Reconciler {
@@ -57,6 +61,8 @@ class Reconciler {
 
   // One pass now, on the caller's thread (tests; the loop calls it too). No-op before the store is synced.
   void ReconcileOnce();
+  // A pass soon (within `poll`) although the store did not change: the refill marks did.
+  void Poke();
 
   // The pod's current topology as JSON (GET /v1/topology), or nullopt when it has none.
   std::optional<std::string> TopologyJson(const std::string& pod) const;

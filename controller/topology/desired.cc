@@ -93,8 +93,12 @@ class Pass {
         by_name.emplace(name, std::move(m));
       }
     }
+    const auto marks = options_.refill.find(key);
     for (auto& [name, m] : by_name) {
       if (auto ep = ParseHostPort(m.address); ep.ok()) m.endpoint = ep.value();
+      if (marks != options_.refill.end()) {
+        if (auto mark = marks->second.find(name); mark != marks->second.end()) m.refill = mark->second;
+      }
       out.push_back(std::move(m));
     }
     return out;

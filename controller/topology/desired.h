@@ -20,6 +20,10 @@ namespace memha::topology {
 
 using Clock = std::chrono::steady_clock;
 
+// The leader's bulk refill of members (controller/refill), by Service "ns/name" then member name: written into
+// each member's "refill" field, so the sidecars learn when a member that came back empty has been filled.
+using RefillMarks = std::map<std::string, std::map<std::string, MemberRefill>>;
+
 struct Options {
   uint16_t sidecar_admin_port = kDefaultSidecarAdminPort;  // the sidecar is pushed at podIP:this
   uint16_t default_local_port = kDefaultLocalPort;         // a pool without ":port" in memha.io/pools
@@ -27,6 +31,7 @@ struct Options {
   // A member pod that vanished (deleted, relabelled) stays on its pool's ring as `down` this long, so a
   // StatefulSet pod being recreated under the same name does not move its keys to a neighbour meanwhile.
   std::chrono::seconds member_grace{120};
+  RefillMarks refill;  // set per pass by the reconciler (empty: no member is marked)
 };
 
 // What a pool Service contributes to every topology that uses it (all but the local listen address). Shared

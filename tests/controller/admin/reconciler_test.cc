@@ -323,3 +323,73 @@ TEST(PoolServicesInUse, NamesEveryReferencedPoolAndItsBackup) {
 
 }  // namespace
 }  // namespace memha::app
+
+namespace memha::app {
+namespace {
+
+// Bulk refill wiring: the marks the refill manager reports reach each member of the served topology (and a Poke is
+// enough for a pass), and every pass hands the pools with their backups to the observer.
+TEST(ReconcilerRefill, MarksReachTheTopologyAndPoolsReachTheObserver) {
+  push::FakeSidecar fake;
+  push::TokenFile token{"", "secret"};
+  admin::ControllerMetrics metrics;
+  model::Store store;
+  push::TopologyPusher pusher(push::PusherOptions{}, &token, &metrics);
+  std::mutex mu;
+  topology::RefillMarks marks;
+  std::vector<std::pair<std::string, size_t>> observed;  // pool service -> backup members
+  ReconcileOptions ro;
+  ro.topology.sidecar_admin_port = static_cast<uint16_t>(std::stoi(fake.address().substr(10)));
+  ro.coalesce = 5ms;
+  ro.poll = 10ms;
+  ro.interval = 1h;
+  ro.version_seed = 100;
+  ro.refill_marks = [&] {
+    std::lock_guard l(mu);
+    return marks;
+  };
+  ro.on_pass = [&](const topology::State& state, bool) {
+    std::lock_guard l(mu);
+    observed.clear();
+    for (const auto& [service, base] : state.pools) observed.emplace_back(service, base->backup.size());
+  };
+  Reconciler reconciler(store, pusher, &metrics, ro);
+
+  model::PodInfo app = Pod("web-1", "127.0.0.1", "web", 1);
+  app.meta.annotations = {{"memha.io/pools", "cache-a"}};
+  model::ServiceInfo primary = Service("cache-a");
+  primary.meta.annotations = {{"memha.io/backup-pool", "cache-b"}};
+  store.ReplacePods({Pod("cache-a-0", "10.0.0.1", "cache-a", 1), Pod("cache-a-1", "10.0.0.2", "cache-a", 1),
+                     Pod("cache-b-0", "10.0.1.1", "cache-b", 1), app});
+  store.ReplaceServices({primary, Service("cache-b")});
+  reconciler.ReconcileOnce();
+  auto served = [&]() -> Topology { return ParseTopology(*reconciler.TopologyJson("shop/web-1")).value(); };
+  Topology before = served();
+  ASSERT_EQ(before.pools.size(), 1u);
+  ASSERT_EQ(before.pools[0].primary.size(), 2u);
+  EXPECT_EQ(before.pools[0].primary[1].refill, MemberRefill::kNone);
+  EXPECT_EQ(reconciler.TopologyJson("shop/web-1")->find("refill"), std::string::npos);
+  {
+    std::lock_guard l(mu);
+    ASSERT_EQ(observed.size(), 1u);
+    EXPECT_EQ(observed[0], std::make_pair(std::string("shop/cache-a"), size_t{1}));
+  }
+
+  {
+    std::lock_guard l(mu);
+    marks["shop/cache-a"]["cache-a-1"] = MemberRefill::kRunning;
+    marks["shop/cache-b"]["cache-b-0"] = MemberRefill::kDone;
+  }
+  reconciler.Start();
+  reconciler.Poke();
+  ASSERT_TRUE(Eventually([&] { return served().version > before.version; }));
+  reconciler.Stop();
+  Topology after = served();
+  EXPECT_EQ(after.pools[0].primary[0].refill, MemberRefill::kNone);
+  EXPECT_EQ(after.pools[0].primary[1].refill, MemberRefill::kRunning);
+  EXPECT_EQ(after.pools[0].backup[0].refill, MemberRefill::kDone);
+  EXPECT_NE(reconciler.TopologyJson("shop/web-1")->find(R"("refill":"running")"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace memha::app

@@ -48,6 +48,32 @@ TEST(ControllerFlags, ABadFlagIsOneLineNamingIt) {
   }
 }
 
+TEST(ControllerFlags, Refill) {
+  auto defaults = ParseFlags({});
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_TRUE(defaults.value().refill.enabled);
+  EXPECT_EQ(defaults.value().refill.limits.keys_per_second, 20000);
+  EXPECT_EQ(defaults.value().refill.limits.bytes_per_second, 32 << 20);
+  EXPECT_EQ(defaults.value().refill.probe_interval, 10s);
+  EXPECT_EQ(defaults.value().refill.limits.verify_delay, 1s);
+  auto f = ParseFlags({"--refill=off", "--refill-keys-per-second=0", "--refill-bytes-per-second", "1048576",
+                       "--refill-probe-interval=2s", "--refill-verify-delay=250ms"});
+  ASSERT_TRUE(f.ok()) << f.status().message();
+  EXPECT_FALSE(f.value().refill.enabled);
+  EXPECT_EQ(f.value().refill.limits.keys_per_second, 0);  // unlimited
+  EXPECT_EQ(f.value().refill.limits.bytes_per_second, 1 << 20);
+  EXPECT_EQ(f.value().refill.probe_interval, 2s);
+  EXPECT_EQ(f.value().refill.limits.verify_delay, 250ms);
+  for (const auto& [arg, want] : std::vector<std::pair<std::string, std::string>>{
+           {"--refill=maybe", "--refill: expected on or off"},
+           {"--refill-keys-per-second=-1", "--refill-keys-per-second: expected an integer"},
+           {"--refill-probe-interval=0s", "--refill-probe-interval: expected a positive duration"}}) {
+    auto bad = ParseFlags({arg});
+    ASSERT_FALSE(bad.ok()) << arg;
+    EXPECT_NE(bad.status().message().find(want), std::string::npos) << bad.status().message();
+  }
+}
+
 TEST(ControllerFlags, HelpListsBothTables) {
   const std::string help = FlagsHelp();
   EXPECT_NE(help.find("  --resync-s N  "), std::string::npos) << help;
