@@ -52,6 +52,8 @@ Member::~Member() {
   env_.metrics->repair_queue().Decrement(static_cast<double>(repair_.size()));
   auto dropped = std::move(tickets_);  // their jobs see the member gone (alive_token) and leave it alone
   dropped.clear();
+  auto gates = std::move(gates_);
+  gates.clear();
   env_.metrics->RemoveMemberState(state_gauge_);
 }
 
@@ -295,6 +297,26 @@ void Member::ReleaseMirrorTicket(std::string_view key, uint64_t ticket, std::fun
     std::function<void()> due = std::move(q->second.front().send);
     q->second.pop_front();
     if (due) due();
+  }
+}
+
+void Member::ReleaseWrites(std::string_view key) {
+  std::string k(key);
+  auto it = gates_.find(k);
+  if (it == gates_.end()) return;
+  if (it->second.holds > 0) --it->second.holds;
+  // A waiter may hold the gate again (another delete): the rest wait for it. Re-find after each run.
+  for (;;) {
+    it = gates_.find(k);
+    if (it == gates_.end()) return;
+    if (it->second.holds > 0) return;
+    if (it->second.waiters.empty()) {
+      gates_.erase(it);
+      return;
+    }
+    std::function<void()> go = std::move(it->second.waiters.front());
+    it->second.waiters.pop_front();
+    go();
   }
 }
 

@@ -81,6 +81,19 @@ class Member : public BackendConnection::Listener {
   void ReleaseMirrorTicket(std::string_view key, uint64_t ticket, std::function<void()> send);
   std::weak_ptr<bool> alive_token() const { return alive_; }
 
+  // Per-key write gate (as a primary): a delete that deletes again once the backup has deleted (router/write.cc)
+  // holds the key's later writes until that second delete is sent, so it cannot undo them. Waiters run in order.
+  void HoldWrites(std::string_view key) { ++gates_[std::string(key)].holds; }
+  bool WritesHeld(std::string_view key) const {
+    if (gates_.empty()) return false;
+    auto it = gates_.find(std::string(key));
+    return it != gates_.end() && it->second.holds > 0;
+  }
+  void WaitForWrites(std::string_view key, std::function<void()> go) {
+    gates_[std::string(key)].waiters.push_back(std::move(go));
+  }
+  void ReleaseWrites(std::string_view key);
+
   // A key as a member reads it on a meta command line: as is, or base64 (then *base64 = true) when it has bytes
   // a text line cannot carry.
   static std::string WireKey(std::string_view key, bool* base64);
@@ -123,6 +136,11 @@ class Member : public BackendConnection::Listener {
     std::function<void()> send;
   };
   std::unordered_map<std::string, std::deque<MirrorTicket>> tickets_;
+  struct WriteGate {
+    int holds = 0;
+    std::deque<std::function<void()>> waiters;
+  };
+  std::unordered_map<std::string, WriteGate> gates_;
   uint64_t next_ticket_ = 1;
   bool flush_needed_ = false;
   size_t replay_outstanding_ = 0;

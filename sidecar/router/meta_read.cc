@@ -28,10 +28,11 @@ class MetaReadJob : public Resumable, public std::enable_shared_from_this<MetaRe
       line_ = protocol::ComposeClientMeta(r_->req, r_->raw, &opaque_at_);
     }
     if (!primary_->Usable()) return Failover(OpStatus::kMemberDown);
-    if (r_->req.cmd == Command::kMetaGet && !settled_) {  // a copy from before a topology change is settled first
+    if (r_->req.cmd == Command::kMetaGet && !settled_ && SettleNeeded(r_->pool, primary_, hash_)) {
+      // On a warming primary the key is filled first; a copy from before a topology change is settled.
       settled_ = true;
       if (ReplySink* s = r_->slot->sink) s->OrderBarrier(1);  // later requests reach the primary after this one
-      return SettleMovedKey(r_->pool, primary_, hash_, std::string(r_->key_token()), r_->req.meta_base64,
+      return SettleKey(r_->pool, primary_, hash_, std::string(r_->key_token()), r_->req.meta_base64,
                             r_->metrics, [self = shared_from_this()] {
                               if (ReplySink* s = self->r_->slot->sink) s->OrderBarrier(-1);
                               self->Send();
@@ -52,9 +53,15 @@ class MetaReadJob : public Resumable, public std::enable_shared_from_this<MetaRe
     Member* b = r_->pool->BackupFor(hash_);
     const bool mg = r_->req.cmd == Command::kMetaGet;
     if (mg && primary_->Warming()) primary_->NoteWarmupRead();
-    if (mg && res.reply->code(res.buf) == "EN" && r_->pool->spec.warmup && primary_->Warming() && b != nullptr &&
-        b->Usable()) {
+    MetaValue v;
+    bool placeholder = mg && !ParseMetaValue(res.buf, *res.reply, &v) && v.placeholder;  // another's fill: a miss
+    bool miss = mg && (res.reply->code(res.buf) == "EN" || placeholder);
+    if (miss && !settled_ && r_->pool->spec.warmup && primary_->Warming() && b != nullptr && b->Usable()) {
       return Warm(b);
+    }
+    if (placeholder) {
+      std::string_view o = r_->req.opaque.in(r_->raw);
+      return Finish(o.empty() ? std::string("EN\r\n") : "EN " + std::string(o) + "\r\n");
     }
     Finish(ClientReply(res));
   }
@@ -157,7 +164,7 @@ class MetaReadJob : public Resumable, public std::enable_shared_from_this<MetaRe
   protocol::ReplyKind kind_ = protocol::ReplyKind::kMeta;
   std::string reply_;
   int pending_ = 0;  // warm-up replies still due
-  bool settled_ = false;  // SettleMovedKey ran (a deferred read that starts again does not repeat it)
+  bool settled_ = false;  // SettleKey ran (a deferred read that starts again does not repeat it)
 };
 
 }  // namespace

@@ -32,7 +32,8 @@ bool ParseMetaValue(std::string_view buf, const protocol::Reply& reply, MetaValu
     }
   }
   // A client's own invalidated item (md I) is stale (X) and still a value, as memcached's text get returns it.
-  out->placeholder = (win || token_sent) && !stale;
+  // A recache win (R) marks a real item W/Z too: only an empty one is taken for a placeholder.
+  out->placeholder = (win || token_sent) && !stale && out->data.empty();
   out->won = out->placeholder && win;
   return !out->placeholder;
 }

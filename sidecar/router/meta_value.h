@@ -18,7 +18,7 @@ struct MetaValue {
   bool won = false;          // ... and this read made it (W): the caller fills it
 };
 
-// True for a "VA" reply that holds a value; fills `out` from its f/t/c flags. A placeholder (W or Z without X:
+// True for a "VA" reply that holds a value; fills `out` from its f/t/c flags. A placeholder (empty, W or Z, not X:
 // vivified, not filled yet) is no value: false, with out->placeholder (and out->won, out->cas) set.
 bool ParseMetaValue(std::string_view buf, const protocol::Reply& reply, MetaValue* out);
 

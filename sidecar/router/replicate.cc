@@ -125,19 +125,37 @@ class SettleJob : public std::enable_shared_from_this<SettleJob> {
       : pool_(std::move(pool)), primary_(primary), hash_(hash), key_token_(std::move(key_token)), base64_(base64),
         metrics_(metrics), then_(std::move(then)) {}
 
-  void Start() {
+  // `fill`: a miss may be filled from the backup (the probe makes a placeholder, meta_value.h).
+  void Start(bool fill) {
     std::string line("mg ");
     line.append(key_token_);
     if (base64_) line.append(" b");
-    line.append(" c");
+    line.append(" s c");
+    if (fill) {
+      line.append(" N");
+      protocol::AppendDecimal(&line, kPlaceholderTtl);
+    }
     auto self = shared_from_this();
     primary_->SendMeta(hash_, line, [self](const OpResult& res) {
       if (res.status != OpStatus::kOk || res.reply->error) return self->Done();  // the request itself fails over
       std::string_view l = res.reply->line.in(res.buf);
+      if (l.substr(0, 2) != "HD") return self->Done();  // a miss without a placeholder: nothing to settle
       uint64_t cas = CasOfLine(l);
-      if (l.substr(0, 2) != "HD" || !self->pool_->SuspectCopy(self->hash_, self->primary_->name(), cas)) {
+      bool win = false, sent = false, stale = false, empty = false;
+      for (size_t i = 0; i < l.size();) {
+        size_t end = std::min(l.find(' ', i), l.size());
+        std::string_view tok = l.substr(i, end - i);
+        win = win || tok == "W";
+        sent = sent || tok == "Z";
+        stale = stale || tok == "X";
+        empty = empty || tok == "s0";
+        i = end + 1;
+      }
+      if ((win || sent) && !stale && empty) {  // a placeholder: ours (W) is filled now, another's is left to it
+        if (win) return self->FromBackup(cas);
         return self->Done();
       }
+      if (!self->pool_->SuspectCopy(self->hash_, self->primary_->name(), cas)) return self->Done();
       self->metrics_->moved_key_checks().Increment();
       self->FromBackup(cas);
     });
@@ -188,10 +206,23 @@ class SettleJob : public std::enable_shared_from_this<SettleJob> {
 
 }  // namespace
 
-void SettleMovedKey(const PoolPtr& pool, Member* primary, uint32_t hash, std::string key_token, bool base64,
-                    Metrics* metrics, std::function<void()> then) {
-  if (!pool->Moved(hash, primary->name()) || !primary->Usable()) return then();
-  std::make_shared<SettleJob>(pool, primary, hash, std::move(key_token), base64, metrics, std::move(then))->Start();
+namespace {
+bool FillEligible(const PoolPtr& pool, Member* primary, uint32_t hash) {
+  Member* b = pool->BackupFor(hash);
+  return pool->spec.warmup && b != nullptr && b->Usable() && (primary->Warming() || pool->Moved(hash, primary->name()));
+}
+}  // namespace
+
+bool SettleNeeded(const PoolPtr& pool, Member* primary, uint32_t hash) {
+  return primary->Usable() && (FillEligible(pool, primary, hash) || pool->Moved(hash, primary->name()));
+}
+
+void SettleKey(const PoolPtr& pool, Member* primary, uint32_t hash, std::string key_token, bool base64,
+               Metrics* metrics, std::function<void()> then) {
+  if (!SettleNeeded(pool, primary, hash)) return then();
+  bool fill = FillEligible(pool, primary, hash);
+  std::make_shared<SettleJob>(pool, primary, hash, std::move(key_token), base64, metrics, std::move(then))
+      ->Start(fill);
 }
 
 uint64_t CasOfLine(std::string_view line) {

@@ -40,11 +40,15 @@ void StartMirror(MirrorTask task);
 // The primary's CAS from a meta reply line's c flag (0 without one).
 uint64_t CasOfLine(std::string_view line);
 
-// Before a request whose outcome depends on the primary's copy of a key a topology change moved onto it (mg,
-// add, append, incr, cas, ...; pool.h, RingChange): a copy that predates the change is replaced by the backup's
-// value (ms C<its CAS>) or, without one, deleted (md C<its CAS>); then `then` runs. Nothing to do: `then` at once.
-void SettleMovedKey(const PoolPtr& pool, Member* primary, uint32_t hash, std::string key_token, bool base64,
-                    Metrics* metrics, std::function<void()> then);
+// Before a request whose outcome depends on the primary's copy of a key (mg, add, append, incr, cas, ...): on a
+// warming primary, or for a key a topology change moved onto it (pool.h, RingChange), the copy is settled first.
+// A miss is filled from the backup (placeholder and C, meta_value.h); a copy that predates the key's move is
+// replaced by the backup's value (ms C<its CAS>) or, without one, deleted (md C<its CAS>). Then `then` runs; the
+// request follows on the same member connection, after the settling write. Nothing to do: `then` at once.
+void SettleKey(const PoolPtr& pool, Member* primary, uint32_t hash, std::string key_token, bool base64,
+               Metrics* metrics, std::function<void()> then);
+// Whether SettleKey has something to do for this key (else the caller need not wait for it).
+bool SettleNeeded(const PoolPtr& pool, Member* primary, uint32_t hash);
 
 // Copies the keys waiting in the repair queues of `pool`'s backup members from their primaries, as far as each
 // backup's mirror window allows (called by the proxy every tick).

@@ -73,11 +73,12 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
       return FailoverTo(OpStatus::kMemberDown);
     }
     primary_pending_ = true;
-    if (DependsOnOldValue() && r_->pool->Moved(hash_, primary_->name())) {
-      // The primary's copy of a key a topology change moved onto it may predate the change: settle it first.
+    if (DependsOnOldValue() && SettleNeeded(r_->pool, primary_, hash_)) {
+      // A warming primary may lack the key, or a topology change moved it here from a copy older than the
+      // backup's: settle the copy first (replicate.h).
       // The client's later requests wait (they must reach the primary after this one).
       if (ReplySink* s = r_->slot->sink) s->OrderBarrier(1);
-      return SettleMovedKey(r_->pool, primary_, hash_, std::string(r_->key_token()), r_->req.meta_base64,
+      return SettleKey(r_->pool, primary_, hash_, std::string(r_->key_token()), r_->req.meta_base64,
                             r_->metrics, [self = shared_from_this()] {
                               if (ReplySink* s = self->r_->slot->sink) s->OrderBarrier(-1);
                               self->Dispatch();
@@ -93,6 +94,22 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
   }
 
   void Dispatch() {
+    if (primary_->WritesHeld(key_)) {  // a delete of this key deletes again soon: go after it
+      if (ReplySink* s = r_->slot->sink; s != nullptr && !barrier_) {
+        s->OrderBarrier(1);  // and the client's later requests after this one
+        barrier_ = true;
+      }
+      return primary_->WaitForWrites(key_, [self = shared_from_this()] { self->Dispatch(); });
+    }
+    if (barrier_) {
+      barrier_ = false;
+      if (ReplySink* s = r_->slot->sink) s->OrderBarrier(-1);
+    }
+    if (mirrors_ && PlainDelete()) {  // this delete may delete again (MaybeFinish): later writes wait for it
+      primary_->HoldWrites(key_);
+      holds_writes_ = true;
+      primary_alive_ = primary_->alive_token();
+    }
     // The backup applies a key's writes in the primary's order: a mirror known only after the primary's reply
     // takes its place now, and a mirror that could go at once waits if places before it are still open.
     if (mirrors_ && (mode_ != MirrorMode::kParallel || backup_->HasMirrorTickets(key_))) {
@@ -113,6 +130,13 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
 
   ~WriteJob() {
     if (has_ticket_ && !backup_alive_.expired()) backup_->ReleaseMirrorTicket(key_, ticket_, nullptr);
+    if (holds_writes_ && !primary_alive_.expired()) primary_->ReleaseWrites(key_);
+  }
+
+  void ReleaseHeldWrites() {
+    if (!holds_writes_) return;
+    holds_writes_ = false;
+    primary_->ReleaseWrites(key_);
   }
 
  private:
@@ -343,8 +367,10 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
         self->primary_pending_ = false;
         self->MaybeFinish();
       });
+      ReleaseHeldWrites();  // sent: the key's later writes follow it on the same connection
       return;
     }
+    ReleaseHeldWrites();
     finished_ = true;
     std::string_view line = std::string_view(reply_).substr(0, reply_.find('\r'));
     Outcome outcome = OutcomeOfLine(line);
@@ -380,6 +406,9 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
   bool ticket_waiting_ = false;    // released or not, its action has not run yet
   bool in_primary_reply_ = false;
   std::weak_ptr<bool> backup_alive_;
+  bool barrier_ = false;           // waiting for a held key, it holds back the client's later requests
+  bool holds_writes_ = false;      // this delete holds the key's later writes on the primary (Member::HoldWrites)
+  std::weak_ptr<bool> primary_alive_;
   bool mirror_done_ = false;
   bool reply_from_mirror_ = false;  // the primary failed: answer with the parallel mirror's reply
   std::string mirror_reply_;

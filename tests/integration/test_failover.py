@@ -322,6 +322,15 @@ class MultiMemberTest(unittest.TestCase):
                 m.stop()
 
 
+def wait_verified(sidecar, n):
+    """A mirror is proven against the primary after the backup stored it (router/replicate.h); one that a primary
+    frozen right after the write cannot confirm is invalidated on the backup. Tests about what follows a freeze
+    let their writes be proven first."""
+    deadline = time.time() + 5
+    while time.time() < deadline and (sidecar.metric("memha_mirror_writes_total", result="verified") or 0) < n:
+        time.sleep(0.02)
+
+
 class ReplayOverflowTest(unittest.TestCase):
     def test_overflowing_missed_log_flushes_the_member(self):
         primary, backup = Memcached(), Memcached()
@@ -329,11 +338,7 @@ class ReplayOverflowTest(unittest.TestCase):
         try:
             c = Client(sidecar.port)
             self.assertEqual(c.set("old", "1"), b"STORED")
-            # A mirror is proven against the primary after the backup stored it (replicate.h); one the frozen
-            # primary cannot confirm is invalidated on the backup. Let this one be proven first.
-            deadline = time.time() + 5
-            while time.time() < deadline and sidecar.metric("memha_mirror_writes_total", result="verified") < 1:
-                time.sleep(0.02)
+            wait_verified(sidecar, 1)
             primary.freeze()
             for i in range(20):
                 self.assertEqual(c.set(f"new{i}", str(i)), b"STORED")  # served by the backup, missed by the primary
@@ -358,6 +363,7 @@ class DrainTest(unittest.TestCase):
         try:
             c = Client(sidecar.port)
             self.assertEqual(c.set("k", "v"), b"STORED")
+            wait_verified(sidecar, 1)             # a mirror the frozen primary cannot prove is invalidated
             primary.freeze()                      # the next read waits one request timeout, then fails over
             c.send("get k\r\n")
             time.sleep(0.05)

@@ -6,6 +6,7 @@ test used to break it, on real memcached processes and several sidecars at once:
 - a mirror that could not be sent at once is repaired, not lost (RepairQueueTest; finding 2);
 - a delete acknowledged during warm-up stays deleted (WarmupDeleteTest; finding 3);
 - after the primary pool scales out and back in, no read returns a copy from before (ScaleTest);
+- on a primary that came back empty, incr/append/add/mg work on the backup's value (WarmupSemanticsTest);
 - and after the primary dies, no read returns a value older than the primary's last one.
 
 Knobs (defaults keep the file under a minute): MEMHA_REPL_KEYS, MEMHA_REPL_ROUNDS.
@@ -307,6 +308,83 @@ class WarmupDeleteTest(unittest.TestCase):
             primary.stop()
             backup.stop()
         self.assertEqual(codes, [0] * len(sidecars), "sidecar exit codes (a sanitizer report makes one nonzero)")
+
+
+class DeleteThenWriteOrderTest(unittest.TestCase):
+    """A delete deletes on the primary again once the backup has deleted (see WarmupDeleteTest). It must never
+    undo what the same client wrote after it: pipelined `delete k; set k; get k` (and add, append) answer as
+    memcached does, on every key, every time."""
+
+    def test_pipelined_writes_after_a_delete_survive_it(self):
+        primary, backup = Memcached(), Memcached()
+        s = Sidecar(primary=[primary.address], backup=[backup.address])
+        try:
+            c = Client(s.port, timeout=30)
+            n = 500
+            batch = b"".join(b"set d%d 0 0 3\r\nold\r\ndelete d%d\r\nset d%d 0 0 3\r\nnew\r\nget d%d\r\n"
+                             b"delete d%d\r\nadd d%d 0 0 1\r\na\r\nappend d%d 0 0 1\r\nb\r\nget d%d\r\n"
+                             % ((i,) * 8) for i in range(n))
+            c.send(batch + b"mn\r\n")
+            want = (b"STORED\r\nDELETED\r\nSTORED\r\nVALUE d%d 0 3\r\nnew\r\nEND\r\n"
+                    b"DELETED\r\nSTORED\r\nSTORED\r\nVALUE d%d 0 2\r\nab\r\nEND\r\n")
+            expected = b"".join(want % (i, i) for i in range(n)) + b"MN\r\n"
+            got = b""
+            while not got.endswith(b"MN\r\n"):
+                c._fill()
+                got, c.buf = got + c.buf, b""
+            wrong = sum(1 for i in range(n) if (want % (i, i)) not in got)
+            Figures.report("delete_then_write", keys=n, wrong=wrong)
+            self.assertEqual(got, expected)
+            settle([s])
+            p = direct_values(primary.port, [f"d{i}" for i in range(n)])
+            self.assertEqual(sum(v == b"ab" for v in p.values()), n, "the primary holds every later write")
+            c.close()
+        finally:
+            code = s.stop()
+            primary.stop()
+            backup.stop()
+        self.assertEqual(code, 0, "sidecar exit code (a sanitizer report makes it nonzero)")
+
+
+class WarmupSemanticsTest(unittest.TestCase):
+    """On a primary that came back empty, a key still lives on the backup: a request that depends on its value
+    (incr, append, add, cas, mg) sees that value, as it would have on the primary before the restart."""
+
+    def test_requests_on_a_warming_primary_see_the_backups_value(self):
+        primary, backup = Memcached(), Memcached()
+        s = Sidecar(primary=[primary.address], backup=[backup.address])
+        try:
+            c = Client(s.port)
+            for k, v in (("n", "5"), ("a", "old"), ("d", "x"), ("m", "meta"), ("g", "gets")):
+                self.assertEqual(c.set(k, v), b"STORED")
+            settle([s])
+            port = primary.port
+            primary.kill()
+            primary = Memcached(port=port)
+            deadline = time.time() + 10
+            while time.time() < deadline and s.metric("memha_member_state", address=primary.address) != 2:
+                c.get("probe")  # traffic notices the restart
+                time.sleep(0.05)
+            self.assertEqual(s.metric("memha_member_state", address=primary.address), 2, "warming")
+            self.assertEqual(c.cmd("incr n 1"), b"6")
+            c.send(b"append a 0 0 1\r\n!\r\n")
+            self.assertEqual(c.line(), b"STORED")
+            self.assertEqual(c.get("a"), b"old!")
+            c.send(b"add d 0 0 1\r\ny\r\n")
+            self.assertEqual(c.line(), b"NOT_STORED", "the key exists (on the backup)")
+            self.assertEqual(c.get("d"), b"x")
+            c.send(b"mg m v\r\n")
+            self.assertEqual(c.line(), b"VA 4")
+            self.assertEqual(c.exact(6), b"meta\r\n")
+            settle([s])
+            self.assertEqual(Client(primary.port).get("n"), b"6", "the primary holds the result")
+            self.assertEqual(Client(backup.port).get("n"), b"6", "and the backup its copy")
+            c.close()
+        finally:
+            code = s.stop()
+            primary.stop()
+            backup.stop()
+        self.assertEqual(code, 0, "sidecar exit code (a sanitizer report makes it nonzero)")
 
 
 class ScaleTest(unittest.TestCase):
