@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "common/crypto/push_signature.h"
 #include "common/log.h"
 #include "sidecar/admin/admin_metrics.h"
 #include "sidecar/admin/admin_server.h"
@@ -45,6 +46,19 @@ int main(int argc, char** argv) {
   if (!opt.admin_token_file.empty()) {
     token = std::make_unique<TokenFile>(opt.admin_token_file);
     if (!token->Load()) return Fail("--admin-token-file " + opt.admin_token_file + ": missing or empty", 2);
+  }
+
+  std::unique_ptr<crypto::PushVerifier> verifier;
+  if (!opt.push_public_keys.empty()) {
+    std::string all;
+    for (const std::string& k : opt.push_public_keys) all += k + ",";
+    auto keys = crypto::ParsePublicKeys(all);
+    if (!keys.ok()) return Fail("--push-public-key: " + keys.status().message(), 2);
+    verifier = std::make_unique<crypto::PushVerifier>(crypto::PushVerifier::Options{
+        keys.value(), opt.pod, opt.pod_uid, std::chrono::duration_cast<std::chrono::milliseconds>(opt.push_max_skew),
+        nullptr});
+    MEMHA_LOG(kInfo, "admin", "pushes must be signed: keys=" << keys.value().size() << " pod=" << opt.pod
+                                                              << " uid=" << (opt.pod_uid.empty() ? "-" : opt.pod_uid));
   }
 
   Metrics metrics;
@@ -99,6 +113,7 @@ int main(int argc, char** argv) {
                                       *opt.health_port};
     }
     ao.token = token.get();
+    ao.verifier = verifier.get();
     ao.max_body = opt.admin_max_body;
     ao.loop_stall_limit = opt.loop_stall;
     ao.limits.max_connections = opt.admin_max_connections;

@@ -15,17 +15,6 @@ std::string Env(const char* name) {
   return v != nullptr ? v : "";
 }
 
-// The pools with a backup, as the reconciler computed them: what the refill manager watches.
-std::vector<refill::PoolPair> PoolPairs(const topology::State& state) {
-  std::vector<refill::PoolPair> pairs;
-  for (const auto& [service, base] : state.pools) {
-    auto settings = state.settings.find(service);
-    if (base->backup.empty() || settings == state.settings.end()) continue;
-    pairs.push_back({service, settings->second.backup, base->primary, base->backup});
-  }
-  return pairs;
-}
-
 }  // namespace
 
 Controller::Controller(ControllerFlags flags) : flags_(std::move(flags)) {}
@@ -79,7 +68,28 @@ Status Controller::Start() {
   token_copies_ = std::make_unique<webhook::SidecarTokenSecrets>(
       *api_, [this]() -> Result<std::string> { return token_->Get(); }, update);
 
+  // Push signing keys: every replica reads the same Secret (the first one creates it) or file, so pushes from
+  // whichever replica leads verify with the keys the webhook injected.
+  if (!flags_.webhook.signing_key_file.empty() || !flags_.webhook.signing_secret.empty()) {
+    if (Status s = ReloadSigningKeys(); !s.ok()) return Status::Unavailable("push signing keys: " + s.message());
+  }
+
   push::PusherOptions push_options;
+  push_options.signer = signer_.get();
+  // A signed epoch reset only when the Lease, read now, says this replica leads and no leader ever had the epoch the
+  // sidecar holds (leaseTransitions is the epoch and only grows): an old leader's late push never resets a newer one.
+  push_options.confirm_reset = [this](uint64_t held_epoch) {
+    auto got = api_->Request("GET", "/apis/coordination.k8s.io/v1/namespaces/" + flags_.ns + "/leases/" +
+                                        flags_.lease_name);
+    if (!got.ok() || got.value().status != 200) return false;
+    try {
+      leader::LeaseRecord lease = leader::ParseLease(nlohmann::json::parse(got.value().body));
+      return lease.holder == flags_.identity && lease.transitions >= 0 &&
+             static_cast<uint64_t>(lease.transitions) < held_epoch;
+    } catch (const std::exception&) {
+      return false;
+    }
+  };
   push_options.parallelism = flags_.push_parallelism;
   push_options.resync = flags_.resync;
   push_options.request_timeout = flags_.push_timeout;
@@ -88,30 +98,9 @@ Status Controller::Start() {
   pusher_ = std::make_unique<push::TopologyPusher>(push_options, token_.get(), &metrics_);
 
   events_ = std::make_unique<kube::EventRecorder>(*api_, "memha-controller", flags_.identity);
-  // Bulk refill (leader only): Events on the pool's primary Service.
-  refill_ = std::make_unique<refill::RefillManager>(
-      flags_.refill, refill::ProbeStats,
-      [this](const std::string& service, bool warning, const std::string& reason, const std::string& message) {
-        std::string uid;
-        store_.Read([&](const model::StoreView& view) {
-          if (auto it = view.services.find(service); it != view.services.end()) uid = it->second.meta.uid;
-        });
-        std::string ns = service.substr(0, service.find('/'));
-        std::string name = service.substr(service.find('/') + 1);
-        Status s = events_->Record({"Service", ns, name, uid},
-                                   warning ? kube::EventType::kWarning : kube::EventType::kNormal, reason, message);
-        if (!s.ok()) MEMHA_LOG(kWarn, "controller", "cannot record Event on " << service << ": " << s.message());
-      });
   ReconcileOptions reconcile;
   reconcile.topology.sidecar_admin_port = flags_.sidecar_admin_port;
   reconcile.topology.member_grace = flags_.member_grace;
-  if (flags_.refill.enabled) {
-    reconcile.refill_marks = [this] { return refill_->Marks(); };
-    reconcile.on_pass = [this](const topology::State& state, bool leading) {
-      refill_->UpdatePools(PoolPairs(state));
-      refill_->SetLeading(leading);
-    };
-  }
   reconciler_ = std::make_unique<Reconciler>(
       store_, *pusher_, &metrics_, reconcile, [this](const topology::TopologyError& e, const std::string& uid) {
         std::string ns = e.object.substr(0, e.object.find('/'));
@@ -140,8 +129,6 @@ Status Controller::Start() {
   threads_.emplace_back([this] { pod_watcher_->Run(); });
   threads_.emplace_back([this] { service_watcher_->Run(); });
   reconciler_->Start();
-  refill_->SetOnMarksChanged([this] { reconciler_->Poke(); });
-  refill_->Start();
 
   leader::LeaseOptions lease;
   lease.ns = flags_.ns;
@@ -153,10 +140,7 @@ Status Controller::Start() {
   if (Status s = lease.Validate(); !s.ok()) return s;
   leader::LeaderCallbacks callbacks;
   callbacks.on_started_leading = [this](uint64_t epoch) { reconciler_->StartLeading(epoch); };
-  callbacks.on_stopped_leading = [this] {
-    refill_->SetLeading(false);
-    reconciler_->StopLeading();
-  };
+  callbacks.on_stopped_leading = [this] { reconciler_->StopLeading(); };
   callbacks.on_new_leader = [](const std::string& holder) {
     MEMHA_LOG(kInfo, "controller", "leader is " << (holder.empty() ? "nobody" : holder));
   };
@@ -178,6 +162,11 @@ Status Controller::Start() {
     while (!stop_cv_.wait_for(lock, flags_.token_refresh, [this] { return stopping_; })) {
       lock.unlock();
       token_sync_->Once();
+      if (signer_) {
+        if (Status s = ReloadSigningKeys(); !s.ok()) {
+          MEMHA_LOG(kWarn, "controller", "push signing keys not re-read, keeping the last good: " << s.message());
+        }
+      }
       lock.lock();
     }
   });
@@ -191,6 +180,7 @@ Status Controller::StartWebhook() {
   if (!tls.ok()) return Status::Unavailable("webhook certificate: " + tls.status().message());
   webhook_ = std::make_unique<webhook::WebhookServer>(flags_.webhook.server, tls.value(), flags_.webhook.inject,
                                                       token_secrets_.get());
+  if (signer_) webhook_->SetPushPublicKeys([this] { return signing_keys_.PublicKeys(); });
   if (Status s = webhook_->Start(); !s.ok()) return s;
   // The caBundle: now and every minute (a re-applied manifest blanks it). A missing configuration is not fatal:
   // the webhook serves anyway and the caBundle is written once the configuration exists.
@@ -208,47 +198,26 @@ Status Controller::StartWebhook() {
   return Status::Ok();
 }
 
-void Controller::RegisterRefillMetrics() {
-  const refill::RefillCounters* c = &refill_->counters();
-  const std::pair<const char*, const std::atomic<uint64_t>*> keys[] = {
-      {"copied", &c->copied},   {"present", &c->present}, {"missing", &c->missing},
-      {"expiring", &c->expiring}, {"unsettled", &c->unsettled}, {"undone", &c->undone},
-      {"error", &c->key_errors}};
-  for (const auto& [result, counter] : keys) {
-    metrics_.AddCounterCallback("memha_controller_refill_keys_total",
-                                "Keys the refill handled: copied, present on the target (add refused), missing on "
-                                "the peer, expiring, unsettled (a placeholder or stale item on the peer), undone "
-                                "(changed on the peer after the copy), error",
-                                {{"result", result}}, [counter] { return double(counter->load()); });
+Status Controller::ReloadSigningKeys() {
+  auto keys = !flags_.webhook.signing_key_file.empty()
+                  ? webhook::LoadSigningKeysFile(flags_.webhook.signing_key_file)
+                  : webhook::LoadOrCreateSigningKeys(*api_, flags_.ns, flags_.webhook.signing_secret);
+  if (!keys.ok()) return keys.status();
+  if (keys.value() == signing_keys_.Get()) return Status::Ok();
+  bool first = !signer_;
+  signing_keys_.Set(keys.value());
+  if (first) {
+    signer_ = std::make_unique<crypto::PushSigner>(keys.value().current);
+  } else {
+    signer_->SetKey(keys.value().current);
   }
-  metrics_.AddCounterCallback("memha_controller_refill_bytes_total", "Value bytes the refill stored", {},
-                              [c] { return double(c->bytes.load()); });
-  metrics_.AddCounterCallback("memha_controller_refill_dumped_keys_total", "lru_crawler metadump records read", {},
-                              [c] { return double(c->dumped.load()); });
-  metrics_.AddCounterCallback("memha_controller_refill_dump_bad_lines_total",
-                              "metadump lines that were not records (skipped)", {},
-                              [c] { return double(c->bad_lines.load()); });
-  for (auto outcome : {refill::RefillOutcome::kDone, refill::RefillOutcome::kAbandoned, refill::RefillOutcome::kFailed}) {
-    metrics_.AddCounterCallback("memha_controller_refill_runs_total", "Refill runs by outcome",
-                                {{"outcome", std::string(refill::ToString(outcome))}},
-                                [this, outcome] { return double(refill_->Runs(outcome)); });
-  }
-  for (auto state : {refill::TargetState::kPending, refill::TargetState::kRunning, refill::TargetState::kDone,
-                     refill::TargetState::kFailed}) {
-    metrics_.AddGaugeCallback("memha_controller_refill_targets", "Members by refill state (leader only)",
-                              {{"state", std::string(refill::ToString(state))}},
-                              [this, state] { return double(refill_->Targets(state)); });
-  }
-  metrics_.AddGaugeCallback("memha_controller_refill_running_keys",
-                            "The running refill: keys owned by its target on the peers dumped so far", {},
-                            [this] { return double(refill_->RunningProgress().first); });
-  metrics_.AddGaugeCallback("memha_controller_refill_running_processed_keys",
-                            "The running refill: keys handled so far", {},
-                            [this] { return double(refill_->RunningProgress().second); });
+  MEMHA_LOG(kInfo, "controller", (first ? "push signing keys loaded" : "push signing keys rotated")
+                                     << " public=" << keys.value().PublicKeys().front()
+                                     << (keys.value().next.empty() ? "" : " next=" + keys.value().PublicKeys().back()));
+  return Status::Ok();
 }
 
 void Controller::RegisterMetrics() {
-  RegisterRefillMetrics();
   for (auto [kind, w] : {std::pair{"pods", pod_watcher_.get()}, std::pair{"services", service_watcher_.get()}}) {
     const watch::WatchCounters* c = &w->counters();
     admin::ControllerMetrics::Labels l{{"kind", kind}};
@@ -305,7 +274,6 @@ void Controller::Shutdown() {
   if (service_watcher_) service_watcher_->Stop();
   for (std::thread& t : threads_) t.join();
   threads_.clear();
-  if (refill_) refill_->Stop();
   if (reconciler_) {
     reconciler_->Stop();
     reconciler_->StopLeading();

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/crypto/push_signature.h"
 #include "common/status.h"
 #include "controller/admin/metrics.h"
 #include "controller/admin/server.h"
@@ -25,9 +26,9 @@
 #include "controller/model/store.h"
 #include "controller/push/pusher.h"
 #include "controller/push/token.h"
-#include "controller/refill/manager.h"
 #include "controller/watch/watcher.h"
 #include "controller/webhook/server.h"
+#include "controller/webhook/signing_keys.h"
 #include "controller/webhook/token_secret.h"
 
 namespace memha::app {
@@ -44,19 +45,20 @@ class Controller {
 
  private:
   Status StartWebhook();
+  Status ReloadSigningKeys();
   void RegisterMetrics();
-  void RegisterRefillMetrics();
 
   ControllerFlags flags_;
   kube::KubeConfig config_;
   std::unique_ptr<kube::HttpKubeApi> pods_api_, services_api_, lease_api_, api_;
   std::unique_ptr<push::TokenFile> token_;
+  webhook::SigningKeyring signing_keys_;            // the Secret or file, re-read with the token
+  std::unique_ptr<crypto::PushSigner> signer_;      // null: pushes are not signed (--push-signing-secret=)
   model::Store store_;
   std::unique_ptr<watch::Watcher> pod_watcher_, service_watcher_;
   admin::ControllerMetrics metrics_;
   std::unique_ptr<push::TopologyPusher> pusher_;
   std::unique_ptr<kube::EventRecorder> events_;
-  std::unique_ptr<refill::RefillManager> refill_;
   std::unique_ptr<Reconciler> reconciler_;
   std::unique_ptr<leader::LeaderElector> elector_;
   std::unique_ptr<admin::AdminServer> admin_;

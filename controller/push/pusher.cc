@@ -4,6 +4,9 @@
 
 #include <algorithm>
 
+#include <nlohmann/json.hpp>
+
+#include "common/crypto/push_signature.h"
 #include "common/log.h"
 
 namespace memha::push {
@@ -54,6 +57,7 @@ void TopologyPusher::Start() {
   auto now = Clock::now();
   for (auto& [pod, e] : entries_) {
     e.backoff_until = {};
+    e.reset = false;  // a reset is only ever the answer to a refusal seen while leading
     if (!e.address.empty()) Schedule(pod, e, now);
   }
   for (size_t i = 0; i < options_.parallelism; ++i) workers_.emplace_back([this] { WorkerLoop(); });
@@ -117,11 +121,12 @@ void TopologyPusher::SetLocked(const PushTarget& target) {
   auto [it, inserted] = entries_.try_emplace(target.pod);
   Entry& e = it->second;
   if (inserted) e.id = ++next_id_;
-  bool new_address = e.address != target.address;
+  bool new_address = e.address != target.address || e.uid != target.uid;
   bool new_state = !SameGeneration(e.desired, target.topology);
   if (!inserted && !new_address && !new_state) return;
   e.desired = target.topology;
   e.address = target.address;
+  e.uid = target.uid;
   e.status.address = target.address;
   e.status.desired_epoch = target.topology->epoch;
   e.status.desired_version = target.topology->version;
@@ -182,6 +187,8 @@ void TopologyPusher::WorkerLoop() {
     e.sent_address = e.address;
     uint64_t id = e.id;
     std::string address = e.address;
+    std::string uid = e.uid;
+    const bool reset = e.reset;
     std::shared_ptr<const Topology> sent = e.sent;
     const int failures_before = e.status.failures;
     const std::optional<PushResult> result_before = e.status.last_result;
@@ -192,7 +199,8 @@ void TopologyPusher::WorkerLoop() {
     std::string body = TopologyToJson(*sent);
     std::string error;
     auto start = Clock::now();
-    PushResult result = Send(address, body, &error);
+    std::optional<uint64_t> held_epoch;
+    PushResult result = Send(address, pod, uid, reset, body, &error, &held_epoch);
     double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     if (observer_ != nullptr) observer_->OnPush(result, seconds);
     // A sidecar that stays unreachable (a pod without its sidecar, one being deleted) is retried every
@@ -221,16 +229,28 @@ void TopologyPusher::WorkerLoop() {
                                                   << " error=\"" << error << "\" (retried with backoff; logged "
                                                      "again when the error changes)");
     }
+    // The Lease is read outside the lock: only for a refusal naming an epoch above ours.
+    bool reset_confirmed = false;
+    if (result == PushResult::kRefused && !reset && held_epoch && *held_epoch > sent->epoch &&
+        options_.signer != nullptr && options_.confirm_reset) {
+      reset_confirmed = options_.confirm_reset(*held_epoch);
+      if (!reset_confirmed) {
+        MEMHA_LOG(kInfo, "push", "sidecar holds epoch " << *held_epoch << " above ours (" << sent->epoch
+                                                         << ") and the Lease does not rule it out: no reset pod=" << pod);
+      }
+    }
     lock.lock();
-    Complete(pod, id, result, error);
+    Complete(pod, id, result, error, held_epoch, reset, reset_confirmed);
   }
 }
 
-void TopologyPusher::Complete(const std::string& pod, uint64_t id, PushResult result, const std::string& error) {
+void TopologyPusher::Complete(const std::string& pod, uint64_t id, PushResult result, const std::string& error,
+                              std::optional<uint64_t> held_epoch, bool was_reset, bool reset_confirmed) {
   auto it = entries_.find(pod);
   if (it == entries_.end() || it->second.id != id) return;  // removed meanwhile
   Entry& e = it->second;
   e.in_flight = false;
+  if (was_reset) e.reset = false;
   std::shared_ptr<const Topology> sent = std::move(e.sent);
   e.status.last_result = result;
   e.status.last_error = error;
@@ -247,6 +267,20 @@ void TopologyPusher::Complete(const std::string& pod, uint64_t id, PushResult re
       e.backoff_until = {};
       break;
     case PushResult::kRefused:
+      // The sidecar holds an epoch above ours, and the Lease (read just now) shows no leader ever had it: epochs
+      // are the Lease's transitions and only grow, so it was forged or comes from elsewhere. Recover with a signed
+      // reset, once per refusal.
+      if (options_.signer != nullptr && !was_reset && held_epoch && *held_epoch > sent->epoch && !e.address.empty() &&
+          reset_confirmed) {
+        MEMHA_LOG(kWarn, "push", "sidecar holds epoch " << *held_epoch << " above the leader's " << sent->epoch
+                                                        << ": sending a signed reset pod=" << pod);
+        e.reset = true;
+        ++e.status.resets;
+        e.status.failures = 0;
+        e.backoff_until = {};
+        Schedule(pod, e, now);
+        return;
+      }
       // Someone newer owns this sidecar: not retried hot. A newer state of ours is still sent at once.
       e.status.failures = 0;
       e.backoff_until = {};
@@ -270,7 +304,9 @@ void TopologyPusher::Complete(const std::string& pod, uint64_t id, PushResult re
   Schedule(pod, e, newer_waiting ? now : now + Jitter(options_.resync, 0.9, 1.1));
 }
 
-PushResult TopologyPusher::Send(const std::string& address, const std::string& body, std::string* error) {
+PushResult TopologyPusher::Send(const std::string& address, const std::string& pod, const std::string& uid,
+                                bool reset, const std::string& body, std::string* error,
+                                std::optional<uint64_t>* held_epoch) {
   auto hp = ParseHostPort(address);
   if (!hp.ok()) {
     *error = hp.status().message();
@@ -283,6 +319,14 @@ PushResult TopologyPusher::Send(const std::string& address, const std::string& b
   client.set_write_timeout(options_.request_timeout);
   httplib::Headers headers;
   if (token_ != nullptr) headers.emplace("Authorization", "Bearer " + token_->Get());
+  if (options_.signer != nullptr) {
+    auto signed_headers = options_.signer->Sign(pod, uid, reset, body);
+    if (!signed_headers.ok()) {
+      *error = "cannot sign: " + signed_headers.status().message();
+      return PushResult::kError;
+    }
+    for (auto& [name, value] : signed_headers.value()) headers.emplace(name, value);
+  }
   {
     std::lock_guard lock(mu_);
     if (stopping_) {
@@ -313,7 +357,16 @@ PushResult TopologyPusher::Send(const std::string& address, const std::string& b
   if (status == 200) return PushResult::kOk;
   *error = "HTTP " + std::to_string(status) + ": " + res->body.substr(0, 300);
   while (!error->empty() && error->back() == '\n') error->pop_back();
-  if (status == 409) return PushResult::kRefused;
+  if (status == 409) {
+    try {
+      auto reply = nlohmann::json::parse(res->body);
+      if (reply.contains("held_epoch") && reply["held_epoch"].is_number_unsigned()) {
+        *held_epoch = reply["held_epoch"].get<uint64_t>();
+      }
+    } catch (const std::exception&) {  // an older sidecar's plain reason: no reset
+    }
+    return PushResult::kRefused;
+  }
   if (status >= 400 && status < 500) return PushResult::kRejected;
   return PushResult::kError;
 }

@@ -8,6 +8,7 @@
 // generation). Timeouts bound every request, so a hanging sidecar holds one worker for at most that long.
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -22,6 +23,8 @@
 #include "common/status.h"
 #include "common/topology.h"
 #include "controller/push/token.h"
+
+namespace memha::crypto { class PushSigner; }
 
 namespace httplib { class Client; }
 
@@ -48,6 +51,13 @@ struct PusherOptions {
   std::chrono::milliseconds backoff_max{30000};
   std::chrono::milliseconds refused_retry{30000};       // after a 409, unless a newer state comes
   std::chrono::milliseconds resync{60000};              // re-push of an acknowledged state (±10% jitter)
+  // Signs every push for its pod (common/crypto/push_signature.h); null: unsigned (token only). With a signer, a
+  // 409 naming a held epoch above ours (no leader issued it: forged, or a state file from elsewhere) is answered
+  // at once with the same state as a signed reset.
+  crypto::PushSigner* signer = nullptr;
+  // Asked (from a worker thread) before a reset: true only if the epoch held by the sidecar is above every epoch
+  // a leader has had (the controller reads the Lease afresh). Null: no reset is ever sent.
+  std::function<bool(uint64_t held_epoch)> confirm_reset;
   Status Validate() const;
 };
 
@@ -62,6 +72,7 @@ struct PushTarget {
   std::string pod;      // "ns/name"
   std::string address;  // sidecar admin "host:port"; empty: not addressable yet (kept, not pushed)
   std::shared_ptr<const Topology> topology;
+  std::string uid;      // the pod's uid, bound into the signature (empty: by name only)
 };
 
 struct SidecarStatus {
@@ -72,6 +83,7 @@ struct SidecarStatus {
   std::optional<PushResult> last_result;
   std::string last_error;
   int failures = 0;  // consecutive
+  uint64_t resets = 0;  // signed epoch resets sent to this sidecar
   bool UpToDate() const { return acked && acked_epoch == desired_epoch && acked_version == desired_version; }
 };
 
@@ -103,6 +115,8 @@ class TopologyPusher {
   struct Entry {
     uint64_t id = 0;  // incarnation: a completion for a removed-then-re-added sidecar is ignored
     std::string address;
+    std::string uid;
+    bool reset = false;  // the next push is a signed epoch reset
     std::shared_ptr<const Topology> desired;
     std::shared_ptr<const Topology> sent;  // in flight
     std::string sent_address;
@@ -117,8 +131,10 @@ class TopologyPusher {
   void Schedule(const std::string& pod, Entry& e, Clock::time_point when);  // lock held
   void Unschedule(const std::string& pod, Entry& e);                        // lock held
   void WorkerLoop();
-  PushResult Send(const std::string& address, const std::string& body, std::string* error);
-  void Complete(const std::string& pod, uint64_t id, PushResult result, const std::string& error);  // lock held
+  PushResult Send(const std::string& address, const std::string& pod, const std::string& uid, bool reset,
+                  const std::string& body, std::string* error, std::optional<uint64_t>* held_epoch);
+  void Complete(const std::string& pod, uint64_t id, PushResult result, const std::string& error,
+                std::optional<uint64_t> held_epoch, bool was_reset, bool reset_confirmed);  // lock held
   Clock::duration Jitter(Clock::duration base, double low, double high);             // lock held
 
   const PusherOptions options_;

@@ -38,6 +38,13 @@ const cli::FlagTable<WebhookSettings>& Flags() {
                                [](WebhookSettings* s) { return &s->certificates.cluster_domain; })},
       {"--token-secret", Str("NAME  Secret with the sidecar token, in the controller's and every app namespace "
                              "(default memha-sidecar-token)", [](WebhookSettings* s) { return &s->tokens.secret_name; })},
+      {"--push-signing-secret",
+       Str("NAME  Secret in the controller's namespace with the Ed25519 keys that sign pushes, created if missing "
+           "(default memha-push-signing-key; empty: pushes are not signed)",
+           [](WebhookSettings* s) { return &s->signing_secret; })},
+      {"--push-signing-key-file", Str("FILE  read the signing keys from this file instead (lines current: and "
+                                      "next: with base64 Ed25519 seeds)",
+                                      [](WebhookSettings* s) { return &s->signing_key_file; })},
       {"--sidecar-image", Str("IMAGE  image of the injected memha-sidecar",
                               [](WebhookSettings* s) { return &s->inject.image; })},
       {"--sidecar-image-pull-policy", Str("POLICY  Always | IfNotPresent (default) | Never",

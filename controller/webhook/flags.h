@@ -19,6 +19,9 @@ struct WebhookSettings {
   CertificateOptions certificates;    // ns is the controller's namespace (main fills it)
   TokenSecretOptions tokens;          // --token-secret
   InjectConfig inject;                // --sidecar-*, --controller-url
+  // Push signing (docs/DEPLOY.md "Signed pushes"): a Secret in the controller's namespace, or a mounted file.
+  std::string signing_secret = "memha-push-signing-key";  // --push-signing-secret ("" : pushes are not signed)
+  std::string signing_key_file;                           // --push-signing-key-file (wins over the Secret)
 
   // Fills the parts that follow from the namespace (certificate ns, default controller URL) and validates.
   Status Finish(const std::string& controller_namespace);

@@ -42,7 +42,14 @@ WebhookServer::WebhookServer(Options options, ServingCertificate tls, InjectConf
 WebhookServer::~WebhookServer() { Stop(); }
 
 AdmissionResult WebhookServer::Handle(std::string_view body) {
-  AdmissionResult result = ReviewPod(body, config_);
+  AdmissionResult result;
+  if (push_public_keys_) {
+    InjectConfig config = config_;
+    config.push_public_keys = push_public_keys_();
+    result = ReviewPod(body, config);
+  } else {
+    result = ReviewPod(body, config_);
+  }
   if (result.patched() && !result.dry_run && token_secrets_ != nullptr) {
     Status s = token_secrets_->Ensure(result.pod_namespace);
     if (!s.ok()) {

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "common/status.h"
 #include "controller/webhook/admission.h"
@@ -45,6 +46,8 @@ class WebhookServer {
 
   // What POST /mutate does, without the HTTP.
   AdmissionResult Handle(std::string_view body);
+  // The controller's push-verification public keys, asked at every review (they rotate); call before Start().
+  void SetPushPublicKeys(std::function<std::vector<std::string>()> keys) { push_public_keys_ = std::move(keys); }
 
  private:
   Options options_;
@@ -52,6 +55,7 @@ class WebhookServer {
   InjectConfig config_;
   SidecarTokenSecrets* token_secrets_;
   Observer observer_;
+  std::function<std::vector<std::string>()> push_public_keys_;
   std::unique_ptr<httplib::SSLServer> server_;
   std::thread thread_;
   int port_ = 0;

@@ -87,6 +87,14 @@ json SidecarContainer(const InjectConfig& c) {
         {{"name", kStateVolumeName}, {"mountPath", kStateMountPath}}}},
       {"terminationMessagePolicy", "FallbackToLogsOnError"},
   };
+  if (!c.push_public_keys.empty()) {
+    std::string keys;
+    for (const std::string& k : c.push_public_keys) keys += (keys.empty() ? "" : ",") + k;
+    container["args"].push_back("--push-public-key=" + keys);
+    container["args"].push_back("--pod-uid=$(MEMHA_POD_UID)");
+    container["env"].push_back(
+        {{"name", "MEMHA_POD_UID"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "metadata.uid"}}}}}});
+  }
   return container;
 }
 

@@ -3,6 +3,7 @@
 // restartPolicy: Always, Kubernetes >= 1.29) and the two volumes it needs. Pure data in, JSON out.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -36,6 +37,9 @@ struct InjectConfig {
   // so nothing on the admin port (pushes, or a flood of connections to it) can fail a probe.
   int health_port = 11298;
   std::string token_secret = "memha-sidecar-token";  // Secret in the pod's namespace (see token_secret.h)
+  // The controller's push-verification keys (base64 Ed25519 public keys: current, next), filled per review from
+  // the keyring. Non-empty: the sidecar gets --push-public-key and its pod uid, and accepts only signed pushes.
+  std::vector<std::string> push_public_keys;
   SidecarResources resources;
   int64_t run_as_user = 65532;
   std::string log_level = "info";

@@ -53,6 +53,15 @@ AdminMetrics::AdminMetrics() : registry_(std::make_shared<prometheus::Registry>(
                         .Help("Time since the data-plane loop last turned, when /metrics was read (/healthz fails "
                               "over --loop-stall-ms)")
                         .Register(*registry_).Add({});
+  push_refused_ = &BuildCounter().Name("memha_push_refused_total")
+                       .Help("Topology pushes refused by authentication: unsigned, bad_signature, wrong_pod (signed "
+                             "for another pod), replay (not newer than the last accepted), skew (signing time outside "
+                             "the window), token (missing or wrong bearer token)")
+                       .Register(*registry_);
+  epoch_resets_ = &BuildCounter().Name("memha_push_epoch_resets_total")
+                       .Help("Signed epoch resets applied: the controller replaced a generation newer than any it "
+                             "issued (lockout recovery)")
+                       .Register(*registry_).Add({});
 }
 
 AdminMetrics::~AdminMetrics() = default;

@@ -26,6 +26,11 @@ class AdminMetrics {
   http::ServerObserver* ForServer(const std::string& server);
   void ObserveLoopLag(double seconds) { loop_lag_->Observe(seconds); }
   void SetLoopHeartbeatAge(double seconds) { heartbeat_age_->Set(seconds); }
+  // A push refused before its topology was looked at (signature checks); `reason` is crypto::ToString(PushRefusal)
+  // or "token".
+  void PushRefused(const std::string& reason) { push_refused_->Add({{"reason", reason}}).Increment(); }
+  // A signed epoch reset was applied (the sidecar held a generation from the future).
+  void EpochReset() { epoch_resets_->Increment(); }
 
  private:
   class ServerCounters;
@@ -35,6 +40,8 @@ class AdminMetrics {
   prometheus::Family<prometheus::Counter>* responses_;
   prometheus::Histogram* loop_lag_;
   prometheus::Gauge* heartbeat_age_;
+  prometheus::Family<prometheus::Counter>* push_refused_;
+  prometheus::Counter* epoch_resets_;
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<ServerCounters>> servers_;
 };

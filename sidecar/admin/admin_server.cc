@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cstdio>
 
+#include "common/log.h"
 #include "sidecar/admin/admin_metrics.h"
 #include "sidecar/admin/loop_heartbeat.h"
 #include "sidecar/metrics/metrics.h"
@@ -28,6 +29,11 @@ std::optional<std::string> BearerToken(const http::RequestHead& head) {
   for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (scheme != "bearer ") return std::nullopt;
   return auth->substr(7);
+}
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
 }
 
 std::string Seconds(Clock::duration d) {
@@ -93,31 +99,78 @@ Route AdminServer::RouteAdmin(const http::RequestHead& head) {
   }
   if (head.method != "PUT") return Route::Reply(MethodNotAllowed("GET, PUT"));
   // Decided on the head alone: no body byte is read before the token matched.
-  if (options_.token == nullptr) {
-    return Route::Reply(
-        Response::Json(403, {{"error", "topology pushes are disabled: start the sidecar with --admin-token-file"}}));
+  if (options_.token == nullptr && options_.verifier == nullptr) {
+    return Route::Reply(Response::Json(
+        403, {{"error", "topology pushes are disabled: start the sidecar with --push-public-key or --admin-token-file"}}));
   }
-  auto presented = BearerToken(head);
-  if (!presented || !options_.token->Matches(*presented)) {
-    Response r = Response::Json(401, {{"error", "missing or wrong bearer token"}});
-    r.headers.emplace_back("WWW-Authenticate", "Bearer");
-    return Route::Reply(std::move(r));
+  if (options_.token != nullptr) {
+    auto presented = BearerToken(head);
+    if (!presented || !options_.token->Matches(*presented)) {
+      if (admin_metrics_) admin_metrics_->PushRefused("token");
+      Response r = Response::Json(401, {{"error", "missing or wrong bearer token"}});
+      r.headers.emplace_back("WWW-Authenticate", "Bearer");
+      return Route::Reply(std::move(r));
+    }
+  }
+  if (options_.verifier != nullptr) {
+    auto header = [&head](const char* name) -> std::optional<std::string> {
+      const std::string* v = head.Header(Lower(name));
+      return v ? std::optional<std::string>(*v) : std::nullopt;
+    };
+    if (auto refusal = options_.verifier->CheckHead(header)) {
+      return Route::Reply(Refuse(*refusal, *refusal == crypto::PushRefusal::kUnsigned
+                                               ? "unsigned push: this sidecar accepts only pushes signed by the controller"
+                                               : "push signed for another pod"));
+    }
   }
   // Applying waits for the data-plane loop: on the worker thread, so the probe paths never wait behind it.
   return Route::Handle([this](const http::Request& req) { return PutTopology(req); }, options_.max_body,
                        /*blocking=*/true);
 }
 
+Response AdminServer::Refuse(crypto::PushRefusal refusal, const std::string& why) {
+  if (admin_metrics_) admin_metrics_->PushRefused(std::string(crypto::ToString(refusal)));
+  // 403 for a push this pod must never take (another pod's); 401 for everything that is not proof of the controller.
+  int status = refusal == crypto::PushRefusal::kWrongPod ? 403 : 401;
+  return Response::Json(status, {{"error", why}, {"reason", crypto::ToString(refusal)}});
+}
+
 Response AdminServer::PutTopology(const http::Request& request) {
+  bool reset = false;
+  if (options_.verifier != nullptr) {
+    auto header = [&request](const char* name) -> std::optional<std::string> {
+      const std::string* v = request.head.Header(Lower(name));
+      return v ? std::optional<std::string>(*v) : std::nullopt;
+    };
+    crypto::PushRefusal refusal{};
+    auto envelope = options_.verifier->Verify(header, request.body, &refusal);
+    if (!envelope.ok()) return Refuse(refusal, envelope.status().message());
+    reset = envelope.value().reset;
+  }
   auto topo = ParseTopology(request.body);
   if (!topo.ok()) {
     metrics_->topology_updates(false).Increment();
     return Response::Json(400, {{"error", topo.status().message()}});
   }
-  Status st = store_->Offer(topo.value(), [this](const Topology& t) { return proxy_->PostTopology(t); });
+  // A signed reset is the controller's word that the generation held here is not one it issued (a leader that
+  // never existed, a state file from another cluster): apply it whatever (epoch, version) is held.
+  auto held = store_->Current();
+  Status st = store_->Offer(topo.value(), [this](const Topology& t) { return proxy_->PostTopology(t); },
+                            /*force=*/reset);
   if (st.code() == Status::Code::kConflict) {
     metrics_->topology_updates(false).Increment();
-    return Response::Json(409, {{"error", st.message()}});
+    nlohmann::json body = {{"error", st.message()}};
+    if (held) {
+      body["held_epoch"] = held->epoch;
+      body["held_version"] = held->version;
+    }
+    return Response::Json(409, body);
+  }
+  if (st.ok() && reset && held && held->NewerThan(topo.value())) {
+    MEMHA_LOG(kWarn, "admin", "signed epoch reset applied: held epoch=" << held->epoch << " version=" << held->version
+                                                                         << ", now epoch=" << topo.value().epoch
+                                                                         << " version=" << topo.value().version);
+    if (admin_metrics_) admin_metrics_->EpochReset();
   }
   if (!st.ok()) return Response::Json(500, {{"error", st.message()}});
   return Response::Json(200, {{"applied", true}, {"epoch", topo.value().epoch}, {"version", topo.value().version}});

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "common/crypto/push_signature.h"
 #include "common/status.h"
 #include "sidecar/admin/http_server.h"
 #include "sidecar/admin/token_file.h"
@@ -31,7 +32,8 @@ class AdminServer {
   struct Options {
     std::optional<Listen> admin = Listen{};
     std::optional<Listen> health;                  // none: the probe paths are on the admin port only
-    TokenFile* token = nullptr;                    // null: PUT is refused
+    TokenFile* token = nullptr;                    // the bearer token pushes must carry (null: none)
+    crypto::PushVerifier* verifier = nullptr;      // pushes must be signed (null: not checked); neither: PUT refused
     size_t max_body = 1024 * 1024;                 // a pushed topology; more is answered 413 unread
     std::chrono::milliseconds loop_stall_limit{5000};
     http::ServerLimits limits;                     // per port
@@ -53,6 +55,7 @@ class AdminServer {
   http::Response Readyz() const;
   http::Response MetricsText() const;
   http::Response PutTopology(const http::Request& request);
+  http::Response Refuse(crypto::PushRefusal refusal, const std::string& why);
   std::optional<std::string> LoopStalled() const;  // why the loop counts as stalled, if it does
 
   Options options_;

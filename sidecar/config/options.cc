@@ -6,6 +6,8 @@
 #include <functional>
 #include <map>
 
+#include "common/crypto/push_signature.h"
+
 namespace memha {
 namespace {
 
@@ -48,7 +50,13 @@ Pushed mode (Kubernetes):
       --admin-address ADDR     admin HTTP address (default 127.0.0.1)
       --admin-port PORT        admin HTTP port (default 11299; 0 picks a free port)
       --no-admin               no admin HTTP server
-      --admin-token-file FILE  bearer token for PUT /v1/topology (without it, pushes are refused)
+      --admin-token-file FILE  bearer token for PUT /v1/topology (without it and without --push-public-key,
+                               pushes are refused)
+      --push-public-key KEYS   the controller's Ed25519 public key(s), base64 of the raw 32 bytes, comma
+                               separated or repeated (current and next): every push must then be signed for this
+                               pod, newer than the last accepted one and within --push-max-skew-s of this clock
+      --push-max-skew-s N      accepted distance of a push's signing time from this clock (default 60)
+      --pod-uid UID            this pod's uid, bound into signed pushes (default: $MEMHA_POD_UID)
       --admin-max-body BYTES   largest pushed topology; a bigger body is refused (413) unread (default 1048576)
       --admin-max-connections N  open connections per admin/health port; when full, the oldest unfinished
                                request is dropped for a new one (default 64)
@@ -108,6 +116,15 @@ Result<SidecarOptions> ParseSidecarOptions(const std::vector<std::string>& args)
       {"--admin-address", [&](const std::string& v) { o.admin_address = v; return Status::Ok(); }},
       {"--admin-port", int_opt(0, 65535, [&](long long n) { o.admin_port = static_cast<uint16_t>(n); })},
       {"--admin-token-file", [&](const std::string& v) { o.admin_token_file = v; return Status::Ok(); }},
+      {"--push-public-key", [&](const std::string& v) {
+         auto keys = crypto::ParsePublicKeys(v);
+         if (!keys.ok()) return keys.status();
+         o.push_public_keys.push_back(v);
+         return Status::Ok();
+       }},
+      {"--push-max-skew-s",
+       int_opt(1, 86400, [&](long long n) { o.push_max_skew = std::chrono::seconds(n); })},
+      {"--pod-uid", [&](const std::string& v) { o.pod_uid = v; return Status::Ok(); }},
       {"--admin-max-body",
        int_opt(1024, 64 << 20, [&](long long n) { o.admin_max_body = static_cast<size_t>(n); })},
       {"--admin-max-connections",
@@ -180,7 +197,10 @@ Result<SidecarOptions> ParseSidecarOptions(const std::vector<std::string>& args)
   }
   if (o.primary.empty() && !o.backup.empty()) return Status::InvalidArgument("-b needs at least one -s");
   if (Status s = o.tunables.Validate(); !s.ok()) return s;
-  if (!o.controller_url.empty()) {
+  if (o.pod_uid.empty()) {
+    if (const char* uid = std::getenv("MEMHA_POD_UID"); uid != nullptr) o.pod_uid = uid;
+  }
+  if (!o.controller_url.empty() || !o.push_public_keys.empty()) {
     if (o.pod.empty()) {
       const char* ns = std::getenv("MEMHA_POD_NAMESPACE");
       const char* name = std::getenv("MEMHA_POD_NAME");
@@ -189,14 +209,18 @@ Result<SidecarOptions> ParseSidecarOptions(const std::vector<std::string>& args)
     size_t slash = o.pod.find('/');
     if (o.pod.empty() || slash == 0 || slash == std::string::npos || slash + 1 == o.pod.size() ||
         o.pod.find('/', slash + 1) != std::string::npos) {
-      return Status::InvalidArgument("--controller-url needs --pod NAMESPACE/NAME (or MEMHA_POD_NAMESPACE and "
-                                     "MEMHA_POD_NAME in the environment)");
+      return Status::InvalidArgument(std::string(o.controller_url.empty() ? "--push-public-key" : "--controller-url") +
+                                     " needs --pod NAMESPACE/NAME (or MEMHA_POD_NAMESPACE and MEMHA_POD_NAME in "
+                                     "the environment)");
     }
-    if (o.admin_token_file.empty()) return Status::InvalidArgument("--controller-url needs --admin-token-file");
+    if (!o.controller_url.empty() && o.admin_token_file.empty()) {
+      return Status::InvalidArgument("--controller-url needs --admin-token-file");
+    }
   }
-  if (o.primary.empty() && o.config_file.empty() && o.state_file.empty() && o.admin_token_file.empty()) {
-    return Status::InvalidArgument("nothing to serve: give -s HOST:PORT, --config FILE, or --admin-token-file "
-                                   "to receive pushes");
+  if (o.primary.empty() && o.config_file.empty() && o.state_file.empty() && o.admin_token_file.empty() &&
+      o.push_public_keys.empty()) {
+    return Status::InvalidArgument("nothing to serve: give -s HOST:PORT, --config FILE, or --admin-token-file / "
+                                   "--push-public-key to receive pushes");
   }
   return o;
 }

@@ -27,6 +27,11 @@ struct SidecarOptions {
   uint16_t admin_port = 11299;
   bool admin_enabled = true;
   std::string admin_token_file;
+  // Signed pushes: the controller's Ed25519 public keys (base64 of the raw 32 bytes; current and next). With
+  // them, a push must be signed for this pod (--pod, --pod-uid) within --push-max-skew-s of this clock.
+  std::vector<std::string> push_public_keys;  // each as given (base64, comma separated); validated on parse
+  std::chrono::seconds push_max_skew{60};
+  std::string pod_uid;  // default from MEMHA_POD_UID
   // Health port: /healthz, /readyz, /metrics on a port of their own (without it, on the admin port only).
   std::string health_address;            // empty: the admin address
   std::optional<uint16_t> health_port;   // 0: a free port

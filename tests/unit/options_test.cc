@@ -217,3 +217,20 @@ TEST(Options, StaticTopologyBracketedListenDoesNotThrow) {
 
 }  // namespace
 }  // namespace memha
+
+namespace memha {
+namespace {
+
+TEST(Options, PushPublicKeysNeedThePodAndMustBeEd25519Keys) {
+  const std::string key = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";  // RFC 8032 test 1's public key
+  SidecarOptions o = Ok({"--push-public-key", key + "," + key, "--pod", "shop/web-1", "--pod-uid", "u-1",
+                         "--push-max-skew-s", "30"});
+  EXPECT_EQ(o.push_public_keys.size(), 1u);
+  EXPECT_EQ(o.pod_uid, "u-1");
+  EXPECT_EQ(o.push_max_skew, std::chrono::seconds(30));
+  EXPECT_NE(Error({"--push-public-key", "YWI=", "--pod", "shop/web-1"}).find("--push-public-key"), std::string::npos);
+  EXPECT_NE(Error({"--push-public-key", key}).find("--pod"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace memha

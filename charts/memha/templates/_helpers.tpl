@@ -11,6 +11,7 @@
 {{- define "memha.webhookConfig" -}}{{ include "memha.fullname" . }}-sidecar-injector{{- end -}}
 {{- define "memha.tokenSecret" -}}{{ .Values.secrets.sidecarToken | default (printf "%s-sidecar-token" (include "memha.fullname" .)) }}{{- end -}}
 {{- define "memha.tlsSecret" -}}{{ .Values.secrets.webhookTls | default (printf "%s-webhook-tls" (include "memha.fullname" .)) }}{{- end -}}
+{{- define "memha.signingSecret" -}}{{ .Values.secrets.pushSigningKey | default (printf "%s-push-signing-key" (include "memha.fullname" .)) }}{{- end -}}
 {{- define "memha.leaseName" -}}{{ .Values.controller.leaderElection.leaseName | default (include "memha.controller" .) }}{{- end -}}
 
 {{- define "memha.image" -}}{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}{{- end -}}

@@ -29,6 +29,9 @@ import unittest
 import urllib.error
 import urllib.request
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+
 REPO = os.environ.get("MEMHA_REPO", os.path.abspath(os.path.join(os.path.dirname(__file__), "../../..")))
 CONTROLLER = os.environ.get("MEMHA_CONTROLLER", os.path.join(REPO, "build/controller/memha-controller"))
 SIDECAR = os.environ.get("MEMHA_SIDECAR", os.path.join(REPO, "build/sidecar/memha-sidecar"))
@@ -86,6 +89,20 @@ def wait_for(what, cond, timeout=20.0, interval=0.05):
             last = e
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def sidecar_metric(ip, port, name, **labels):
+    status, text = http_get(f"http://{ip}:{port}/metrics")
+    if status != 200:
+        return None
+    total, found = 0.0, False
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            head, value = line.rsplit(" ", 1)
+            if all(f'{key}="{v}"' in head for key, v in labels.items()):
+                total += float(value)
+                found = True
+    return total if found else None
 
 
 def http_get(url, token=None):
@@ -162,6 +179,15 @@ class ControllerE2E(unittest.TestCase):
         k("create", "namespace", cls.ctl_ns)
         k("-n", cls.ctl_ns, "create", "secret", "generic", "memha-sidecar-token", f"--from-literal=token={TOKEN}")
         k("-n", cls.ctl_ns, "label", "secret", "memha-sidecar-token", "app.kubernetes.io/managed-by=memha-controller")
+        # The push-signing keys (issue 12), made here so the sidecars can be started with the public keys the webhook
+        # would inject; the controllers sign with `current` from this Secret.
+        cls.signing = Ed25519PrivateKey.generate()
+        cls.signing_next = Ed25519PrivateKey.generate()
+        seed = lambda key: base64.b64encode(key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())).decode()
+        public = lambda key: base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+        k("-n", cls.ctl_ns, "create", "secret", "generic", "memha-push-signing-key",
+          f"--from-literal=current={seed(cls.signing)}", f"--from-literal=next={seed(cls.signing_next)}")
+        cls.public_keys = public(cls.signing) + "," + public(cls.signing_next)
 
         # Pool members: real memcached on distinct loopback IPs (their pod IPs), one port.
         cls.members = {"cache-a-0": "127.0.0.21", "cache-a-1": "127.0.0.22", "cache-b-0": "127.0.0.31"}
@@ -187,8 +213,10 @@ class ControllerE2E(unittest.TestCase):
             k("-n", cls.ns, "apply", "-f", "-",
               input=pod_yaml(name, {"app": "web"}, {"memha.io/pools": f"cache-a:{cls.local[name]}"}, sidecar=True))
             cls.set_status(name, ip, True)
+            uid = k("-n", cls.ns, "get", "pod", name, "-o", "jsonpath={.metadata.uid}").strip()
             cmd = [SIDECAR, "--admin-address", ip, "--admin-port", str(cls.admin_port),
-                   "--admin-token-file", cls.token_file]
+                   "--admin-token-file", cls.token_file, "--push-public-key", cls.public_keys,
+                   "--pod", f"{cls.ns}/{name}", "--pod-uid", uid]
             cls.sidecars[name] = Proc(cmd, os.path.join(cls.tmp, f"sidecar-{name}.log"))
             cls.procs.append(cls.sidecars[name])
 
@@ -301,6 +329,25 @@ class ControllerE2E(unittest.TestCase):
         self.assertGreaterEqual(t["epoch"], 1)  # from the leader
         self.assertEqual(p.stop(), 0)
         k("-n", self.ns, "delete", "pod", "web-3", "--wait=false")
+
+    def test_2c_push_meant_for_another_pod_is_refused_by_the_sidecar_there(self):
+        # web-4's pod IP is the one web-2's sidecar listens on (an IP reused, a pod spoofing its status): the
+        # controller pushes web-4's topology there, signed for web-4, and web-2's sidecar refuses it.
+        before = self.sidecar_topology("web-2")
+        refused = lambda: sidecar_metric(self.apps["web-2"], self.admin_port, "memha_push_refused_total",
+                                         reason="wrong_pod") or 0
+        start = refused()
+        local = free_port(["127.0.0.1"])
+        k("-n", self.ns, "apply", "-f", "-",
+          input=pod_yaml("web-4", {"app": "web"}, {"memha.io/pools": f"cache-b:{local}"}, sidecar=True))
+        self.set_status("web-4", self.apps["web-2"], True)
+        try:
+            wait_for("web-2's sidecar refused web-4's push", lambda: refused() > start)
+            after = self.sidecar_topology("web-2")
+            self.assertEqual(after["pools"][0]["listen"], before["pools"][0]["listen"])
+            self.assertEqual(after["pools"][0]["name"], before["pools"][0]["name"])
+        finally:
+            k("-n", self.ns, "delete", "pod", "web-4", "--wait=false")
 
     def test_3_member_not_ready_reaches_every_sidecar(self):
         start = time.monotonic()

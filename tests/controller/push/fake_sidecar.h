@@ -7,10 +7,12 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/crypto/push_signature.h"
 #include "common/topology.h"
 
 namespace memha::push {
@@ -35,6 +37,13 @@ class FakeSidecar {
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   void set_mode(Mode m) { std::lock_guard l(mu_); mode_ = m; }
   void set_delay(std::chrono::milliseconds d) { std::lock_guard l(mu_); delay_ = d; }
+  // Signed pushes: verified like memha-sidecar does (a refusal is 401/403), and a signed reset is applied whatever
+  // is held; without a verifier the signature headers are ignored.
+  void set_verifier(crypto::PushVerifier* v) { std::lock_guard l(mu_); verifier_ = v; }
+  // Holds this generation as if it had been applied (a lockout from the future, a state file).
+  void hold(const Topology& t) { std::lock_guard l(mu_); current_ = t; have_ = true; }
+  int resets() const { std::lock_guard l(mu_); return resets_; }
+  uint64_t applied_epoch() const { std::lock_guard l(mu_); return current_.epoch; }
   void fail_next(int n) { std::lock_guard l(mu_); fail_next_ = n; }
   void Release() {
     std::lock_guard l(mu_);
@@ -64,19 +73,40 @@ class FakeSidecar {
     if (delay_.count() > 0) cv_.wait_for(l, delay_, [&] { return released_; });
     if (mode == Mode::kHang) cv_.wait_for(l, std::chrono::seconds(20), [&] { return released_; });
     --in_handler_;
-    if (req.get_header_value("Authorization") != "Bearer " + token_) {
+    bool reset = false;
+    std::optional<crypto::PushRefusal> refused;
+    if (verifier_ != nullptr) {
+      auto header = [&req](const char* name) -> std::optional<std::string> {
+        if (!req.has_header(name)) return std::nullopt;
+        return req.get_header_value(name);
+      };
+      crypto::PushRefusal why{};
+      auto envelope = verifier_->Verify(header, req.body, &why);
+      if (envelope.ok()) {
+        reset = envelope.value().reset;
+      } else {
+        refused = why;
+      }
+    }
+    if (refused) {
+      res.status = *refused == crypto::PushRefusal::kWrongPod ? 403 : 401;
+      res.set_content("{\"reason\":\"" + std::string(crypto::ToString(*refused)) + "\"}", "application/json");
+    } else if (req.get_header_value("Authorization") != "Bearer " + token_) {
       res.status = 401;
       res.set_content("{\"error\":\"missing or wrong bearer token\"}", "application/json");
     } else if (mode == Mode::kFail) {
       res.status = 500;
       res.set_content("{\"error\":\"scripted failure\"}", "application/json");
-    } else if (mode == Mode::kRefuse || (topo.ok() && have_ && current_.NewerThan(topo.value()))) {
+    } else if (mode == Mode::kRefuse || (!reset && topo.ok() && have_ && current_.NewerThan(topo.value()))) {
       res.status = 409;
-      res.set_content("{\"error\":\"stale topology\"}", "application/json");
+      res.set_content("{\"error\":\"stale topology\",\"held_epoch\":" + std::to_string(current_.epoch) +
+                          ",\"held_version\":" + std::to_string(current_.version) + "}",
+                      "application/json");
     } else if (!topo.ok()) {
       res.status = 400;
       res.set_content("{\"error\":\"" + topo.status().message() + "\"}", "application/json");
     } else {
+      if (reset && have_ && current_.NewerThan(topo.value())) ++resets_;
       current_ = topo.value();
       have_ = true;
       res.set_content("{\"applied\":true}", "application/json");
@@ -98,6 +128,8 @@ class FakeSidecar {
   std::vector<std::chrono::steady_clock::time_point> times_;
   Topology current_;
   bool have_ = false;
+  crypto::PushVerifier* verifier_ = nullptr;
+  int resets_ = 0;
 };
 
 }  // namespace memha::push

@@ -284,3 +284,30 @@ TEST(Admission, DecisionNamesAreDistinct) {
 
 }  // namespace
 }  // namespace memha::webhook
+
+namespace memha::webhook {
+namespace {
+
+TEST(Admission, PushPublicKeysAreInjectedWithThePodUid) {
+  InjectConfig config = TestConfig();
+  config.push_public_keys = {"11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=", "PUAXw+hDiVqStwqnTRt+vJyYLM8uxJaMwM1V8Sr0Zgw="};
+  const AdmissionResult r = ReviewPod(ReadFile(kTestdata / "inject_label_true.json"), config);
+  ASSERT_TRUE(r.patched());
+  const json input = json::parse(ReadFile(kTestdata / "inject_label_true.json"));
+  const json patch = json::parse(*Base64Decode(json::parse(r.body)["response"]["patch"].get<std::string>()));
+  const json c = input["request"]["object"].patch(patch)["spec"]["initContainers"][0];
+  const json args = c["args"];
+  for (const char* want : {"--push-public-key=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=,"
+                           "PUAXw+hDiVqStwqnTRt+vJyYLM8uxJaMwM1V8Sr0Zgw=",
+                           "--pod-uid=$(MEMHA_POD_UID)"}) {
+    EXPECT_NE(std::find(args.begin(), args.end(), want), args.end()) << want;
+  }
+  bool uid_env = false;
+  for (const json& e : c["env"]) {
+    uid_env |= e["name"] == "MEMHA_POD_UID" && e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.uid";
+  }
+  EXPECT_TRUE(uid_env);
+}
+
+}  // namespace
+}  // namespace memha::webhook
