@@ -15,6 +15,17 @@ std::string Env(const char* name) {
   return v != nullptr ? v : "";
 }
 
+// The pools with a backup, as the reconciler computed them: what the refill manager watches.
+std::vector<refill::PoolPair> PoolPairs(const topology::State& state) {
+  std::vector<refill::PoolPair> pairs;
+  for (const auto& [service, base] : state.pools) {
+    auto settings = state.settings.find(service);
+    if (base->backup.empty() || settings == state.settings.end()) continue;
+    pairs.push_back({service, settings->second.backup, base->primary, base->backup});
+  }
+  return pairs;
+}
+
 }  // namespace
 
 Controller::Controller(ControllerFlags flags) : flags_(std::move(flags)) {}
@@ -98,9 +109,30 @@ Status Controller::Start() {
   pusher_ = std::make_unique<push::TopologyPusher>(push_options, token_.get(), &metrics_);
 
   events_ = std::make_unique<kube::EventRecorder>(*api_, "memha-controller", flags_.identity);
+  // Bulk refill (leader only): Events on the pool's primary Service.
+  refill_ = std::make_unique<refill::RefillManager>(
+      flags_.refill, refill::ProbeStats,
+      [this](const std::string& service, bool warning, const std::string& reason, const std::string& message) {
+        std::string uid;
+        store_.Read([&](const model::StoreView& view) {
+          if (auto it = view.services.find(service); it != view.services.end()) uid = it->second.meta.uid;
+        });
+        std::string ns = service.substr(0, service.find('/'));
+        std::string name = service.substr(service.find('/') + 1);
+        Status s = events_->Record({"Service", ns, name, uid},
+                                   warning ? kube::EventType::kWarning : kube::EventType::kNormal, reason, message);
+        if (!s.ok()) MEMHA_LOG(kWarn, "controller", "cannot record Event on " << service << ": " << s.message());
+      });
   ReconcileOptions reconcile;
   reconcile.topology.sidecar_admin_port = flags_.sidecar_admin_port;
   reconcile.topology.member_grace = flags_.member_grace;
+  if (flags_.refill.enabled) {
+    reconcile.refill_marks = [this] { return refill_->Marks(); };
+    reconcile.on_pass = [this](const topology::State& state, bool leading) {
+      refill_->UpdatePools(PoolPairs(state));
+      refill_->SetLeading(leading);
+    };
+  }
   reconciler_ = std::make_unique<Reconciler>(
       store_, *pusher_, &metrics_, reconcile, [this](const topology::TopologyError& e, const std::string& uid) {
         std::string ns = e.object.substr(0, e.object.find('/'));
@@ -129,6 +161,8 @@ Status Controller::Start() {
   threads_.emplace_back([this] { pod_watcher_->Run(); });
   threads_.emplace_back([this] { service_watcher_->Run(); });
   reconciler_->Start();
+  refill_->SetOnMarksChanged([this] { reconciler_->Poke(); });
+  refill_->Start();
 
   leader::LeaseOptions lease;
   lease.ns = flags_.ns;
@@ -140,7 +174,10 @@ Status Controller::Start() {
   if (Status s = lease.Validate(); !s.ok()) return s;
   leader::LeaderCallbacks callbacks;
   callbacks.on_started_leading = [this](uint64_t epoch) { reconciler_->StartLeading(epoch); };
-  callbacks.on_stopped_leading = [this] { reconciler_->StopLeading(); };
+  callbacks.on_stopped_leading = [this] {
+    refill_->SetLeading(false);
+    reconciler_->StopLeading();
+  };
   callbacks.on_new_leader = [](const std::string& holder) {
     MEMHA_LOG(kInfo, "controller", "leader is " << (holder.empty() ? "nobody" : holder));
   };
@@ -217,7 +254,47 @@ Status Controller::ReloadSigningKeys() {
   return Status::Ok();
 }
 
+void Controller::RegisterRefillMetrics() {
+  const refill::RefillCounters* c = &refill_->counters();
+  const std::pair<const char*, const std::atomic<uint64_t>*> keys[] = {
+      {"copied", &c->copied},   {"present", &c->present}, {"missing", &c->missing},
+      {"expiring", &c->expiring}, {"unsettled", &c->unsettled}, {"undone", &c->undone},
+      {"error", &c->key_errors}};
+  for (const auto& [result, counter] : keys) {
+    metrics_.AddCounterCallback("memha_controller_refill_keys_total",
+                                "Keys the refill handled: copied, present on the target (add refused), missing on "
+                                "the peer, expiring, unsettled (a placeholder or stale item on the peer), undone "
+                                "(changed on the peer after the copy), error",
+                                {{"result", result}}, [counter] { return double(counter->load()); });
+  }
+  metrics_.AddCounterCallback("memha_controller_refill_bytes_total", "Value bytes the refill stored", {},
+                              [c] { return double(c->bytes.load()); });
+  metrics_.AddCounterCallback("memha_controller_refill_dumped_keys_total", "lru_crawler metadump records read", {},
+                              [c] { return double(c->dumped.load()); });
+  metrics_.AddCounterCallback("memha_controller_refill_dump_bad_lines_total",
+                              "metadump lines that were not records (skipped)", {},
+                              [c] { return double(c->bad_lines.load()); });
+  for (auto outcome : {refill::RefillOutcome::kDone, refill::RefillOutcome::kAbandoned, refill::RefillOutcome::kFailed}) {
+    metrics_.AddCounterCallback("memha_controller_refill_runs_total", "Refill runs by outcome",
+                                {{"outcome", std::string(refill::ToString(outcome))}},
+                                [this, outcome] { return double(refill_->Runs(outcome)); });
+  }
+  for (auto state : {refill::TargetState::kPending, refill::TargetState::kRunning, refill::TargetState::kDone,
+                     refill::TargetState::kFailed}) {
+    metrics_.AddGaugeCallback("memha_controller_refill_targets", "Members by refill state (leader only)",
+                              {{"state", std::string(refill::ToString(state))}},
+                              [this, state] { return double(refill_->Targets(state)); });
+  }
+  metrics_.AddGaugeCallback("memha_controller_refill_running_keys",
+                            "The running refill: keys owned by its target on the peers dumped so far", {},
+                            [this] { return double(refill_->RunningProgress().first); });
+  metrics_.AddGaugeCallback("memha_controller_refill_running_processed_keys",
+                            "The running refill: keys handled so far", {},
+                            [this] { return double(refill_->RunningProgress().second); });
+}
+
 void Controller::RegisterMetrics() {
+  RegisterRefillMetrics();
   for (auto [kind, w] : {std::pair{"pods", pod_watcher_.get()}, std::pair{"services", service_watcher_.get()}}) {
     const watch::WatchCounters* c = &w->counters();
     admin::ControllerMetrics::Labels l{{"kind", kind}};
@@ -274,6 +351,7 @@ void Controller::Shutdown() {
   if (service_watcher_) service_watcher_->Stop();
   for (std::thread& t : threads_) t.join();
   threads_.clear();
+  if (refill_) refill_->Stop();
   if (reconciler_) {
     reconciler_->Stop();
     reconciler_->StopLeading();

@@ -26,6 +26,7 @@
 #include "controller/model/store.h"
 #include "controller/push/pusher.h"
 #include "controller/push/token.h"
+#include "controller/refill/manager.h"
 #include "controller/watch/watcher.h"
 #include "controller/webhook/server.h"
 #include "controller/webhook/signing_keys.h"
@@ -47,6 +48,7 @@ class Controller {
   Status StartWebhook();
   Status ReloadSigningKeys();
   void RegisterMetrics();
+  void RegisterRefillMetrics();
 
   ControllerFlags flags_;
   kube::KubeConfig config_;
@@ -59,6 +61,7 @@ class Controller {
   admin::ControllerMetrics metrics_;
   std::unique_ptr<push::TopologyPusher> pusher_;
   std::unique_ptr<kube::EventRecorder> events_;
+  std::unique_ptr<refill::RefillManager> refill_;
   std::unique_ptr<Reconciler> reconciler_;
   std::unique_ptr<leader::LeaderElector> elector_;
   std::unique_ptr<admin::AdminServer> admin_;

@@ -77,6 +77,11 @@ void Reconciler::StopLeading() {
   if (was_leading) MEMHA_LOG(kInfo, "reconcile", "not leading: pushes stopped");
 }
 
+void Reconciler::Poke() {
+  restamp_ = true;
+  loop_cv_.notify_all();
+}
+
 void Reconciler::Loop() {
   uint64_t seen = 0;
   auto last_pass = std::chrono::steady_clock::now() - options_.interval;
@@ -110,12 +115,14 @@ void Reconciler::ReconcileOnce() {
   uint64_t epoch = leading ? epoch_.load() : 0;
   auto start = std::chrono::steady_clock::now();
 
+  topology::Options topology_options = options_.topology;
+  if (options_.refill_marks) topology_options.refill = options_.refill_marks();
   topology::ComputeResult result;
   std::vector<std::pair<topology::TopologyError, std::string>> fresh;  // new errors with the object's uid
   uint64_t read_mark = 0;
   store_.Read([&](const model::StoreView& view) {
     read_mark = view.ignored_pod_changes;
-    result = topology::ComputeTopologies(view, options_.topology, epoch, state_, start);
+    result = topology::ComputeTopologies(view, topology_options, epoch, state_, start);
     for (const auto& e : result.errors) {
       if (logged_.count(e) > 0 && (!leading || posted_.count(e) > 0)) continue;
       std::string uid;
@@ -173,6 +180,7 @@ void Reconciler::ReconcileOnce() {
   }
   if (metrics_ != nullptr) metrics_->SetCurrentTopologyErrors(result.errors);
 
+  if (options_.on_pass) options_.on_pass(state_, leading);
   if (leading) {
     std::vector<push::PushTarget> targets;
     targets.reserve(state_.sidecars.size());
