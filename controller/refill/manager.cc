@@ -240,7 +240,18 @@ void RefillManager::DetectOnce() {
   {
     std::lock_guard lock(mu_);
     if (!leading_) return;
-    seen_ = std::move(seen_now);  // members not probed this time are forgotten: seen again = first sight
+    // A member that did not answer this time keeps what was seen of it (it may be restarting: its uptime will
+    // show it); one that left the pools is forgotten (seen again = first sight).
+    for (auto& [key, seen] : seen_now) seen_[key] = std::move(seen);
+    for (auto it = seen_.begin(); it != seen_.end();) {
+      const auto& [pool, role, member] = it->first;
+      bool present = std::any_of(pools.begin(), pools.end(), [&](const PoolPair& p) {
+        const auto& own = role == kPrimary ? p.primary : p.backup;
+        return p.pool == pool &&
+               std::any_of(own.begin(), own.end(), [&](const MemberSpec& m) { return m.name == member; });
+      });
+      it = present ? std::next(it) : seen_.erase(it);
+    }
     for (Found& f : found) {
       auto job = BuildJob(f.pair, std::get<1>(f.key), std::get<2>(f.key));
       if (!job) continue;

@@ -95,6 +95,16 @@ TEST_F(DetectionTest, ARestartIsNoticedByItsUptime) {
   EXPECT_EQ(manager_.Marks()["shop/cache-b"]["cache-b-0"], MemberRefill::kRunning);
 }
 
+TEST_F(DetectionTest, ARestartIsNoticedEvenWhenAProbeMissedIt) {
+  manager_.DetectOnce();
+  stats_.erase("10.0.0.1:11211");  // restarting: not answering
+  manager_.DetectOnce();
+  EXPECT_TRUE(manager_.Status().empty());
+  stats_["10.0.0.1:11211"] = {3, 4000};  // back, and live writes already gave it most of its share
+  manager_.DetectOnce();
+  EXPECT_EQ(Reason("cache-a-0"), "restarted");
+}
+
 TEST_F(DetectionTest, ANewAddressIsANewPod) {
   manager_.DetectOnce();
   pair_.primary[0].address = "10.0.0.9:11211";
