@@ -263,6 +263,16 @@ void Member::SetControllerState(MemberState state) {
   }
 }
 
+void Member::SetRefill(MemberRefill refill) {
+  MemberRefill before = refill_;
+  refill_ = refill;
+  if (refill != MemberRefill::kDone || before == MemberRefill::kDone) return;
+  if (health_ == MemberHealth::kWarming) {
+    MEMHA_LOG(kInfo, "member", name_ << " refilled by the controller: warm");
+    SetHealth(MemberHealth::kUp);
+  }
+}
+
 void Member::NoteWarmupLookup(bool found_on_backup) {
   ++warm_lookups_;
   if (found_on_backup) ++warm_found_;

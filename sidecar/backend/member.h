@@ -64,6 +64,9 @@ class Member : public BackendConnection::Listener {
   size_t repair_count() const { return repair_.size(); }
 
   void SetControllerState(MemberState state);
+  // The controller's bulk refill of this member (docs/ARCHITECTURE.md "Bulk refill"): when it turns "done", a
+  // warming member has its share back and is warm at once (reads stop being looked up on the backup).
+  void SetRefill(MemberRefill refill);
   void NoteWarmupRead() { ++warm_reads_; }  // a key read on this member while it warms
   void NoteWarmupLookup(bool found_on_backup);
   void Tick(Clock::time_point now);
@@ -117,6 +120,7 @@ class Member : public BackendConnection::Listener {
   std::vector<std::unique_ptr<BackendConnection>> conns_;
   MemberHealth health_;
   bool controller_down_ = false;
+  MemberRefill refill_ = MemberRefill::kNone;
   int consecutive_failures_ = 0;
   bool probing_ = false;
   bool settling_ = false;           // answered a probe; replay starts at replay_at_

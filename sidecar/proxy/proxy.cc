@@ -98,6 +98,7 @@ std::shared_ptr<Member> Proxy::MemberFor(const MemberSpec& spec, bool initial,
     m = std::make_shared<Member>(env_, spec.name, spec.endpoint, initial ? MemberHealth::kUp : MemberHealth::kWarming);
   }
   m->SetControllerState(spec.state);
+  m->SetRefill(spec.refill);
   (*next)[key] = m;
   return m;
 }

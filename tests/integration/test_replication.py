@@ -7,6 +7,7 @@ test used to break it, on real memcached processes and several sidecars at once:
 - a delete acknowledged during warm-up stays deleted (WarmupDeleteTest; finding 3);
 - after the primary pool scales out and back in, no read returns a copy from before (ScaleTest);
 - on a primary that came back empty, incr/append/add/mg work on the backup's value (WarmupSemanticsTest);
+- a primary the controller reports refilled is warm at once (RefillDoneTest);
 - and after the primary dies, no read returns a value older than the primary's last one.
 
 Knobs (defaults keep the file under a minute): MEMHA_REPL_KEYS, MEMHA_REPL_ROUNDS.
@@ -384,6 +385,50 @@ class WarmupSemanticsTest(unittest.TestCase):
             code = s.stop()
             primary.stop()
             backup.stop()
+        self.assertEqual(code, 0, "sidecar exit code (a sanitizer report makes it nonzero)")
+
+
+class RefillDoneTest(unittest.TestCase):
+    """A primary that came back empty warms (misses looked up on the backup) until the controller's bulk refill
+    reports it done in the topology ("refill": "done"): then it is warm at once."""
+
+    def test_refill_done_ends_warm_up(self):
+        p, x = Memcached(), Memcached()
+        port = free_port()
+
+        def cfg(version, refill=None):
+            member = {"name": "p1", "address": p.address, "state": "up"}
+            if refill:
+                member["refill"] = refill
+            t = topology(0, version, [pool("pool", f"127.0.0.1:{port}", [], [("x", x.address, "up")])])
+            t["pools"][0]["primary"] = [member]
+            return t
+
+        s = Sidecar(config=cfg(1))
+        try:
+            c = Client(port)
+            self.assertEqual(c.set("k", "v"), b"STORED")
+            p.kill()
+            p = Memcached(port=p.port)
+            deadline = time.time() + 10
+            while time.time() < deadline and s.metric("memha_member_state", address=p.address) != 2:
+                c.get("probe")
+                time.sleep(0.05)
+            self.assertEqual(s.metric("memha_member_state", address=p.address), 2, "warming after the restart")
+            for version, refill in ((2, "running"), (3, "done")):
+                with open(s.config_path, "w") as f:
+                    json.dump(cfg(version, refill), f)
+                s.proc.send_signal(1)
+                deadline = time.time() + 5
+                while time.time() < deadline and json.loads(s.http("GET", "/v1/topology")[1])["version"] != version:
+                    time.sleep(0.05)
+                want = 2 if refill == "running" else 1
+                self.assertEqual(s.metric("memha_member_state", address=p.address), want, refill)
+            c.close()
+        finally:
+            code = s.stop()
+            p.stop()
+            x.stop()
         self.assertEqual(code, 0, "sidecar exit code (a sanitizer report makes it nonzero)")
 
 
