@@ -73,6 +73,7 @@ Proxy::~Proxy() {
   closed_clients_.clear();
   // Requests still waiting on a member (async mirrors at exit) hold their jobs, which hold the pool, which holds
   // the member: drop them first, while every member is still owned here, so nothing is left in a cycle.
+  DropDeferredVerifies();
   for (auto& [address, member] : members_) member->DropPending();
   for (auto& member : retiring_) member->DropPending();
   listeners_.clear();
@@ -303,7 +304,8 @@ void Proxy::Tick() {
   auto now = Clock::now();
   metrics_->buffered_reply_bytes().Set(static_cast<double>(buffered_));  // every 10 ms, not per change
   for (auto& [key, m] : members_) m->Tick(now);
-  for (const auto& [name, pool] : pools_) DrainRepairs(pool, metrics_, &tunables_);  // router/replicate.h
+  RunDeferredVerifies();                                                                // router/replicate.h
+  for (const auto& [name, pool] : pools_) DrainRepairs(pool, metrics_, &tunables_);
   for (auto it = retiring_.begin(); it != retiring_.end();) {
     (*it)->Tick(now);
     if (it->use_count() == 1 && (*it)->Idle()) {

@@ -36,6 +36,9 @@ struct MirrorTask {
 
 // Runs one mirror; counts in the backup's mirror_in_flight while it does.
 void StartMirror(MirrorTask task);
+// Sends the proofs (primary CAS reads) of the mirrors that landed since the last tick (called every tick).
+void RunDeferredVerifies();
+void DropDeferredVerifies();  // at exit, before the members go
 
 // The primary's CAS from a meta reply line's c flag (0 without one).
 uint64_t CasOfLine(std::string_view line);
