@@ -123,13 +123,16 @@ print(" ".join(x for w in want for x in a if x.startswith(w)))')"
     can() { k auth can-i --as="$sa" "$@" 2>/dev/null; }
     for q in "list pods -A" "watch services -A" "create events -n default" "create secrets -n shop" \
         "get secrets/$rel-sidecar-token -n shop" "update secrets/$rel-sidecar-token -n shop" \
-        "get secrets/$rel-webhook-tls -n $ns" "update leases/$rel-controller -n $ns" "create leases -n $ns" \
+        "get secrets/$rel-webhook-tls -n $ns" "get secrets/$rel-push-signing-key -n $ns" \
+        "update secrets/$rel-push-signing-key -n $ns" "update leases/$rel-controller -n $ns" "create leases -n $ns" \
         "patch mutatingwebhookconfigurations/$rel-sidecar-injector"; do
         # shellcheck disable=SC2086 # q is a list of words on purpose
         expect_eq "RBAC allows: $q" yes "$(can $q)"
     done
     for q in "get secrets/other -n shop" "list secrets -A" "delete pods -n shop" "get secrets/$rel-webhook-tls -n shop" \
-        "update leases/other -n $ns" "patch mutatingwebhookconfigurations/other"; do
+        "update leases/other -n $ns" "patch mutatingwebhookconfigurations/other" \
+        "get secrets/$rel-push-signing-key -n shop" "get secrets/$rel-push-signing-key -n kube-system" \
+        "get secrets -n kube-system" "update secrets/other -n $ns"; do
         # shellcheck disable=SC2086
         expect_eq "RBAC denies: $q" no "$(can $q)"
     done
