@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
 # Chaos timelines, memha vs twemproxy (auto_eject_hosts) in the same script (docs/BENCHMARKS.md):
 #   kill:   primary 1 gets `kill -9` under load at FAULT s, restarted EMPTY on the same port at RESTORE s;
-#   freeze: primary 1 gets SIGSTOP at FAULT s, SIGCONT at RESTORE s.
+#   freeze: primary 1 gets SIGSTOP at FAULT s, SIGCONT at RESTORE s;
+#   backup-empty: the backup gets `kill -9` at FAULT s and comes back empty at once, then primary 1 gets `kill -9`
+#          at RESTORE s and stays dead (issue 10, finding 4: the backup must have been refilled by then);
+#   double: primary 1 gets `kill -9` at FAULT s and comes back empty at once, then the backup gets `kill -9` at
+#          RESTORE s and stays dead (the primary must have been refilled by then).
+# Targets: memha, twemproxy, and for backup-empty/double also memha_norefill (the same sidecar, nothing refills).
+# memha refills the member that came back with memha-bench-refill (controller/refill, the code the controller's
+# leader runs when it detects the restart; docs/ARCHITECTURE.md "Bulk refill"), started as soon as it is back.
 # Each (target, scenario) runs on fresh processes: two primary memcached (ketama over both), plus one backup
 # memcached for memha. The workload is a verifying read-through cache client (memha-loadgen --verify
 # --read-through, open loop): on a miss it sets the key, every read is checked against acknowledged writes.
 #
-#   bench/chaos.sh [--out DIR] [--duration S] [--fault S] [--restore S] [--rate R] [--no-docs] [--quick]
+#   bench/chaos.sh [--out DIR] [--duration S] [--fault S] [--restore S] [--rate R] [--scenarios "kill freeze ..."]
+#                  [--no-docs] [--quick]
 #   env: MEMHA_SIDECAR, MEMHA_LOADGEN, MEMHA_SIDECAR_REV (bench/lib.sh; default: build-bench/, Release)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-out="" duration=36 fault=10 restore=20 rate=5000 docs=1
+out="" duration=36 fault=10 restore=20 rate=5000 docs=1 scenarios="kill freeze backup-empty double"
 while (($#)); do
   case $1 in
     --out) out=$2; shift ;;
@@ -18,9 +26,10 @@ while (($#)); do
     --fault) fault=$2; shift ;;
     --restore) restore=$2; shift ;;
     --rate) rate=$2; shift ;;
+    --scenarios) scenarios=$2; shift ;;
     --no-docs) docs=0 ;;
     --quick) duration=12; fault=3; restore=6; docs=0 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "chaos.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -30,6 +39,8 @@ rm -rf "$out"; mkdir -p "$out/logs"
 # shellcheck source=bench/lib.sh
 . "$repo/bench/lib.sh"
 bench_binaries "$repo"
+refill_tool=${MEMHA_REFILL:-$(dirname "$loadgen")/memha-bench-refill}
+[ -x "$refill_tool" ] || ninja -C "$(dirname "$refill_tool")" memha-bench-refill >/dev/null 2>&1 || true
 ulimit -n 65536 2>/dev/null || true
 if [ "$(nproc)" -ge 2 ]; then ccore=0 score=1; else ccore=0 score=0; fi
 client=(taskset -c "$ccore"); server=(taskset -c "$score")
@@ -57,8 +68,9 @@ run_one() {  # run_one TARGET SCENARIO
   memcached_on "$P1"; local p1=$!; pids+=($!)
   memcached_on "$P2"; pids+=($!)
   wait_port "$P1"; wait_port "$P2"
-  if [ "$target" = memha ]; then
-    memcached_on "$BK"; pids+=($!); wait_port "$BK"
+  local bk=""
+  if [ "$target" != twemproxy ]; then
+    memcached_on "$BK"; bk=$!; pids+=($!); wait_port "$BK"
     "${server[@]}" "$sidecar" -p "$PX" -s "127.0.0.1:$P1,127.0.0.1:$P2" -b "127.0.0.1:$BK" --no-admin \
       2>"$out/logs/$name.sidecar.log" & pids+=($!)
   else
@@ -88,18 +100,59 @@ EOF
   local start; start=$(grep -oE 'unix_ms=[0-9]+' "$out/logs/$name.loadgen.log" | cut -d= -f2)
   sleep "$(awk "BEGIN{print ($start + $fault * 1000 - $(now_ms)) / 1000}")"
   local t_fault; t_fault=$(now_ms)
-  if [ "$scenario" = kill ]; then kill -9 "$p1"; wait "$p1" 2>/dev/null || true; else kill -STOP "$p1"; fi
+  local refill_pid="" refill_role="" refill_args=()
+  case $scenario in
+    kill) kill -9 "$p1"; wait "$p1" 2>/dev/null || true ;;
+    freeze) kill -STOP "$p1" ;;
+    backup-empty)
+      if [ -n "$bk" ]; then
+        kill -9 "$bk"; wait "$bk" 2>/dev/null || true; memcached_on "$BK"; bk=$!; pids+=($!); wait_port "$BK"
+        refill_role=backup
+        refill_args=(--target "b1=127.0.0.1:$BK" --ring b1 --peer "127.0.0.1:$P1=127.0.0.1:$P1"
+                     --peer "127.0.0.1:$P2=127.0.0.1:$P2")
+      fi ;;
+    double)
+      kill -9 "$p1"; wait "$p1" 2>/dev/null || true; memcached_on "$P1"; p1=$!; pids+=($!); wait_port "$P1"
+      refill_role=primary
+      refill_args=(--target "127.0.0.1:$P1=127.0.0.1:$P1" --ring "127.0.0.1:$P1,127.0.0.1:$P2"
+                   --peer "b1=127.0.0.1:$BK") ;;
+  esac
+  local t_refill_start; t_refill_start=$(now_ms)
+  if [ "$target" = memha ] && [ -n "$refill_role" ]; then
+    "${server[@]}" "$refill_tool" --role "$refill_role" "${refill_args[@]}" --verify-delay-ms 1000 \
+      >"$out/$name.refill.json" 2>"$out/logs/$name.refill.log" &
+    refill_pid=$!
+  fi
   sleep "$(awk "BEGIN{print ($start + $restore * 1000 - $(now_ms)) / 1000}")"
   local t_restore; t_restore=$(now_ms)
-  if [ "$scenario" = kill ]; then memcached_on "$P1"; pids+=($!); else kill -CONT "$p1"; fi
+  local refill_done_s=null
+  if [ -n "$refill_pid" ]; then
+    if kill -0 "$refill_pid" 2>/dev/null; then
+      echo "chaos.sh: $name: the refill was still running at RESTORE" >&2
+    fi
+    wait "$refill_pid" || echo "chaos.sh: $name: memha-bench-refill failed: $(cat "$out/$name.refill.json")" >&2
+    refill_done_s=$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['seconds'])" \
+      "$out/$name.refill.json" 2>/dev/null || echo null)
+  fi
+  case $scenario in
+    kill) memcached_on "$P1"; pids+=($!) ;;
+    freeze) kill -CONT "$p1" ;;
+    backup-empty) kill -9 "$p1"; wait "$p1" 2>/dev/null || true ;;
+    double) if [ -n "$bk" ]; then kill -9 "$bk"; wait "$bk" 2>/dev/null || true; fi ;;
+  esac
   wait $lg
-  echo "{\"target\":\"$target\",\"scenario\":\"$scenario\",\"fault_s\":$(awk "BEGIN{print ($t_fault - $start) / 1000}"),\"restore_s\":$(awk "BEGIN{print ($t_restore - $start) / 1000}"),\"loadavg_end\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}" > "$out/$name.events.json"
+  echo "{\"target\":\"$target\",\"scenario\":\"$scenario\",\"fault_s\":$(awk "BEGIN{print ($t_fault - $start) / 1000}"),\"restore_s\":$(awk "BEGIN{print ($t_restore - $start) / 1000}"),\"refill_s\":$refill_done_s,\"refill_started_s\":$(awk "BEGIN{print ($t_refill_start - $start) / 1000}"),\"loadavg_end\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}" > "$out/$name.events.json"
   stop_all
   echo "chaos.sh: $name: $(tail -1 "$out/logs/$name.loadgen.log")" >&2
 }
 
-for scenario in kill freeze; do
-  for target in memha twemproxy; do run_one "$target" "$scenario"; done
+for scenario in $scenarios; do
+  case $scenario in
+    kill|freeze) targets="memha twemproxy" ;;
+    backup-empty|double) targets="memha memha_norefill twemproxy" ;;
+    *) echo "chaos.sh: unknown scenario $scenario" >&2; exit 2 ;;
+  esac
+  for target in $targets; do run_one "$target" "$scenario"; done
 done
 args=("$out"); [ "$docs" = 1 ] && args+=(--docs "$repo/docs/BENCHMARKS.md")
 /usr/bin/python3 "$repo/bench/chaos_report.py" "${args[@]}"
