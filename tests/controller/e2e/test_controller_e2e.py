@@ -298,7 +298,9 @@ class ControllerE2E(unittest.TestCase):
         for identity in ("ctl-1", "ctl-2"):
             url = f"http://127.0.0.1:{self.controllers[identity].port}/v1/topology?pod={self.ns}/web-1"
             self.assertEqual(http_get(url)[0], 401)
-            status, body = http_get(url, TOKEN)
+            # ctl-2's /readyz means its cache is synced; its first reconcile pass may still be running.
+            status, body = wait_for(f"{identity} serves web-1's topology",
+                                    lambda: (lambda r: r if r[0] == 200 else None)(http_get(url, TOKEN)), timeout=10)
             self.assertEqual(status, 200, body)
             t = json.loads(body)
             self.assertEqual(len(t["pools"][0]["primary"]), 2)
