@@ -1,6 +1,9 @@
 #include "controller/webhook/admission.h"
 
 #include <exception>
+#include <optional>
+#include <utility>
+#include <vector>
 
 #include "controller/webhook/base64.h"
 #include "controller/topology/annotations.h"
@@ -54,6 +57,32 @@ bool HasContainerNamed(const json& spec, const char* list, std::string_view name
 }
 
 bool HasVolumeNamed(const json& spec, std::string_view name) { return HasContainerNamed(spec, "volumes", name); }
+
+// The first container port that one of the sidecar's listeners would take, described for the warning.
+std::optional<std::string> PortClash(const json& spec, const InjectConfig& config,
+                                     const std::vector<topology::PoolRef>& pools) {
+  std::vector<std::pair<int, std::string>> taken = {{config.admin_port, "admin"}, {config.health_port, "health"}};
+  for (const topology::PoolRef& p : pools) taken.emplace_back(p.local_port, "pool " + p.service);
+  for (const char* list : {"initContainers", "containers"}) {
+    const json* containers = Member(spec, list);
+    if (containers == nullptr || !containers->is_array()) continue;
+    for (const json& c : *containers) {
+      const json* ports = Member(c, "ports");
+      if (ports == nullptr || !ports->is_array()) continue;
+      for (const json& port : *ports) {
+        const json* number = Member(port, "containerPort");
+        if (number == nullptr || !number->is_number_integer()) continue;
+        for (const auto& [sidecar_port, what] : taken) {
+          if (number->get<int64_t>() != sidecar_port) continue;
+          const json* name = Member(c, "name");
+          return "container " + (name != nullptr && name->is_string() ? name->get<std::string>() : std::string("?")) +
+                 " uses port " + std::to_string(sidecar_port) + ", which the sidecar listens on (" + what + ")";
+        }
+      }
+    }
+  }
+  return std::nullopt;
+}
 
 AdmissionResult BadRequest(std::string message) {
   AdmissionResult r;
@@ -119,6 +148,11 @@ void ReviewPodObject(AdmissionResult* r, const json& pod, const InjectConfig& co
       return Decide(r, Decision::kUnsupportedPod,
                     std::string("the pod already has a volume named ") + volume + "; sidecar not injected");
     }
+  }
+  // The pod's containers share one network namespace with the sidecar: a port the sidecar listens on (admin,
+  // health, a pool's local port) that a container also declares would fail one of them at bind time.
+  if (auto clash = PortClash(*spec, config, parsed.value())) {
+    return Decide(r, Decision::kUnsupportedPod, *clash + "; sidecar not injected");
   }
   r->decision = Decision::kInjected;
   r->reason = "";

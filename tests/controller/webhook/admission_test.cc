@@ -311,3 +311,24 @@ TEST(Admission, PushPublicKeysAreInjectedWithThePodUid) {
 
 }  // namespace
 }  // namespace memha::webhook
+
+namespace memha::webhook {
+namespace {
+
+TEST(Admission, ContainerPortsTheSidecarListensOnAreNotInjected) {
+  json review = json::parse(ReadFile(kTestdata / "inject_label_true.json"));
+  for (int port : {11299, 11298, 11211}) {
+    review["request"]["object"]["spec"]["containers"][0]["ports"] = json::array({{{"containerPort", port}}});
+    const AdmissionResult r = ReviewPod(review.dump(), TestConfig());
+    EXPECT_FALSE(r.patched()) << port;
+    EXPECT_EQ(r.decision, Decision::kUnsupportedPod) << port;
+    EXPECT_NE(r.reason.find("uses port " + std::to_string(port)), std::string::npos) << r.reason;
+    EXPECT_NE(json::parse(r.body)["response"]["warnings"][0].get<std::string>().find("sidecar not injected"),
+              std::string::npos);
+  }
+  review["request"]["object"]["spec"]["containers"][0]["ports"] = json::array({{{"containerPort", 8080}}});
+  EXPECT_TRUE(ReviewPod(review.dump(), TestConfig()).patched());
+}
+
+}  // namespace
+}  // namespace memha::webhook
