@@ -53,8 +53,10 @@ class MetaReadJob : public Resumable, public std::enable_shared_from_this<MetaRe
     Member* b = r_->pool->BackupFor(hash_);
     const bool mg = r_->req.cmd == Command::kMetaGet;
     if (mg && primary_->Warming()) primary_->NoteWarmupRead();
+    // A sidecar's fill in progress (another read's placeholder) is a miss to a client that does not use leases
+    // itself; one that asks to vivify (N) gets memcached's answer, W/Z included.
     MetaValue v;
-    bool placeholder = mg && !ParseMetaValue(res.buf, *res.reply, &v) && v.placeholder;  // another's fill: a miss
+    bool placeholder = mg && !ClientVivifies() && !ParseMetaValue(res.buf, *res.reply, &v) && v.placeholder;
     bool miss = mg && (res.reply->code(res.buf) == "EN" || placeholder);
     if (miss && !settled_ && r_->pool->spec.warmup && primary_->Warming() && b != nullptr && b->Usable()) {
       return Warm(b);
@@ -64,6 +66,13 @@ class MetaReadJob : public Resumable, public std::enable_shared_from_this<MetaRe
       return Finish(o.empty() ? std::string("EN\r\n") : "EN " + std::string(o) + "\r\n");
     }
     Finish(ClientReply(res));
+  }
+
+  bool ClientVivifies() const {
+    for (uint8_t i = 0; i < r_->req.nflags; ++i) {
+      if (r_->req.flags[i].in(r_->raw)[0] == 'N') return true;
+    }
+    return false;
   }
 
   std::string ClientReply(const OpResult& res) const {
