@@ -65,8 +65,8 @@ def pct(x):
 
 
 def markdown(meta, runs):
-    L = [f"Open loop {meta['rate']:,} ops/s over 20 connections (89.5% get / 10% set / 0.5% delete, 5,000 keys, "
-         f"100 B, read-through: a miss is followed by a set), {meta['duration']} s per run, fault at "
+    L = [f"Open loop {meta['rate']:,} ops/s over 20 connections (89.5% get / 10% set / 0.5% delete, 5,000 keys; "
+         f"50,000 for the two-fault scenarios, 100 B, read-through: a miss is followed by a set), {meta['duration']} s per run, fault at "
          f"{meta['fault']} s, restore at {meta['restore']} s; memha-sidecar from `{meta['sidecar_commit']}`"
          + (f" plus {meta['sidecar_uncommitted_files']} uncommitted file(s) in sidecar/" if meta.get(
              "sidecar_uncommitted_files") else "")
