@@ -121,10 +121,15 @@ std::vector<RingChangePtr> Proxy::RingChanges(const PoolSpec& spec, const std::v
   std::sort(before_sorted.begin(), before_sorted.end());
   std::sort(after_sorted.begin(), after_sorted.end());
   if (before_sorted == after_sorted) return changes;  // the ring is built from names: nothing moved
-  auto change = std::make_shared<RingChange>(std::move(before));
+  auto change = std::make_shared<RingChange>(old->second->primary_ring, std::move(before));
   changes.insert(changes.begin(), change);
   if (changes.size() > kMaxRingChanges) changes.resize(kMaxRingChanges);
-  for (const auto& m : primary) fences->emplace_back(change, m);
+  std::vector<const Member*> fenced;  // names sharing an address share a member: one fence each
+  for (const auto& m : primary) {
+    if (std::find(fenced.begin(), fenced.end(), m.get()) != fenced.end()) continue;
+    fenced.push_back(m.get());
+    fences->emplace_back(change, m);
+  }
   MEMHA_LOG(kInfo, "topology", "pool " << spec.name << ": primary members changed; moved keys are checked against "
                                        << "the backup (" << changes.size() << " changes remembered)");
   return changes;
