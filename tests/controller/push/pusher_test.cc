@@ -178,7 +178,8 @@ TEST_F(PusherTest, HangingSidecarNeverBlocksTheOthers) {
   ASSERT_TRUE(Eventually([&] { return pusher.Behind() == 1; }));
   EXPECT_LT(std::chrono::steady_clock::now() - start, 1500ms);  // before the hanging one times out
   ASSERT_TRUE(Eventually([&] { return observer_.count(PushResult::kTimeout) >= 1; }));
-  EXPECT_EQ(pusher.Sidecar("shop/a-hanging")->last_result, PushResult::kTimeout);
+  // The observer hears of the timeout just before the pusher records it (CI under ASan saw the gap).
+  EXPECT_TRUE(Eventually([&] { return pusher.Sidecar("shop/a-hanging")->last_result == PushResult::kTimeout; }));
 }
 
 TEST_F(PusherTest, SlowSidecarGetsOnlyTheNewestOfManyUpdates) {
