@@ -42,15 +42,7 @@ bench_binaries "$repo"
 refill_tool=${MEMHA_REFILL:-$(dirname "$loadgen")/memha-bench-refill}
 [ -x "$refill_tool" ] || ninja -C "$(dirname "$refill_tool")" memha-bench-refill >/dev/null 2>&1 || true
 ulimit -n 65536 2>/dev/null || true
-if [ "$(nproc)" -ge 2 ]; then ccore=0 score=1; else ccore=0 score=0; fi
-client=(taskset -c "$ccore"); server=(taskset -c "$score")
-user=(); [ "$(id -u)" = 0 ] && user=(-u nobody)
-port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
-  echo "chaos.sh: nothing listens on $1" >&2; return 1
-}
-now_ms() { date +%s%3N; }
+bench_cores
 pids=()
 stop_all() {
   for p in "${pids[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done

@@ -30,15 +30,7 @@ rm -rf "$out"; mkdir -p "$out/logs"
 . "$repo/bench/lib.sh"
 bench_binaries "$repo"
 ulimit -n 65536 2>/dev/null || true
-if [ "$(nproc)" -ge 2 ]; then ccore=0 score=1; else ccore=0 score=0; fi
-client=(taskset -c "$ccore"); server=(taskset -c "$score")
-user=(); [ "$(id -u)" = 0 ] && user=(-u nobody)
-port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
-  echo "chaos_scale.sh: nothing listens on $1" >&2; return 1
-}
-now_ms() { date +%s%3N; }
+bench_cores
 pids=()
 stop_all() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done

@@ -75,3 +75,16 @@ bench_baseline() {
   fi
   [ -x "$baseline" ] || { echo "bench: missing baseline $baseline" >&2; return 1; }
 }
+
+# Shared by the chaos scripts: a free loopback port, waiting for a listener, milliseconds since the epoch, and
+# the client/server core split (client on core 0, servers on core 1; one core: both on 0).
+port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
+  echo "$(basename "$0"): nothing listens on $1" >&2; return 1
+}
+now_ms() { date +%s%3N; }
+bench_cores() {  # sets client=(taskset ...) server=(taskset ...) user=(-u nobody when root)
+  if [ "$(nproc)" -ge 2 ]; then client=(taskset -c 0); server=(taskset -c 1); else client=(taskset -c 0); server=(taskset -c 0); fi
+  user=(); [ "$(id -u)" = 0 ] && user=(-u nobody)
+}
