@@ -60,6 +60,29 @@ def settle(sidecars, timeout=15.0):
     raise AssertionError(f"mirrors still in flight after {timeout}s")
 
 
+def reload_topology(sidecar, topo):
+    """Writes the sidecar's topology file and reloads it (SIGHUP); returns once that version is in force."""
+    with open(sidecar.config_path, "w") as f:
+        json.dump(topo, f)
+    sidecar.proc.send_signal(1)
+    deadline = time.time() + 5
+    while time.time() < deadline and json.loads(sidecar.http("GET", "/v1/topology")[1])["version"] != topo["version"]:
+        time.sleep(0.05)
+
+
+def restart_empty(member, sidecar, client):
+    """Kills `member` and starts it again, empty, on the same port; returns it once `sidecar` sees it warming
+    (state 2). The client's reads let the sidecar notice the restart."""
+    port = member.port
+    member.kill()
+    member = Memcached(port=port)
+    deadline = time.time() + 10
+    while time.time() < deadline and sidecar.metric("memha_member_state", address=member.address) != 2:
+        client.get("probe")
+        time.sleep(0.05)
+    return member
+
+
 def compare(primary_vals, backup_vals):
     """(stale, equal, missing): backup keys that differ from the primary, that match it, that it lacks."""
     stale = [k for k, v in backup_vals.items() if v is not None and v != primary_vals[k]]
@@ -359,13 +382,7 @@ class WarmupSemanticsTest(unittest.TestCase):
             for k, v in (("n", "5"), ("a", "old"), ("d", "x"), ("m", "meta"), ("g", "gets")):
                 self.assertEqual(c.set(k, v), b"STORED")
             settle([s])
-            port = primary.port
-            primary.kill()
-            primary = Memcached(port=port)
-            deadline = time.time() + 10
-            while time.time() < deadline and s.metric("memha_member_state", address=primary.address) != 2:
-                c.get("probe")  # traffic notices the restart
-                time.sleep(0.05)
+            primary = restart_empty(primary, s, c)
             self.assertEqual(s.metric("memha_member_state", address=primary.address), 2, "warming")
             self.assertEqual(c.cmd("incr n 1"), b"6")
             c.send(b"append a 0 0 1\r\n!\r\n")
@@ -408,20 +425,10 @@ class RefillDoneTest(unittest.TestCase):
         try:
             c = Client(port)
             self.assertEqual(c.set("k", "v"), b"STORED")
-            p.kill()
-            p = Memcached(port=p.port)
-            deadline = time.time() + 10
-            while time.time() < deadline and s.metric("memha_member_state", address=p.address) != 2:
-                c.get("probe")
-                time.sleep(0.05)
+            p = restart_empty(p, s, c)
             self.assertEqual(s.metric("memha_member_state", address=p.address), 2, "warming after the restart")
             for version, refill in ((2, "running"), (3, "done")):
-                with open(s.config_path, "w") as f:
-                    json.dump(cfg(version, refill), f)
-                s.proc.send_signal(1)
-                deadline = time.time() + 5
-                while time.time() < deadline and json.loads(s.http("GET", "/v1/topology")[1])["version"] != version:
-                    time.sleep(0.05)
+                reload_topology(s, cfg(version, refill))
                 want = 2 if refill == "running" else 1
                 self.assertEqual(s.metric("memha_member_state", address=p.address), want, refill)
             c.close()
@@ -449,12 +456,7 @@ class ScaleTest(unittest.TestCase):
         s = Sidecar(config=cfg(1, two))
 
         def apply(version, members):
-            with open(s.config_path, "w") as f:
-                json.dump(cfg(version, members), f)
-            s.proc.send_signal(1)  # SIGHUP: reload the file
-            deadline = time.time() + 5
-            while time.time() < deadline and json.loads(s.http("GET", "/v1/topology")[1])["version"] != version:
-                time.sleep(0.05)
+            reload_topology(s, cfg(version, members))
 
         n = 3000
         keys = [f"s{i}" for i in range(n)]
