@@ -3,12 +3,15 @@
 #   kube-apiserver, kubectl  - from k8s.io/kubernetes via a generated wrapper Go module
 #   etcd                     - from go.etcd.io/etcd/server/v3 via a generated wrapper Go module
 #   helm                     - go install helm.sh/helm/v3/cmd/helm@version
+# and with --node also the tools of a real node (scripts/local-k8s up --node):
+#   kubelet, kube-controller-manager, kube-scheduler, kube-proxy - the same wrapper module, one go build
+#   coredns                  - go install github.com/coredns/coredns@version
 # Everything comes from the Go module proxy and is cached outside the repository in
 #   ${MEMHA_K8S_CACHE:-${XDG_CACHE_HOME:-~/.cache}/memha/k8s}/<kubernetes version>/bin
 # Progress goes to stderr; the last (and only) stdout line is the bin directory.
 # A run that finds everything cached costs well under a second.
 #
-# Usage: scripts/k8s-tools/build.sh [--force]
+# Usage: scripts/k8s-tools/build.sh [--force] [--node]
 # Env:   MEMHA_K8S_CACHE   cache root (default ~/.cache/memha/k8s)
 #        GO                go binary (default: go in PATH, else /usr/local/go/bin/go)
 #        K8S_TOOLS_JOBS    go build -p value (default 2)
@@ -19,10 +22,12 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/versions.env"
 
 force=0
+node=0
 for a in "$@"; do
     case "$a" in
         --force) force=1 ;;
-        -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+        --node) node=1 ;;
+        -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
         *) echo "build.sh: unknown argument: $a" >&2; exit 2 ;;
     esac
 done
@@ -39,13 +44,21 @@ src="$top/src"
 stamp_k8s="kubernetes=$KUBERNETES_VERSION"
 stamp_etcd="etcd=$ETCD_VERSION"
 stamp_helm="helm=$HELM_VERSION"
+stamp_coredns="coredns=$COREDNS_VERSION"
+node_k8s_tools="kubelet kube-controller-manager kube-scheduler kube-proxy"
 
 fresh() { # fresh TOOL STAMP: the cached binary exists and was built from that version
     [ "$force" = 0 ] && [ -x "$bin/$1" ] && [ -f "$bin/.$1.stamp" ] && [ "$(cat "$bin/.$1.stamp")" = "$2" ]
 }
+node_fresh() {
+    local t
+    [ "$node" = 1 ] || return 0
+    for t in $node_k8s_tools; do fresh "$t" "$stamp_k8s" || return 1; done
+    fresh coredns "$stamp_coredns"
+}
 all_fresh() {
     fresh kube-apiserver "$stamp_k8s" && fresh kubectl "$stamp_k8s" &&
-        fresh etcd "$stamp_etcd" && fresh helm "$stamp_helm"
+        fresh etcd "$stamp_etcd" && fresh helm "$stamp_helm" && node_fresh
 }
 
 # Fast path: no lock, no Go.
@@ -176,14 +189,22 @@ build_kubernetes() {
         ld="$ld -X $p.gitVersion=$v -X $p.gitMajor=1 -X $p.gitMinor=$(minor_of "$v")"
         ld="$ld -X $p.gitTreeState=clean -X $p.buildDate=$date"
     done
-    log "kubernetes $v: building kube-apiserver and kubectl (the long part: ~10-30 min on 2 cores from cold caches)"
+    # Every missing command in one go build: they share most of their packages.
+    local tools=() pkgs=() t
+    for t in kube-apiserver kubectl; do fresh "$t" "$stamp_k8s" || tools+=("$t"); done
+    if [ "$node" = 1 ]; then
+        for t in $node_k8s_tools; do fresh "$t" "$stamp_k8s" || tools+=("$t"); done
+    fi
+    for t in "${tools[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$t"); done
+    log "kubernetes $v: building ${tools[*]} (the long part: ~10-30 min on 2 cores from cold caches)"
     mkdir -p "$dir/out"
-    (cd "$dir" && "$GO" build -mod=mod -p "$jobs" -ldflags "$ld" -o "$dir/out/" \
-        k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl) >&2 ||
-        die "building kube-apiserver/kubectl $v failed (wrapper module: $dir)"
-    "$dir/out/kube-apiserver" --version >&2 || die "built kube-apiserver does not run"
-    install_bin "$dir/out/kube-apiserver" kube-apiserver "$stamp_k8s"
-    install_bin "$dir/out/kubectl" kubectl "$stamp_k8s"
+    (cd "$dir" && "$GO" build -mod=mod -p "$jobs" -ldflags "$ld" -o "$dir/out/" "${pkgs[@]}") >&2 ||
+        die "building ${tools[*]} $v failed (wrapper module: $dir)"
+    for t in "${tools[@]}"; do
+        if [ "$t" = kubectl ]; then "$dir/out/$t" version --client >&2; else "$dir/out/$t" --version >&2; fi ||
+            die "built $t does not run"
+        install_bin "$dir/out/$t" "$t" "$stamp_k8s"
+    done
     log "kubernetes $v: done in $(elapsed "$t0")"
 }
 
@@ -238,10 +259,32 @@ build_helm() {
     log "helm $v: done in $(elapsed "$t0")"
 }
 
+# ---------------------------------------------------------------- coredns (--node)
+build_coredns() {
+    local v="$COREDNS_VERSION" t0 out
+    t0=$(date +%s)
+    out="$src/coredns-$v"
+    mkdir -p "$out"
+    log "coredns $v: building"
+    (cd "$out" && GOBIN="$out" "$GO" install -p "$jobs" -ldflags "-s -w" "github.com/coredns/coredns@$v") >&2 ||
+        die "building coredns $v failed"
+    "$out/coredns" -version >&2 || die "built coredns does not run"
+    install_bin "$out/coredns" coredns "$stamp_coredns"
+    log "coredns $v: done in $(elapsed "$t0")"
+}
+
+k8s_fresh() {
+    local t
+    fresh kube-apiserver "$stamp_k8s" && fresh kubectl "$stamp_k8s" || return 1
+    [ "$node" = 1 ] || return 0
+    for t in $node_k8s_tools; do fresh "$t" "$stamp_k8s" || return 1; done
+}
+
 t_all=$(date +%s)
-{ fresh kube-apiserver "$stamp_k8s" && fresh kubectl "$stamp_k8s"; } || build_kubernetes
+k8s_fresh || build_kubernetes
 fresh etcd "$stamp_etcd" || build_etcd
 fresh helm "$stamp_helm" || build_helm
+[ "$node" = 0 ] || fresh coredns "$stamp_coredns" || build_coredns
 force=0
 all_fresh || die "tools still missing after the build (see above)"
 log "all tools ready in $bin (this run: $(elapsed "$t_all"))"
