@@ -259,14 +259,18 @@ void Controller::RegisterRefillMetrics() {
   const std::pair<const char*, const std::atomic<uint64_t>*> keys[] = {
       {"copied", &c->copied},   {"present", &c->present}, {"missing", &c->missing},
       {"expiring", &c->expiring}, {"unsettled", &c->unsettled}, {"undone", &c->undone},
-      {"error", &c->key_errors}};
+      {"error", &c->key_errors}, {"suspect_kept", &c->kept}, {"suspect_dropped", &c->dropped}};
   for (const auto& [result, counter] : keys) {
     metrics_.AddCounterCallback("memha_controller_refill_keys_total",
                                 "Keys the refill handled: copied, present on the target (add refused), missing on "
                                 "the peer, expiring, unsettled (a placeholder or stale item on the peer), undone "
-                                "(changed on the peer after the copy), error",
+                                "(changed on the peer after the copy), error; handovers: suspect_kept/suspect_dropped "
+                                "(a moved key's copy from before the ring change, equal to the peer's / deleted)",
                                 {{"result", result}}, [counter] { return double(counter->load()); });
   }
+  metrics_.AddCounterCallback("memha_controller_refill_handovers_total",
+                              "Handover jobs created: ring changes x members that gained keys", {},
+                              [this] { return double(refill_->Handovers()); });
   metrics_.AddCounterCallback("memha_controller_refill_bytes_total", "Value bytes the refill stored", {},
                               [c] { return double(c->bytes.load()); });
   metrics_.AddCounterCallback("memha_controller_refill_dumped_keys_total", "lru_crawler metadump records read", {},

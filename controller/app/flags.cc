@@ -98,6 +98,19 @@ const cli::FlagTable<ControllerFlags>& Flags() {
       {"--refill-verify-delay",
        Duration("DUR  a copied key is re-read on its source this long after the copy; gone or changed there: the "
                 "copy is taken back (default 1s)", &ControllerFlags::refill_verify_delay)},
+      {"--refill-handover", {"on|off  after a pool's ring changes, check and copy the keys that moved onto each "
+                             "member from the other pool (default on; needs --refill on)",
+                             [](std::string_view n, std::string_view v, ControllerFlags* f) {
+                               if (v != "on" && v != "off") {
+                                 return Status::InvalidArgument(std::string(n) + ": expected on or off, got \"" +
+                                                                std::string(v) + "\"");
+                               }
+                               f->refill.handover = v == "on";
+                               return Status::Ok();
+                             }}},
+      {"--refill-handover-delay",
+       Duration("DUR  a ring change -> its handover starts, so the new topology reaches the sidecars first "
+                "(default 3s)", &ControllerFlags::refill_handover_delay)},
       {"--log-level", {"LEVEL  debug | info | warn | error (default info)",
                        [](std::string_view n, std::string_view v, ControllerFlags* f) {
                          if (!log::ParseLevel(v, &f->log_level)) {
@@ -164,6 +177,7 @@ Result<ControllerFlags> ParseFlags(const std::vector<std::string>& args) {
   }
   flags.refill.probe_interval = flags.refill_probe_interval;
   flags.refill.limits.verify_delay = flags.refill_verify_delay;
+  flags.refill.handover_delay = flags.refill_handover_delay;
   if (Status s = flags.refill.Validate(); !s.ok()) return s;
   if (flags.retry_period >= flags.renew_deadline) {
     return Status::InvalidArgument("--retry-period must be shorter than --renew-deadline");

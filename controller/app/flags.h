@@ -33,6 +33,7 @@ struct ControllerFlags {
   refill::ManagerOptions refill;                           // --refill, --refill-keys-per-second, ...
   std::chrono::milliseconds refill_probe_interval{10000};  // copied into `refill` once parsed
   std::chrono::milliseconds refill_verify_delay{1000};
+  std::chrono::milliseconds refill_handover_delay{3000};
   log::Level log_level = log::Level::kInfo;
   webhook::WebhookSettings webhook;
   bool help = false;

@@ -46,10 +46,31 @@ Result<MemberStats> ProbeStats(const std::string& address, std::chrono::millisec
   return stats;
 }
 
+Result<uint64_t> TakeFence(const std::string& address, std::chrono::milliseconds timeout) {
+  auto deadline = SteadyClock::now() + timeout;
+  auto connection = MemberConnection::Connect(address, timeout);
+  if (!connection.ok()) return connection.status();
+  MemberConnection& c = *connection.value();
+  // A short TTL: the item is only wanted for its CAS.
+  if (Status s = c.Send("ms memha:fence:controller 1 T10 c\r\n1\r\n", deadline); !s.ok()) return s;
+  while (c.buffer().find("\r\n") == std::string_view::npos) {
+    if (Status s = c.ReadMore(deadline); !s.ok()) return s;
+  }
+  std::string_view line = c.buffer().substr(0, c.buffer().find("\r\n"));
+  uint64_t cas = 0;
+  if (line.starts_with("HD c")) {
+    std::string_view digits = line.substr(4);
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), cas);
+    if (ec == std::errc() && end == digits.data() + digits.size() && cas > 0) return cas;
+  }
+  return Status::Internal(address + ": fence not stored: \"" + std::string(line.substr(0, 120)) + "\"");
+}
+
 Status ManagerOptions::Validate() const {
   if (Status s = limits.Validate(); !s.ok()) return s;
   if (probe_interval.count() <= 0) return Status::InvalidArgument("--refill-probe-interval must be positive");
   if (max_attempts < 1) return Status::InvalidArgument("refill attempts must be at least 1");
+  if (handover_delay.count() < 0) return Status::InvalidArgument("--refill-handover-delay must not be negative");
   return Status::Ok();
 }
 
@@ -63,8 +84,8 @@ std::string_view ToString(TargetState state) {
   return "?";
 }
 
-RefillManager::RefillManager(ManagerOptions options, StatsProbe probe, EventSink events)
-    : options_(std::move(options)), probe_(std::move(probe)), events_(std::move(events)) {}
+RefillManager::RefillManager(ManagerOptions options, StatsProbe probe, EventSink events, FenceProbe fence)
+    : options_(std::move(options)), probe_(std::move(probe)), events_(std::move(events)), fence_(std::move(fence)) {}
 
 RefillManager::~RefillManager() { Stop(); }
 
@@ -127,13 +148,95 @@ std::optional<RefillJob> RefillManager::BuildJob(const PoolPair& pair, const std
   }
   if (!found) return std::nullopt;
   for (const MemberSpec& m : other) {
+    job.peer_ring.push_back(m.name);
     if (m.state == MemberState::kUp) job.peers.push_back({m.name, m.address});
   }
   if (job.peers.empty()) return std::nullopt;
   return job;
 }
 
+void RefillManager::NoteRingChanges(const std::vector<PoolPair>& pools) {
+  struct Gain {
+    PoolPair pair;
+    std::string role;
+    std::vector<std::string> old_ring;
+    MemberSpec member;
+    std::optional<uint64_t> fence;
+  };
+  std::vector<Gain> gains;
+  {
+    std::lock_guard lock(mu_);
+    const bool act = leading_ && options_.enabled && options_.handover;
+    std::map<std::pair<std::string, std::string>, std::vector<std::string>> rings;
+    for (const PoolPair& pair : pools) {
+      for (std::string_view role : {kPrimary, kBackup}) {
+        const auto& own = role == kPrimary ? pair.primary : pair.backup;
+        std::vector<std::string> names;
+        for (const MemberSpec& m : own) names.push_back(m.name);
+        auto key = std::make_pair(pair.pool, std::string(role));
+        auto last = rings_.find(key);
+        if (act && last != rings_.end() && !last->second.empty() && last->second != names &&
+            !pair.primary.empty() && !pair.backup.empty()) {
+          // Ketama: a member that joins takes keys only for itself; one that leaves gives its keys to the others.
+          const auto& before = last->second;
+          bool removed = std::any_of(before.begin(), before.end(), [&](const std::string& n) {
+            return std::find(names.begin(), names.end(), n) == names.end();
+          });
+          for (const MemberSpec& m : own) {
+            bool joined = std::find(before.begin(), before.end(), m.name) == before.end();
+            if (m.state == MemberState::kUp && (joined || removed)) {
+              gains.push_back({pair, std::string(role), before, m, std::nullopt});
+            }
+          }
+        }
+        rings[key] = std::move(names);
+      }
+    }
+    rings_ = std::move(rings);
+  }
+  if (gains.empty()) return;
+  // Fences before the push: a write the new ring sends to a member gets a CAS above its fence.
+  auto timeout = std::min<std::chrono::milliseconds>(options_.probe_timeout, std::chrono::milliseconds(500));
+  for (Gain& g : gains) {
+    auto fence = fence_(g.member.address, timeout);
+    if (fence.ok()) {
+      g.fence = fence.value();
+    } else {
+      MEMHA_LOG(kWarn, "refill", "no fence on " << g.member.name << " (its copies from before the ring change stay "
+                                                << "unchecked): " << fence.status().message());
+    }
+  }
+  std::lock_guard lock(mu_);
+  if (!leading_) return;
+  for (Gain& g : gains) {
+    auto job = BuildJob(g.pair, g.role, g.member.name);
+    if (!job) continue;
+    Key key{g.pair.pool, g.role, g.member.name};
+    auto it = targets_.find(key);
+    bool active = it != targets_.end() &&
+                  (it->second.state == TargetState::kPending || it->second.state == TargetState::kRunning);
+    // A full refill in progress (the member came back empty) covers every key: it starts over on the new ring.
+    if (active && !it->second.job.handover()) continue;
+    // An unfinished handover: the keys it had not checked yet moved since its own old ring.
+    job->old_ring = active ? it->second.job.old_ring : g.old_ring;
+    job->fenced = g.fence.has_value();
+    job->fence = g.fence.value_or(0);
+    if (it != targets_.end()) it->second.cancel->store(true);
+    Target t;
+    t.job = std::move(*job);
+    t.service = g.role == kPrimary ? g.pair.pool : g.pair.backup_service;
+    t.reason = "ring change";
+    t.next_try = SteadyClock::now() + options_.handover_delay;
+    t.generation = next_generation_++;
+    MEMHA_LOG(kInfo, "refill", "handover after a ring change fence=" << (t.job.fenced ? std::to_string(t.job.fence) : "none")
+                                                                    << " " << t.job.Describe());
+    targets_[key] = std::move(t);
+    ++handovers_;
+  }
+}
+
 void RefillManager::UpdatePools(std::vector<PoolPair> pools) {
+  NoteRingChanges(pools);
   bool marks_changed = false;
   {
     std::lock_guard lock(mu_);
@@ -148,14 +251,25 @@ void RefillManager::UpdatePools(std::vector<PoolPair> pools) {
       if (!job) {
         bool active = t.state == TargetState::kPending || t.state == TargetState::kRunning;
         bool pool_gone = std::none_of(pools_.begin(), pools_.end(), [&](const PoolPair& p) { return p.pool == pool; });
+        bool member_gone = std::none_of(pools_.begin(), pools_.end(), [&](const PoolPair& p) {
+          const auto& own = role == kPrimary ? p.primary : p.backup;
+          return p.pool == pool &&
+                 std::any_of(own.begin(), own.end(), [&](const MemberSpec& m) { return m.name == member; });
+        });
         if (active) {
           MEMHA_LOG(kInfo, "refill", "abandoned: the member is not up or no peer is " << t.job.Describe());
           t.cancel->store(true);
           marks_changed = true;
         }
-        // A finished one is kept for the status (and the sidecars' "done") while its pool exists.
-        it = active || pool_gone ? targets_.erase(it) : std::next(it);
+        // A finished one is kept for the status (and the sidecars' "done") while its member is in its pool.
+        it = active || pool_gone || member_gone ? targets_.erase(it) : std::next(it);
         continue;
+      }
+      if (t.job.handover() && job->target.address == t.job.target.address) {
+        // Still a handover (a new address is a new, empty pod: then the whole share is copied).
+        job->old_ring = t.job.old_ring;
+        job->fenced = t.job.fenced;
+        job->fence = t.job.fence;
       }
       if (*job != t.job && (t.state == TargetState::kPending || t.state == TargetState::kRunning)) {
         // The ring, the target's address or its peers changed: what was copied so far may belong elsewhere now;
@@ -319,7 +433,9 @@ void RefillManager::WorkLoop() {
 
     if (attempt == 1 && cursor.processed == 0) {
       Event(job.pool, false, "RefillStarted",
-            job.role + " " + job.target.name + " (" + reason + "): copying its keys from " +
+            job.role + " " + job.target.name + " (" + reason + "): " +
+                (job.handover() ? "checking and copying the keys that moved onto it from "
+                                : "copying its keys from ") +
                 std::to_string(job.peers.size()) + " member(s) of the other pool");
     }
     MEMHA_LOG(kInfo, "refill", "started attempt=" << attempt << " " << job.Describe());

@@ -7,6 +7,10 @@
 //   - its address changed (a new pod under the same name), or
 //   - on first sight (a new member, or a new leader), it holds under a tenth of its expected share
 //     (the other pool's items / its pool's ring size).
+// Handover (on the reconcile thread, before the new topology is pushed): when a pool's ring changes, every up
+// member that gains keys gets a fence (`ms memha:fence:controller ... c`: the CAS its memcached gives now) and a
+// handover job after `handover_delay`: its copies of the moved keys from before the change are checked against the
+// other pool, then what it lacks is copied (docs/ARCHITECTURE.md "Scaling").
 // Work (another thread): one refill at a time (the rate limits are the controller's total), failures retried from
 // the cursor with backoff, abandoned when the pools change under it (the target, its ring or its peers) and then
 // started over with the new topology; everything is dropped when leadership is lost.
@@ -48,6 +52,9 @@ struct MemberStats {
 using StatsProbe = std::function<Result<MemberStats>(const std::string& address, std::chrono::milliseconds timeout)>;
 // `stats` over a fresh connection.
 Result<MemberStats> ProbeStats(const std::string& address, std::chrono::milliseconds timeout);
+// The CAS a member gives an item stored now: every item stored on it before has a CAS at or below it.
+using FenceProbe = std::function<Result<uint64_t>(const std::string& address, std::chrono::milliseconds timeout)>;
+Result<uint64_t> TakeFence(const std::string& address, std::chrono::milliseconds timeout);
 
 struct ManagerOptions {
   bool enabled = true;
@@ -57,6 +64,8 @@ struct ManagerOptions {
   std::chrono::milliseconds retry_base{1000};  // doubled per failed attempt, up to retry_max
   std::chrono::milliseconds retry_max{60000};
   int max_attempts = 5;
+  bool handover = true;                            // ring changes: check and copy the moved keys
+  std::chrono::milliseconds handover_delay{3000};  // ring change -> handover start (the push reaches the sidecars)
   Status Validate() const;
 };
 
@@ -69,7 +78,7 @@ struct TargetStatus {
   std::string service;  // the Service the member belongs to
   std::string member;
   TargetState state = TargetState::kPending;
-  std::string reason;   // why it was refilled: "restarted", "new address", "empty"
+  std::string reason;   // why it was refilled: "restarted", "new address", "empty", "ring change"
   uint64_t owned = 0;
   uint64_t processed = 0;
   int attempts = 0;
@@ -85,13 +94,16 @@ class RefillManager {
   using EventSink = std::function<void(const std::string& service, bool warning, const std::string& reason,
                                        const std::string& message)>;
 
-  explicit RefillManager(ManagerOptions options, StatsProbe probe = ProbeStats, EventSink events = nullptr);
+  explicit RefillManager(ManagerOptions options, StatsProbe probe = ProbeStats, EventSink events = nullptr,
+                         FenceProbe fence = TakeFence);
   ~RefillManager();
 
   void Start();  // the detector and worker threads (nothing happens until leading)
   void Stop();
 
   void SetLeading(bool leading);  // losing it cancels the running refill and forgets everything
+  // The pools as computed by a reconcile pass, before it pushes them. A ring that changed since the last call gets
+  // its handovers (leader only; fences are taken here, synchronously, at most `probe_timeout` per member).
   void UpdatePools(std::vector<PoolPair> pools);
   void SetOnMarksChanged(std::function<void()> callback);
 
@@ -102,6 +114,7 @@ class RefillManager {
   RefillMarks Marks() const;
   const RefillCounters& counters() const { return counters_; }
   uint64_t Runs(RefillOutcome outcome) const { return runs_[static_cast<size_t>(outcome)].load(); }
+  uint64_t Handovers() const { return handovers_.load(); }  // handover jobs created (ring changes x members)
   // The target being copied now: keys owned on the peers dumped so far, and keys handled.
   std::pair<uint64_t, uint64_t> RunningProgress() const;
   size_t Targets(TargetState state) const;
@@ -125,6 +138,7 @@ class RefillManager {
     uint64_t uptime = 0;
   };
 
+  void NoteRingChanges(const std::vector<PoolPair>& pools);
   void DetectLoop();
   void WorkLoop();
   // The job for `member` of `role` in `pair` now, nullopt when it cannot run (member gone or not up, no peer up).
@@ -135,7 +149,9 @@ class RefillManager {
   const ManagerOptions options_;
   StatsProbe probe_;
   EventSink events_;
+  FenceProbe fence_;
   RefillCounters counters_;
+  std::atomic<uint64_t> handovers_{0};
   std::array<std::atomic<uint64_t>, 3> runs_{};
   std::atomic<bool> running_{false};
   std::atomic<uint64_t> running_owned_{0}, running_processed_{0};
@@ -147,6 +163,7 @@ class RefillManager {
   std::vector<PoolPair> pools_;
   std::map<Key, Target> targets_;
   std::map<Key, Seen> seen_;
+  std::map<std::pair<std::string, std::string>, std::vector<std::string>> rings_;  // (pool, role) -> last ring
   uint64_t next_generation_ = 1;
   std::function<void()> on_marks_changed_;
   std::thread detector_, worker_;

@@ -17,6 +17,7 @@ namespace {
 
 constexpr int64_t kRelativeTtlMax = 60 * 60 * 24 * 30;  // memcached reads a larger exptime as a unix time
 constexpr auto kBusyWait = std::chrono::milliseconds(500);
+constexpr std::string_view kFencePrefix = "memha:fence";
 
 int64_t UnixNow() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -26,6 +27,7 @@ int64_t UnixNow() {
 struct OwnedKey {
   uint32_t hash;
   std::string key;
+  uint64_t cas = 0;  // as dumped (the target's own dump in a handover sweep)
   bool operator<(const OwnedKey& o) const { return hash != o.hash ? hash < o.hash : key < o.key; }
   bool operator==(const OwnedKey& o) const { return hash == o.hash && key == o.key; }
 };
@@ -40,18 +42,22 @@ class Runner {
   Runner(const RefillJob& job, const RefillLimits& limits, RefillCursor* cursor, RefillCounters* counters,
          const std::atomic<bool>* cancel)
       : job_(job), limits_(limits), cursor_(cursor), counters_(counters), cancel_(cancel), ring_(job.ring),
-        keys_(limits.keys_per_second, static_cast<double>(limits.batch)),
+        old_ring_(job.old_ring), peer_ring_(job.peer_ring), keys_(limits.keys_per_second, static_cast<double>(limits.batch)),
         bytes_(limits.bytes_per_second, std::max(limits.bytes_per_second / 20, 65536.0)) {}
 
   RefillResult Run() {
     auto it = std::find(job_.ring.begin(), job_.ring.end(), job_.target.name);
     if (it == job_.ring.end()) return Failed(Status::InvalidArgument("target " + job_.target.name + " not on its ring"));
     target_index_ = static_cast<uint32_t>(it - job_.ring.begin());
+    if (Status s = Sweep(); !s.ok()) return Cancelled() ? Abandoned() : Failed(s);
+    if (Cancelled()) return Abandoned();
     for (const RefillMember& peer : job_.peers) {
       RefillCursor::Peer& at = cursor_->peers[peer.name];
       if (at.done) continue;
       std::vector<OwnedKey> keys;
-      if (Status s = Dump(peer, &keys); !s.ok()) return Cancelled() ? Abandoned() : Failed(s);
+      Status dumped = Dump(peer, &keys, [this](uint32_t hash, const DumpRecord&) { return Owned(hash); });
+      if (!dumped.ok()) return Cancelled() ? Abandoned() : Failed(dumped);
+      counters_->owned += keys.size();
       if (Cancelled()) return Abandoned();
       // Resume: everything up to the cursor was handled by an earlier run.
       size_t first = 0;
@@ -86,7 +92,15 @@ class Runner {
     return false;
   }
 
-  Status Dump(const RefillMember& peer, std::vector<OwnedKey>* keys) {
+  // A key of the target's share; in a handover, only one that moved onto the target since the old ring.
+  bool Owned(uint32_t hash) const {
+    if (ring_.MemberForHash(hash) != target_index_) return false;
+    return !job_.handover() || job_.old_ring[old_ring_.MemberForHash(hash)] != job_.target.name;
+  }
+
+  // The records of `peer`'s metadump that `keep` accepts, sorted by (hash, key), de-duplicated.
+  Status Dump(const RefillMember& peer, std::vector<OwnedKey>* keys,
+              const std::function<bool(uint32_t hash, const DumpRecord&)>& keep) {
     std::string_view mode = "hash";
     for (int attempt = 0;; ++attempt) {
       auto connection = MemberConnection::Connect(peer.address, limits_.io_timeout);
@@ -109,7 +123,6 @@ class Runner {
         if (line.kind == DumpLine::kEnd) {
           std::sort(keys->begin(), keys->end());
           keys->erase(std::unique(keys->begin(), keys->end()), keys->end());
-          counters_->owned += keys->size();
           return Status::Ok();
         }
         if (line.kind == DumpLine::kRefused) {
@@ -134,10 +147,159 @@ class Runner {
         }
         ++counters_->dumped;
         if (record.exp != -1 && record.exp <= now) continue;  // expired already
+        if (record.key.starts_with(kFencePrefix)) continue;  // the sidecars' and the controller's fences
         uint32_t hash = KetamaRing::HashKey(record.key);
-        if (ring_.MemberForHash(hash) == target_index_) keys->push_back({hash, std::move(record.key)});
+        if (keep(hash, record)) keys->push_back({hash, std::move(record.key), record.cas});
       }
     }
+  }
+
+  Status ConnectTarget() {
+    if (target_) return Status::Ok();
+    auto target = MemberConnection::Connect(job_.target.address, limits_.io_timeout);
+    if (!target.ok()) return target.status();
+    target_ = std::move(target).value();
+    return Status::Ok();
+  }
+
+  // The up peer that owns `hash` on the other pool's ring (any up peer when that ring is unknown), or null.
+  Result<MemberConnection*> PeerFor(uint32_t hash) {
+    std::string name;
+    if (!job_.peer_ring.empty()) {
+      name = job_.peer_ring[peer_ring_.MemberForHash(hash)];
+    } else if (!job_.peers.empty()) {
+      name = job_.peers.front().name;
+    }
+    auto peer = std::find_if(job_.peers.begin(), job_.peers.end(), [&](const RefillMember& m) { return m.name == name; });
+    if (peer == job_.peers.end()) return static_cast<MemberConnection*>(nullptr);  // down: its value is unknown
+    auto& connection = peer_connections_[peer->name];
+    if (!connection) {
+      auto c = MemberConnection::Connect(peer->address, limits_.io_timeout);
+      if (!c.ok()) return c.status();
+      connection = std::move(c).value();
+    }
+    return connection.get();
+  }
+
+  // Handover, before any copy: the target's copies of keys that moved onto it, stored before the ring change
+  // (CAS at or below the fence). Each is compared with the peer that owns the key now: equal (value and flags)
+  // stays; otherwise (older, deleted there, the peer down or unsettled) it is deleted with `md C<cas>`, so only
+  // that exact copy goes and a write made since wins. The copy phase then brings back what the peer holds.
+  Status Sweep() {
+    if (!job_.handover() || !job_.fenced || cursor_->swept) return Status::Ok();
+    std::vector<OwnedKey> keys;
+    Status dumped = Dump(job_.target, &keys, [this](uint32_t hash, const DumpRecord& record) {
+      return record.cas <= job_.fence && Owned(hash);
+    });
+    if (!dumped.ok()) return dumped;
+    if (!keys.empty()) {
+      if (Status s = ConnectTarget(); !s.ok()) return s;
+    }
+    for (size_t begin = 0; begin < keys.size(); begin += limits_.batch) {
+      size_t n = std::min(limits_.batch, keys.size() - begin);
+      if (!Sleep(keys_.Take(static_cast<double>(n)))) return Status::Unavailable("cancelled");
+      if (Status s = SweepBatch(&keys[begin], n); !s.ok()) return s;
+    }
+    cursor_->swept = true;
+    return Status::Ok();
+  }
+
+  struct Copy {
+    bool present = false;
+    std::string value;
+    uint64_t flags = 0;
+    uint64_t cas = 0;
+  };
+
+  // `mg <key> v f c` for each key on `c`, pipelined; unsettled items (W/Z/X) and misses read as absent.
+  Status ReadCopies(MemberConnection& c, const std::vector<const OwnedKey*>& keys, std::vector<Copy>* out) {
+    std::string request;
+    bool base64 = false;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      request += "mg ";
+      AppendKey(&request, keys[i]->key, &base64);
+      request += base64 ? " b v f c O" : " v f c O";
+      request += std::to_string(i);
+      request += "\r\n";
+    }
+    if (Status s = c.Send(request, Deadline()); !s.ok()) return s;
+    out->assign(keys.size(), Copy());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      MetaReply reply;
+      size_t consumed = 0;
+      if (Status s = Read(c, &reply, &consumed); !s.ok()) return s;
+      if (!InStep(reply, i)) return Status::Internal(c.address() + ": reply out of step: " + std::string(reply.line));
+      Copy& copy = (*out)[i];
+      if (reply.code == ReplyCode::kValue && !Unsettled(reply)) {
+        if (!reply.NumberFlag('f', &copy.flags) || !reply.NumberFlag('c', &copy.cas)) {
+          c.Consume(consumed);
+          return Status::Internal(c.address() + ": mg reply without f/c: " + std::string(reply.line));
+        }
+        copy.present = true;
+        copy.value = std::string(reply.value);
+      } else if (reply.code == ReplyCode::kError) {
+        ++counters_->key_errors;
+      } else if (reply.code != ReplyCode::kValue && reply.code != ReplyCode::kMiss) {
+        c.Consume(consumed);
+        return Status::Internal(c.address() + ": unexpected reply to mg: " + std::string(reply.line));
+      }
+      c.Consume(consumed);
+    }
+    return Status::Ok();
+  }
+
+  Status SweepBatch(const OwnedKey* batch, size_t n) {
+    std::vector<const OwnedKey*> all;
+    for (size_t i = 0; i < n; ++i) all.push_back(&batch[i]);
+    std::vector<Copy> ours;
+    if (Status s = ReadCopies(*target_, all, &ours); !s.ok()) return s;
+    // The peers' copies of the suspect ones, grouped by owner.
+    std::map<MemberConnection*, std::vector<size_t>> by_peer;
+    std::vector<Copy> theirs(n);
+    for (size_t i = 0; i < n; ++i) {
+      if (!ours[i].present || ours[i].cas > job_.fence) continue;  // gone, or rewritten since the change: current
+      ++counters_->suspect;
+      auto peer = PeerFor(batch[i].hash);
+      if (!peer.ok()) return peer.status();
+      if (peer.value() != nullptr) by_peer[peer.value()].push_back(i);
+    }
+    for (auto& [peer, indexes] : by_peer) {
+      std::vector<const OwnedKey*> keys;
+      for (size_t i : indexes) keys.push_back(&batch[i]);
+      std::vector<Copy> copies;
+      if (Status s = ReadCopies(*peer, keys, &copies); !s.ok()) return s;
+      for (size_t j = 0; j < indexes.size(); ++j) theirs[indexes[j]] = std::move(copies[j]);
+    }
+    std::string request;
+    size_t deletes = 0;
+    bool base64 = false;
+    for (size_t i = 0; i < n; ++i) {
+      if (!ours[i].present || ours[i].cas > job_.fence) continue;
+      if (theirs[i].present && theirs[i].value == ours[i].value && theirs[i].flags == ours[i].flags) {
+        ++counters_->kept;
+        continue;
+      }
+      request += "md ";
+      AppendKey(&request, batch[i].key, &base64);
+      request += " C" + std::to_string(ours[i].cas) + " O" + std::to_string(deletes);
+      if (base64) request += " b";
+      request += "\r\n";
+      ++deletes;
+    }
+    if (deletes == 0) return Status::Ok();
+    if (Status s = target_->Send(request, Deadline()); !s.ok()) return s;
+    for (size_t j = 0; j < deletes; ++j) {
+      MetaReply reply;
+      size_t consumed = 0;
+      if (Status s = Read(*target_, &reply, &consumed); !s.ok()) return s;
+      if (!InStep(reply, j)) {
+        return Status::Internal(target_->address() + ": reply out of step: " + std::string(reply.line));
+      }
+      if (reply.code == ReplyCode::kHit) ++counters_->dropped;  // EX/NF: a write or a delete since: theirs
+      if (reply.code == ReplyCode::kError) ++counters_->key_errors;
+      target_->Consume(consumed);
+    }
+    return Status::Ok();
   }
 
   // Reads one complete reply; the views stay valid until the next Consume.
@@ -189,11 +351,7 @@ class Runner {
     if (first >= keys.size()) return Status::Ok();
     auto source = MemberConnection::Connect(peer.address, limits_.io_timeout);
     if (!source.ok()) return source.status();
-    if (!target_) {
-      auto target = MemberConnection::Connect(job_.target.address, limits_.io_timeout);
-      if (!target.ok()) return target.status();
-      target_ = std::move(target).value();
-    }
+    if (Status s = ConnectTarget(); !s.ok()) return s;
     MemberConnection& src = *source.value();
     pending_.clear();
     for (size_t begin = first; begin < keys.size(); begin += limits_.batch) {
@@ -390,10 +548,13 @@ class Runner {
   RefillCounters* counters_;
   const std::atomic<bool>* cancel_;
   KetamaRing ring_;
+  KetamaRing old_ring_;   // handover: the ring before the change (empty otherwise)
+  KetamaRing peer_ring_;  // the other pool's ring (empty when not given)
   uint32_t target_index_ = 0;
   RateLimiter keys_;
   RateLimiter bytes_;
   std::unique_ptr<MemberConnection> target_;
+  std::map<std::string, std::unique_ptr<MemberConnection>> peer_connections_;  // the sweep's, by peer name
   std::deque<Pending> pending_;
 };
 

@@ -31,6 +31,15 @@ struct RefillJob {
   RefillMember target;
   std::vector<std::string> ring;   // the target pool's member names in topology order: the sidecar's ring
   std::vector<RefillMember> peers; // the other pool's members that are up
+  std::vector<std::string> peer_ring;  // the other pool's member names in topology order (the owner of a key there)
+  // Handover after a ring change (docs/ARCHITECTURE.md "Scaling"): only keys that moved onto the target since
+  // `old_ring` are handled. With `fenced`, copies of such keys already on the target whose CAS is at or below
+  // `fence` (stored before the change: from an earlier era, e.g. 2 -> 3 -> 2 members) are first checked against
+  // the peer that owns the key: kept when equal, deleted (md C<cas>) otherwise; then the missing ones are copied.
+  std::vector<std::string> old_ring;
+  bool fenced = false;
+  uint64_t fence = 0;
+  bool handover() const { return !old_ring.empty(); }
   bool operator==(const RefillJob&) const = default;
   std::string Describe() const;
 };
@@ -62,6 +71,10 @@ struct RefillCounters {
   std::atomic<uint64_t> undone{0};     // copied, then the peer's key changed or went away: our copy removed
   std::atomic<uint64_t> key_errors{0}; // per-key error replies (e.g. too large for the target)
   std::atomic<uint64_t> bytes{0};      // value bytes stored on the target
+  // Handover sweeps: moved copies on the target from before the ring change, checked against the peer.
+  std::atomic<uint64_t> suspect{0};    // checked
+  std::atomic<uint64_t> kept{0};       // equal to the peer's: left in place
+  std::atomic<uint64_t> dropped{0};    // older or gone on the peer: deleted (if still that copy)
 };
 
 // Where a run stopped, per peer member name: resumed from the next key in (ring hash, key) order.
@@ -73,6 +86,7 @@ struct RefillCursor {
     std::string key;
   };
   std::map<std::string, Peer> peers;
+  bool swept = false;      // handover: the target's suspect copies were checked
   uint64_t owned = 0;      // keys owned on the peers dumped so far (progress denominator)
   uint64_t processed = 0;  // of those, handled (progress numerator)
 };

@@ -56,16 +56,22 @@ TEST(ControllerFlags, Refill) {
   EXPECT_EQ(defaults.value().refill.limits.bytes_per_second, 32 << 20);
   EXPECT_EQ(defaults.value().refill.probe_interval, 10s);
   EXPECT_EQ(defaults.value().refill.limits.verify_delay, 1s);
+  EXPECT_TRUE(defaults.value().refill.handover);
+  EXPECT_EQ(defaults.value().refill.handover_delay, 3s);
   auto f = ParseFlags({"--refill=off", "--refill-keys-per-second=0", "--refill-bytes-per-second", "1048576",
-                       "--refill-probe-interval=2s", "--refill-verify-delay=250ms"});
+                       "--refill-probe-interval=2s", "--refill-verify-delay=250ms", "--refill-handover=off",
+                       "--refill-handover-delay=500ms"});
   ASSERT_TRUE(f.ok()) << f.status().message();
   EXPECT_FALSE(f.value().refill.enabled);
   EXPECT_EQ(f.value().refill.limits.keys_per_second, 0);  // unlimited
   EXPECT_EQ(f.value().refill.limits.bytes_per_second, 1 << 20);
   EXPECT_EQ(f.value().refill.probe_interval, 2s);
   EXPECT_EQ(f.value().refill.limits.verify_delay, 250ms);
+  EXPECT_FALSE(f.value().refill.handover);
+  EXPECT_EQ(f.value().refill.handover_delay, 500ms);
   for (const auto& [arg, want] : std::vector<std::pair<std::string, std::string>>{
            {"--refill=maybe", "--refill: expected on or off"},
+           {"--refill-handover=yes", "--refill-handover: expected on or off"},
            {"--refill-keys-per-second=-1", "--refill-keys-per-second: expected an integer"},
            {"--refill-probe-interval=0s", "--refill-probe-interval: expected a positive duration"}}) {
     auto bad = ParseFlags({arg});

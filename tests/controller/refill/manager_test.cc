@@ -38,11 +38,19 @@ bool WaitFor(F done, std::chrono::milliseconds limit = std::chrono::seconds(20))
 class DetectionTest : public ::testing::Test {
  protected:
   DetectionTest()
-      : manager_(ManagerOptions{}, [this](const std::string& address, std::chrono::milliseconds) -> Result<MemberStats> {
-          auto it = stats_.find(address);
-          if (it == stats_.end()) return Status::Unavailable("down");
-          return it->second;
-        }) {
+      : manager_(
+            ManagerOptions{},
+            [this](const std::string& address, std::chrono::milliseconds) -> Result<MemberStats> {
+              auto it = stats_.find(address);
+              if (it == stats_.end()) return Status::Unavailable("down");
+              return it->second;
+            },
+            nullptr,
+            [this](const std::string& address, std::chrono::milliseconds) -> Result<uint64_t> {
+              fenced_.push_back(address);
+              if (stats_.count(address) == 0) return Status::Unavailable("down");
+              return uint64_t{1234};
+            }) {
     pair_.pool = "shop/cache-a";
     pair_.backup_service = "shop/cache-b";
     pair_.primary = {Member("cache-a-0", "10.0.0.1:11211"), Member("cache-a-1", "10.0.0.2:11211")};
@@ -67,6 +75,7 @@ class DetectionTest : public ::testing::Test {
   }
 
   std::map<std::string, MemberStats> stats_;
+  std::vector<std::string> fenced_;
   PoolPair pair_;
   RefillManager manager_;
 };
@@ -142,6 +151,52 @@ TEST_F(DetectionTest, ATargetThatLeavesIsDropped) {
   EXPECT_TRUE(manager_.Marks().empty());
 }
 
+TEST_F(DetectionTest, AMemberThatJoinsTheRingGetsAFenceAndAHandover) {
+  pair_.primary.push_back(Member("cache-a-2", "10.0.0.3:11211"));
+  stats_["10.0.0.3:11211"] = {10, 0};
+  manager_.UpdatePools({pair_});
+  // Only the newcomer gains keys (ketama): one fence, one handover; the others are untouched.
+  EXPECT_EQ(fenced_, std::vector<std::string>{"10.0.0.3:11211"});
+  EXPECT_EQ(States(), (std::map<std::string, TargetState>{{"primary/cache-a-2", TargetState::kPending}}));
+  EXPECT_EQ(Reason("cache-a-2"), "ring change");
+  EXPECT_EQ(manager_.Handovers(), 1u);
+  EXPECT_EQ(manager_.Marks()["shop/cache-a"]["cache-a-2"], MemberRefill::kRunning);
+  // The same pools again: no new change.
+  manager_.UpdatePools({pair_});
+  EXPECT_EQ(manager_.Handovers(), 1u);
+  EXPECT_EQ(fenced_.size(), 1u);
+}
+
+TEST_F(DetectionTest, AMemberThatLeavesHandsItsKeysToTheOthers) {
+  pair_.primary.push_back(Member("cache-a-2", "10.0.0.3:11211"));
+  stats_["10.0.0.3:11211"] = {1000, 3000};
+  manager_.SetLeading(false);
+  manager_.UpdatePools({pair_});  // a follower sees the change: it remembers the ring, takes no fence
+  EXPECT_TRUE(fenced_.empty());
+  manager_.SetLeading(true);
+  EXPECT_TRUE(manager_.Status().empty());
+  pair_.primary.erase(pair_.primary.begin() + 1);  // cache-a-1 leaves
+  manager_.UpdatePools({pair_});
+  EXPECT_EQ(fenced_, (std::vector<std::string>{"10.0.0.1:11211", "10.0.0.3:11211"}));
+  EXPECT_EQ(States(), (std::map<std::string, TargetState>{{"primary/cache-a-0", TargetState::kPending},
+                                                          {"primary/cache-a-2", TargetState::kPending}}));
+}
+
+TEST_F(DetectionTest, ABackupRingChangeHandsOverFromThePrimaries) {
+  pair_.backup.push_back(Member("cache-b-1", "10.0.1.2:11211"));
+  stats_["10.0.1.2:11211"] = {10, 0};
+  manager_.UpdatePools({pair_});
+  EXPECT_EQ(States(), (std::map<std::string, TargetState>{{"backup/cache-b-1", TargetState::kPending}}));
+  EXPECT_EQ(manager_.Marks()["shop/cache-b"]["cache-b-1"], MemberRefill::kRunning);
+}
+
+TEST_F(DetectionTest, AMemberThatGivesNoFenceStillGetsItsMissingKeys) {
+  pair_.primary.push_back(Member("cache-a-2", "10.0.0.3:11211"));  // no stats: the fence fails
+  manager_.UpdatePools({pair_});
+  EXPECT_EQ(fenced_, std::vector<std::string>{"10.0.0.3:11211"});
+  EXPECT_EQ(States(), (std::map<std::string, TargetState>{{"primary/cache-a-2", TargetState::kPending}}));
+}
+
 // Real memcached: an empty primary pool is refilled from the backup by the manager's own threads.
 class ManagerTest : public ::testing::Test {
  protected:
@@ -215,6 +270,7 @@ TEST_F(ManagerTest, ARingChangeAbandonsTheRunAndStartsOver) {
   options.probe_interval = std::chrono::seconds(60);  // one detection, at start
   options.limits.keys_per_second = 400;               // ~1500 owned keys: ~4 s per run
   options.limits.verify_delay = std::chrono::milliseconds(50);
+  options.handover = false;  // cache-a-1's own handover is HandoverTest's
   RefillManager manager(options);
   pair_.primary.pop_back();  // one primary, cache-a-0: it owns everything
   manager.UpdatePools({pair_});
@@ -239,6 +295,93 @@ TEST_F(ManagerTest, ARingChangeAbandonsTheRunAndStartsOver) {
   for (int i = 0; i < 3000; ++i) owned += KetamaRing(ring).MemberFor("k" + std::to_string(i)) == 0;
   EXPECT_EQ(Holding(*primaries_[0], ring, 0, nullptr), owned);
   EXPECT_EQ(status[0].owned, owned);
+}
+
+// 2 -> 3 -> 2 primaries under the manager, with the writes a sidecar makes (primary, then backup) on the ring of
+// the time. After the scale-out cache-a-2 holds its share; meanwhile its keys are rewritten or deleted; after the
+// scale-in cache-a-0 and cache-a-1 get those keys back and still hold their copies from before the scale-out. The
+// handovers leave every primary holding, for each key it owns, the backup's value or nothing.
+TEST_F(ManagerTest, ScaleOutAndBackInLeavesNoCopyOlderThanTheBackup) {
+  ManagerOptions options;
+  options.probe_interval = std::chrono::seconds(60);
+  options.handover_delay = std::chrono::milliseconds(50);
+  options.limits.verify_delay = std::chrono::milliseconds(50);
+  RefillManager manager(options);
+  std::vector<std::unique_ptr<testing::Client>> clients;
+  auto write = [&](const std::vector<std::string>& ring, int i, const std::string& value) {
+    std::string key = "k" + std::to_string(i);
+    auto owner = primaries_[KetamaRing(ring).MemberFor(key)]->NewClient();
+    auto backup = backup_.NewClient();
+    if (value.empty()) {
+      owner.Delete(key);
+      backup.Delete(key);
+    } else {
+      ASSERT_TRUE(owner.Set(key, value));
+      ASSERT_TRUE(backup.Set(key, value));
+    }
+  };
+  // Era 1: two warm primaries (what the sidecars wrote), the backup holds the same.
+  const std::vector<std::string> two = {"cache-a-0", "cache-a-1"};
+  const std::vector<std::string> three = {"cache-a-0", "cache-a-1", "cache-a-2"};
+  {
+    auto c0 = primaries_[0]->NewClient();
+    auto c1 = primaries_[1]->NewClient();
+    for (int i = 0; i < 3000; ++i) {
+      std::string key = "k" + std::to_string(i);
+      auto& c = KetamaRing(two).MemberFor(key) == 0 ? c0 : c1;
+      ASSERT_TRUE(c.Set(key, "value-" + std::to_string(i)));
+    }
+  }
+  manager.UpdatePools({pair_});
+  manager.SetLeading(true);
+  manager.Start();
+  // Scale out: cache-a-2 joins, empty; its handover copies its share.
+  pair_.primary.push_back(Member("cache-a-2", primaries_[2]->address()));
+  manager.UpdatePools({pair_});
+  ASSERT_TRUE(WaitFor([&] { return manager.Targets(TargetState::kDone) == 1; }, std::chrono::seconds(30)));
+  size_t wrong = 0;
+  size_t share = 0;
+  for (int i = 0; i < 3000; ++i) share += KetamaRing(three).MemberFor("k" + std::to_string(i)) == 2;
+  EXPECT_EQ(Holding(*primaries_[2], three, 2, &wrong), share);
+  EXPECT_EQ(wrong, 0u);
+  // Era 2: cache-a-2's keys are rewritten (two in three) or deleted (one in three), on the ring of the time.
+  int changed = 0;
+  for (int i = 0; i < 3000; ++i) {
+    if (KetamaRing(three).MemberFor("k" + std::to_string(i)) != 2) continue;
+    write(three, i, i % 3 == 0 ? "" : "era2-" + std::to_string(i));
+    ++changed;
+  }
+  // Scale in: cache-a-2 leaves. cache-a-0/1 get its keys back, holding era-1 copies of every one of them.
+  pair_.primary.pop_back();
+  manager.UpdatePools({pair_});
+  EXPECT_EQ(manager.Handovers(), 3u);  // cache-a-2, then cache-a-0 and cache-a-1
+  ASSERT_TRUE(WaitFor([&] { return manager.Targets(TargetState::kDone) == 2 &&
+                                   manager.Targets(TargetState::kPending) == 0 &&
+                                   manager.Targets(TargetState::kRunning) == 0; },
+                      std::chrono::seconds(30)));
+  manager.Stop();
+  size_t stale = 0, resurrected = 0, checked = 0;
+  auto backup = backup_.NewClient();
+  for (int owner = 0; owner < 2; ++owner) {
+    auto c = primaries_[owner]->NewClient();
+    for (int i = 0; i < 3000; ++i) {
+      std::string key = "k" + std::to_string(i);
+      if (KetamaRing(two).MemberFor(key) != static_cast<uint32_t>(owner)) continue;
+      auto ours = c.Get(key);
+      auto theirs = backup.Get(key);
+      ++checked;
+      if (ours.code == ReplyCode::kValue && theirs.code == ReplyCode::kMiss) ++resurrected;
+      if (ours.code == ReplyCode::kValue && theirs.code == ReplyCode::kValue && ours.value != theirs.value) ++stale;
+      if (theirs.code == ReplyCode::kValue) {
+        EXPECT_EQ(ours.code, ReplyCode::kValue) << key << ": the handover copies what the backup holds";
+      }
+    }
+  }
+  EXPECT_EQ(checked, 3000u);
+  EXPECT_GT(changed, 700);
+  EXPECT_EQ(stale, 0u);
+  EXPECT_EQ(resurrected, 0u);
+  EXPECT_EQ(manager.counters().dropped.load(), static_cast<uint64_t>(changed));
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <cstdlib>
 
 #include "common/ring/ketama.h"
+#include "controller/refill/manager.h"
 #include "controller/refill/refill.h"
 #include "tests/controller/refill/memcached_process.h"
 
@@ -393,6 +394,131 @@ TEST_F(RefillTest, APeerThatIsDownFailsTheRunWithoutHarm) {
   RefillResult r = RunRefill(job, Unlimited(), &cursor, &counters_, nullptr);
   EXPECT_EQ(r.outcome, RefillOutcome::kFailed);
   EXPECT_FALSE(r.error.ok());
+}
+
+// Handover after a scale-in 4 -> 3 (cache-a-3 leaves): cache-a-1 gains the keys cache-a-3 owned. It still holds
+// copies of some of them from an earlier era (values older than the backup's, or deleted since), some equal to
+// the backup's, some not at all; a write after the fence (the new ring's) and the keys it always owned are not the
+// handover's business. After the run: every moved key on cache-a-1 is the backup's value or absent when the
+// backup has none, the equal copies were kept (same CAS), and nothing else was touched.
+TEST_F(RefillTest, HandoverReplacesOrDropsTheMovedCopiesFromBeforeTheChange) {
+  auto keys = Fill(3000, 4096);
+  const std::vector<std::string> old_ring = {"cache-a-0", "cache-a-1", "cache-a-2", "cache-a-3"};
+  KetamaRing before(old_ring);
+  Client target = primaries_[1]->NewClient();
+  Client backup = backup_.NewClient();
+  enum Kind { kStale, kEqual, kAbsent, kDeletedOnBackup, kAfterFence, kNotMoved, kNotMovedAbsent };
+  std::map<std::string, Kind> kinds;
+  int n = 0;
+  for (const auto& [key, e] : keys) {
+    if (!Owned(key)) continue;
+    if (old_ring[before.MemberFor(key)] == "cache-a-1") {
+      Kind kind = n++ % 2 == 0 ? kNotMoved : kNotMovedAbsent;
+      if (kind == kNotMoved) {
+        ASSERT_TRUE(target.Set(key, "kept-as-is", 7));
+      }
+      kinds[key] = kind;
+      continue;
+    }
+    Kind kind = static_cast<Kind>(n++ % 5);
+    kinds[key] = kind;
+    if (kind == kStale || kind == kAfterFence) {
+      ASSERT_TRUE(target.Set(key, "older-" + key, e.flags));
+    }
+    if (kind == kEqual) {
+      int64_t exptime = e.ttl > 30 * 86400 ? UnixNow() + e.ttl : e.ttl;
+      ASSERT_TRUE(target.Set(key, e.value, e.flags, exptime));
+    }
+    if (kind == kDeletedOnBackup) {
+      ASSERT_TRUE(target.Set(key, "deleted-since-" + key, e.flags));
+      ASSERT_TRUE(backup.Delete(key));
+    }
+  }
+  std::map<std::string, int64_t> equal_cas;
+  for (const auto& [key, kind] : kinds) {
+    if (kind == kEqual) equal_cas[key] = target.Call("mg " + key + " c\r\n").NumberFlag('c');
+  }
+  auto fence = TakeFence(primaries_[1]->address(), std::chrono::seconds(2));
+  ASSERT_TRUE(fence.ok()) << fence.status().message();
+  for (const auto& [key, kind] : kinds) {
+    if (kind == kAfterFence) {
+      ASSERT_TRUE(target.Set(key, "written-after-the-fence"));
+    }
+  }
+
+  RefillJob job = Job();
+  job.old_ring = old_ring;
+  job.fenced = true;
+  job.fence = fence.value();
+  job.peer_ring = {"cache-b-0"};
+  RefillCursor cursor;
+  RefillResult r = RunRefill(job, Unlimited(), &cursor, &counters_, nullptr);
+  ASSERT_EQ(r.outcome, RefillOutcome::kDone) << r.error.message();
+
+  std::map<Kind, int> count;
+  for (const auto& [key, kind] : kinds) {
+    ++count[kind];
+    auto got = target.Get(key);
+    const Expected& e = keys[key];
+    switch (kind) {
+      case kStale:
+      case kAbsent:
+        ASSERT_EQ(got.code, ReplyCode::kValue) << key;
+        EXPECT_EQ(got.value, e.value) << key;
+        EXPECT_EQ(got.NumberFlag('f'), static_cast<int64_t>(e.flags)) << key;
+        break;
+      case kEqual:
+        ASSERT_EQ(got.code, ReplyCode::kValue) << key;
+        EXPECT_EQ(got.value, e.value) << key;
+        EXPECT_EQ(target.Call("mg " + key + " c\r\n").NumberFlag('c'), equal_cas[key]) << key << " was rewritten";
+        break;
+      case kDeletedOnBackup:
+      case kNotMovedAbsent:
+        EXPECT_EQ(got.code, ReplyCode::kMiss) << key;
+        break;
+      case kAfterFence:
+        EXPECT_EQ(got.value, "written-after-the-fence") << key;
+        break;
+      case kNotMoved:
+        EXPECT_EQ(got.value, "kept-as-is") << key;
+        break;
+    }
+  }
+  for (Kind k : {kStale, kEqual, kAbsent, kDeletedOnBackup, kAfterFence, kNotMoved, kNotMovedAbsent}) {
+    EXPECT_GT(count[k], 20) << "kind " << k;  // every case was exercised
+  }
+  EXPECT_EQ(counters_.suspect.load(), static_cast<uint64_t>(count[kStale] + count[kEqual] + count[kDeletedOnBackup]));
+  EXPECT_EQ(counters_.kept.load(), static_cast<uint64_t>(count[kEqual]));
+  EXPECT_EQ(counters_.dropped.load(), static_cast<uint64_t>(count[kStale] + count[kDeletedOnBackup]));
+  EXPECT_EQ(counters_.copied.load(), static_cast<uint64_t>(count[kStale] + count[kAbsent]));
+  // Only moved keys are the handover's: the backup's keys that cache-a-1 always owned were not copied.
+  EXPECT_EQ(counters_.owned.load(), static_cast<uint64_t>(count[kStale] + count[kEqual] + count[kAbsent] +
+                                                          count[kAfterFence]));
+  EXPECT_TRUE(cursor.swept);
+}
+
+// Without a fence (the member did not answer at the change) a handover only copies what is missing: nothing on
+// the target is deleted or rewritten.
+TEST_F(RefillTest, AnUnfencedHandoverOnlyAddsTheMissingMovedKeys) {
+  auto keys = Fill(1000, 1000);
+  const std::vector<std::string> old_ring = {"cache-a-0", "cache-a-1", "cache-a-2", "cache-a-3"};
+  KetamaRing before(old_ring);
+  Client target = primaries_[1]->NewClient();
+  size_t moved = 0, stale = 0;
+  for (const auto& [key, e] : keys) {
+    if (!Owned(key) || old_ring[before.MemberFor(key)] == "cache-a-1") continue;
+    if (++moved % 2 == 0) {
+      ASSERT_TRUE(target.Set(key, "older"));
+      ++stale;
+    }
+  }
+  RefillJob job = Job();
+  job.old_ring = old_ring;
+  RefillCursor cursor;
+  ASSERT_EQ(RunRefill(job, Unlimited(), &cursor, &counters_, nullptr).outcome, RefillOutcome::kDone);
+  EXPECT_EQ(counters_.suspect.load(), 0u);
+  EXPECT_EQ(counters_.present.load(), stale);
+  EXPECT_EQ(counters_.copied.load(), moved - stale);
 }
 
 TEST_F(RefillTest, ATargetNotOnItsRingIsRefused) {
