@@ -110,29 +110,31 @@ Status Controller::Start() {
 
   events_ = std::make_unique<kube::EventRecorder>(*api_, "memha-controller", flags_.identity);
   // Bulk refill (leader only): Events on the pool's primary Service.
-  refill_ = std::make_unique<refill::RefillManager>(
-      flags_.refill, refill::ProbeStats,
-      [this](const std::string& service, bool warning, const std::string& reason, const std::string& message) {
-        std::string uid;
-        store_.Read([&](const model::StoreView& view) {
-          if (auto it = view.services.find(service); it != view.services.end()) uid = it->second.meta.uid;
-        });
-        std::string ns = service.substr(0, service.find('/'));
-        std::string name = service.substr(service.find('/') + 1);
-        Status s = events_->Record({"Service", ns, name, uid},
-                                   warning ? kube::EventType::kWarning : kube::EventType::kNormal, reason, message);
-        if (!s.ok()) MEMHA_LOG(kWarn, "controller", "cannot record Event on " << service << ": " << s.message());
+  auto service_event = [this](const std::string& service, bool warning, const std::string& reason,
+                               const std::string& message) { ServiceEvent(service, warning, reason, message); };
+  refill_ = std::make_unique<refill::RefillManager>(flags_.refill, refill::ProbeStats, service_event);
+  // Pool status (leader only): the memha-status ConfigMap and Events on pool Services.
+  status::WriterOptions status_options;
+  status_options.ns = flags_.ns;
+  status_options.config_map = flags_.status_config_map;
+  status_ = std::make_unique<status::StatusWriter>(
+      *api_, status_options, service_event, [this] { return refill_->Status(); },
+      [this](const std::string& pod) -> std::optional<bool> {
+        auto sidecar = pusher_->Sidecar(pod);
+        if (!sidecar) return std::nullopt;
+        return sidecar->UpToDate();
       });
   ReconcileOptions reconcile;
   reconcile.topology.sidecar_admin_port = flags_.sidecar_admin_port;
   reconcile.topology.member_grace = flags_.member_grace;
-  if (flags_.refill.enabled) {
-    reconcile.refill_marks = [this] { return refill_->Marks(); };
-    reconcile.on_pass = [this](const topology::State& state, bool leading) {
+  if (flags_.refill.enabled) reconcile.refill_marks = [this] { return refill_->Marks(); };
+  reconcile.on_pass = [this](const topology::State& state, bool leading) {
+    if (flags_.refill.enabled) {
       refill_->UpdatePools(PoolPairs(state));
       refill_->SetLeading(leading);
-    };
-  }
+    }
+    status_->Update(std::make_shared<const topology::State>(state), leading);
+  };
   reconciler_ = std::make_unique<Reconciler>(
       store_, *pusher_, &metrics_, reconcile, [this](const topology::TopologyError& e, const std::string& uid) {
         std::string ns = e.object.substr(0, e.object.find('/'));
@@ -163,6 +165,7 @@ Status Controller::Start() {
   reconciler_->Start();
   refill_->SetOnMarksChanged([this] { reconciler_->Poke(); });
   refill_->Start();
+  status_->Start();
 
   leader::LeaseOptions lease;
   lease.ns = flags_.ns;
@@ -254,6 +257,19 @@ Status Controller::ReloadSigningKeys() {
   return Status::Ok();
 }
 
+void Controller::ServiceEvent(const std::string& service, bool warning, const std::string& reason,
+                              const std::string& message) {
+  std::string uid;
+  store_.Read([&](const model::StoreView& view) {
+    if (auto it = view.services.find(service); it != view.services.end()) uid = it->second.meta.uid;
+  });
+  std::string ns = service.substr(0, service.find('/'));
+  std::string name = service.substr(service.find('/') + 1);
+  Status s = events_->Record({"Service", ns, name, uid}, warning ? kube::EventType::kWarning : kube::EventType::kNormal,
+                             reason, message);
+  if (!s.ok()) MEMHA_LOG(kWarn, "controller", "cannot record Event on " << service << ": " << s.message());
+}
+
 void Controller::RegisterRefillMetrics() {
   const refill::RefillCounters* c = &refill_->counters();
   const std::pair<const char*, const std::atomic<uint64_t>*> keys[] = {
@@ -268,6 +284,14 @@ void Controller::RegisterRefillMetrics() {
                                 "(a moved key's copy from before the ring change, equal to the peer's / deleted)",
                                 {{"result", result}}, [counter] { return double(counter->load()); });
   }
+  for (const char* phase : {"Healthy", "Refilling", "Degraded", "Unavailable"}) {
+    metrics_.AddGaugeCallback("memha_controller_pools", "Pools by phase (leader only; docs/OPERATIONS.md \"Pool status\")",
+                              {{"phase", phase}}, [this, phase] { return double(status_->Pools(phase)); });
+  }
+  metrics_.AddCounterCallback("memha_controller_status_writes_total", "Writes of the memha-status ConfigMap",
+                              {{"result", "ok"}}, [this] { return double(status_->Writes()); });
+  metrics_.AddCounterCallback("memha_controller_status_writes_total", "Writes of the memha-status ConfigMap",
+                              {{"result", "failed"}}, [this] { return double(status_->Failures()); });
   metrics_.AddCounterCallback("memha_controller_refill_handovers_total",
                               "Handover jobs created: ring changes x members that gained keys", {},
                               [this] { return double(refill_->Handovers()); });
@@ -355,6 +379,7 @@ void Controller::Shutdown() {
   if (service_watcher_) service_watcher_->Stop();
   for (std::thread& t : threads_) t.join();
   threads_.clear();
+  if (status_) status_->Stop();
   if (refill_) refill_->Stop();
   if (reconciler_) {
     reconciler_->Stop();

@@ -27,6 +27,7 @@
 #include "controller/push/pusher.h"
 #include "controller/push/token.h"
 #include "controller/refill/manager.h"
+#include "controller/status/writer.h"
 #include "controller/watch/watcher.h"
 #include "controller/webhook/server.h"
 #include "controller/webhook/signing_keys.h"
@@ -49,6 +50,8 @@ class Controller {
   Status ReloadSigningKeys();
   void RegisterMetrics();
   void RegisterRefillMetrics();
+  // An Event on a pool Service "ns/name" (refill, status): best effort, logged when it fails.
+  void ServiceEvent(const std::string& service, bool warning, const std::string& reason, const std::string& message);
 
   ControllerFlags flags_;
   kube::KubeConfig config_;
@@ -62,6 +65,7 @@ class Controller {
   std::unique_ptr<push::TopologyPusher> pusher_;
   std::unique_ptr<kube::EventRecorder> events_;
   std::unique_ptr<refill::RefillManager> refill_;
+  std::unique_ptr<status::StatusWriter> status_;
   std::unique_ptr<Reconciler> reconciler_;
   std::unique_ptr<leader::LeaderElector> elector_;
   std::unique_ptr<admin::AdminServer> admin_;

@@ -108,6 +108,8 @@ const cli::FlagTable<ControllerFlags>& Flags() {
                                f->refill.handover = v == "on";
                                return Status::Ok();
                              }}},
+      {"--status-configmap", Str("NAME  the ConfigMap in --namespace where the leader keeps each pool's status; empty: "
+                                 "none (default memha-status)", &ControllerFlags::status_config_map)},
       {"--refill-handover-delay",
        Duration("DUR  a ring change -> its handover starts, so the new topology reaches the sidecars first "
                 "(default 3s)", &ControllerFlags::refill_handover_delay)},

@@ -34,6 +34,7 @@ struct ControllerFlags {
   std::chrono::milliseconds refill_probe_interval{10000};  // copied into `refill` once parsed
   std::chrono::milliseconds refill_verify_delay{1000};
   std::chrono::milliseconds refill_handover_delay{3000};
+  std::string status_config_map = "memha-status";  // in --namespace; empty: pool status not stored
   log::Level log_level = log::Level::kInfo;
   webhook::WebhookSettings webhook;
   bool help = false;

@@ -12,6 +12,7 @@
 {{- define "memha.tokenSecret" -}}{{ .Values.secrets.sidecarToken | default (printf "%s-sidecar-token" (include "memha.fullname" .)) }}{{- end -}}
 {{- define "memha.tlsSecret" -}}{{ .Values.secrets.webhookTls | default (printf "%s-webhook-tls" (include "memha.fullname" .)) }}{{- end -}}
 {{- define "memha.signingSecret" -}}{{ .Values.secrets.pushSigningKey | default (printf "%s-push-signing-key" (include "memha.fullname" .)) }}{{- end -}}
+{{- define "memha.statusConfigMap" -}}{{ .Values.controller.statusConfigMap | default (printf "%s-status" (include "memha.fullname" .)) }}{{- end -}}
 {{- define "memha.leaseName" -}}{{ .Values.controller.leaderElection.leaseName | default (include "memha.controller" .) }}{{- end -}}
 
 {{- define "memha.image" -}}{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}{{- end -}}

@@ -362,6 +362,45 @@ class ControllerE2E(unittest.TestCase):
         for app in self.apps:
             wait_for(f"{app} sees cache-a-1 up", lambda app=app: self.members_of(app)["cache-a-1"][1] == "up")
 
+    def pool_status(self, pool):
+        out = k("-n", self.ctl_ns, "get", "configmap", "memha-status", "-o", "json", check=False)
+        if not out:
+            return None
+        value = (json.loads(out).get("data") or {}).get(f"{self.ns}.{pool}")
+        return json.loads(value) if value else None
+
+    def service_events(self, reason):
+        out = k("-n", self.ns, "get", "events", "-o", "json",
+                "--field-selector", f"involvedObject.name=cache-a,reason={reason}")
+        return json.loads(out)["items"]
+
+    def test_3c_pool_status_and_member_events(self):
+        # The leader keeps each pool's status in memha-status (its namespace) and records member transitions as
+        # Events on the pool Service.
+        wait_for("cache-a Healthy with both sidecars in sync",
+                 lambda: (self.pool_status("cache-a") or {}).get("phase") == "Healthy"
+                 and self.pool_status("cache-a")["sidecars"] == {"total": 2, "inSync": 2})
+        st = self.pool_status("cache-a")
+        self.assertEqual({m["name"]: m["state"] for m in st["members"]}, {"cache-a-0": "up", "cache-a-1": "up"})
+        self.assertEqual(st["members"][0]["address"], f"127.0.0.21:{self.mc_port}")
+        count = lambda reason: sum(e.get("count", 1) for e in self.service_events(reason))
+        downs, ups = count("MemberDown"), count("MemberUp")  # test_3 toggled cache-a-1 already
+        self.set_status("cache-a-1", self.members["cache-a-1"], False)
+        wait_for("cache-a Degraded", lambda: (self.pool_status("cache-a") or {}).get("phase") == "Degraded")
+        st = self.pool_status("cache-a")
+        self.assertEqual({m["name"]: m["state"] for m in st["members"]}, {"cache-a-0": "up", "cache-a-1": "down"})
+        self.assertIn("1 of 2 members down", st["message"])
+        wait_for("a MemberDown Event on cache-a", lambda: count("MemberDown") > downs)
+        down = self.service_events("MemberDown")
+        self.assertEqual(down[0]["type"], "Normal")
+        self.assertIn("cache-a-1", down[0]["message"])
+        self.set_status("cache-a-1", self.members["cache-a-1"], True)
+        wait_for("cache-a Healthy again", lambda: (self.pool_status("cache-a") or {}).get("phase") == "Healthy")
+        wait_for("a MemberUp Event on cache-a", lambda: count("MemberUp") > ups)
+        self.assertGreaterEqual(self.controller_metric("ctl-1", 'memha_controller_status_writes_total{result="ok"}'), 3)
+        # The follower writes nothing.
+        self.assertEqual(self.controller_metric("ctl-2", 'memha_controller_status_writes_total{result="ok"}'), 0)
+
     def test_3b_unrelated_pods_and_pods_without_a_sidecar(self):
         ignored = self.controller_metric("ctl-1", "memha_controller_pod_changes_ignored_total")
         # A pod no pool selects, without memha.io/pools: stored, no reconcile pass.

@@ -1,6 +1,7 @@
 // Refill speed: N keys of SIZE bytes in a backup memcached, refilled into an empty primary (a ring of one, so it
 // owns every key), rate limits off. Not a ctest; run by hand:
 //   build/tests/controller/refill/controller_refill_bench [keys=100000] [size=100] [verify_delay_ms=1000]
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -15,8 +16,10 @@ int main(int argc, char** argv) {
   const long keys = argc > 1 ? std::atol(argv[1]) : 100000;
   const long size = argc > 2 ? std::atol(argv[2]) : 100;
   const long verify_ms = argc > 3 ? std::atol(argv[3]) : 1000;
-  testing::MemcachedProcess backup({"-m", "1024"});
-  testing::MemcachedProcess primary({"-m", "1024"});
+  // Room for every key (item header, key and slab rounding: about 1.3x the value), at least 1 GiB.
+  const long megabytes = std::max(1024L, static_cast<long>(static_cast<double>(keys) * (size + 100) * 1.3 / (1 << 20)));
+  testing::MemcachedProcess backup({"-m", std::to_string(megabytes)});
+  testing::MemcachedProcess primary({"-m", std::to_string(megabytes)});
   {
     // Pipelined fill, 100 sets per write.
     auto c = MemberConnection::Connect(backup.address(), std::chrono::seconds(2));
