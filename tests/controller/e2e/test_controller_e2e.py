@@ -124,6 +124,48 @@ def metric(text, name):
     return None
 
 
+def ketama_owner(names, key):
+    """The member of `names` that owns `key` (common/ring/ketama.cc: twemproxy's ketama, md5, 160 points each)."""
+    import bisect
+    import hashlib
+    word = lambda d, a: d[3 + a * 4] << 24 | d[2 + a * 4] << 16 | d[1 + a * 4] << 8 | d[a * 4]
+    points = []
+    for member, name in enumerate(names):
+        for index in range(40):
+            digest = hashlib.md5(f"{name}-{index}".encode()).digest()
+            points += [(word(digest, a), member) for a in range(4)]
+    points.sort(key=lambda p: p[0])
+    h = word(hashlib.md5(key.encode()).digest(), 0)
+    i = bisect.bisect_left([p[0] for p in points], h)
+    return names[points[i % len(points)][1]]
+
+
+def mc(host, port, request, end=b"\r\n"):
+    """One memcached request straight to a member; the raw reply up to and including `end`."""
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(request)
+        data = b""
+        while not data.endswith(end):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+
+def mc_get(host, port, key):
+    reply = mc(host, port, f"mg {key} v\r\n".encode())
+    if reply.startswith(b"EN"):
+        return None
+    if not reply.startswith(b"VA"):
+        raise RuntimeError(f"mg {key}: {reply!r}")
+    n = int(reply.split()[1])
+    head = reply.index(b"\r\n") + 2
+    while len(reply) < head + n + 2:
+        reply += mc(host, port, b"", b"")  # not reached for small values (one recv)
+    return reply[head:head + n].decode()
+
+
 class Proc:
     def __init__(self, cmd, log):
         self.log_path = log
@@ -434,6 +476,58 @@ class ControllerE2E(unittest.TestCase):
         for app in self.apps:
             wait_for(f"{app} write policy sync",
                      lambda app=app: self.sidecar_topology(app)["pools"][0]["write_policy"] == "sync")
+
+    def test_4b_scale_out_hands_the_moved_keys_over(self):
+        # cache-a grows from 2 to 3 members. The newcomer's memcached already holds copies of some keys it is about
+        # to own, from an earlier era: older values, and one of a key deleted since. The leader fences it before
+        # pushing the new ring, then its handover checks those copies against the backup pool (cache-b, annotated
+        # in test_4) and copies what is missing: afterwards it holds, for every key it owns, exactly the backup's
+        # value. Read straight from its memcached, not through a sidecar (whose own history would hide a miss).
+        keys = [f"h{i}" for i in range(600)]
+        with socket.create_connection(("127.0.0.1", self.local["web-1"]), timeout=10) as sock:
+            sock.sendall(b"".join(b"set %s 0 0 %d noreply\r\n%s\r\n" % (key.encode(), len(f"v1-{key}"), f"v1-{key}".encode())
+                                  for key in keys) + b"mn\r\n")
+            data = b""
+            while not data.endswith(b"MN\r\n"):
+                data += sock.recv(65536)
+        ring3 = ["cache-a-0", "cache-a-1", "cache-a-2"]
+        moved = [key for key in keys if ketama_owner(ring3, key) == "cache-a-2"]
+        self.assertGreater(len(moved), 100)
+        deleted = moved[:10]
+        for key in deleted:  # gone everywhere (primary and backup) through the sidecar
+            reply = mc("127.0.0.1", self.local["web-1"], f"delete {key}\r\n".encode())
+            self.assertEqual(reply, b"DELETED\r\n", key)
+        ip = "127.0.0.23"
+        cmd = [MEMCACHED, "-l", ip, "-p", str(self.mc_port), "-U", "0", "-t", "1", "-m", "32"]
+        if os.geteuid() == 0:
+            cmd += ["-u", "nobody"]
+        self.procs.append(Proc(cmd, os.path.join(self.tmp, "cache-a-2.log")))
+        wait_for("cache-a-2 memcached up", lambda: mc(ip, self.mc_port, b"mn\r\n") == b"MN\r\n")
+        stale = moved[::2]  # every other moved key, including every other deleted one
+        for key in stale:
+            self.assertEqual(mc(ip, self.mc_port, f"set {key} 0 0 5\r\nolder\r\n".encode()), b"STORED\r\n")
+        self.members["cache-a-2"] = ip
+        k("-n", self.ns, "apply", "-f", "-", input=pod_yaml("cache-a-2", {"app": "cache-a"}, port=self.mc_port))
+        self.set_status("cache-a-2", ip, True)
+        for app in self.apps:
+            wait_for(f"{app} has cache-a-2", lambda app=app: "cache-a-2" in self.members_of(app))
+
+        def handed_over():
+            st = self.pool_status("cache-a") or {}
+            return any(m["name"] == "cache-a-2" and m.get("refill") == "done" for m in st.get("members", []))
+        wait_for("cache-a-2's handover done (memha-status)", handed_over, timeout=60)
+        got = {key: mc_get(ip, self.mc_port, key) for key in moved}
+        older = [key for key, v in got.items() if v == "older"]
+        resurrected = [key for key in deleted if got[key] is not None]
+        missing = [key for key in moved if key not in deleted and got[key] is None]
+        wrong = [key for key in moved if key not in deleted and got[key] not in (None, "older", f"v1-{key}")]
+        print(f"\nhandover to cache-a-2: {len(moved)} moved keys, {len(stale)} older copies there before; after: "
+              f"{len(older)} older, {len(resurrected)} resurrected, {len(missing)} missing", file=sys.stderr)
+        self.assertEqual((older, resurrected, missing, wrong), ([], [], [], []))
+        self.assertGreaterEqual(self.controller_metric("ctl-1", "memha_controller_refill_handovers_total"), 1)
+        self.assertGreaterEqual(
+            self.controller_metric("ctl-1", 'memha_controller_refill_keys_total{result="suspect_dropped"}'),
+            len(stale))  # each older copy: none equals the backup's value
 
     def test_5_bad_annotation_keeps_topology_and_records_event(self):
         before = self.sidecar_topology("web-1")
