@@ -15,6 +15,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "memha-controller: %s\n", flags.status().message().c_str());
     return 2;
   }
+  if (flags.value().version) {
+    std::printf("memha-controller %s\n", MEMHA_VERSION);
+    return 0;
+  }
   if (flags.value().help) {
     std::fputs(memha::app::FlagsHelp().c_str(), stdout);
     return 0;

@@ -6,6 +6,8 @@
 namespace memha::admin {
 
 ControllerMetrics::ControllerMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
+  prometheus::BuildGauge().Name("memha_build_info").Help("Always 1; the memha-controller version in its label")
+      .Register(*registry_).Add({{"version", MEMHA_VERSION}}).Set(1);
   auto& pushes = prometheus::BuildCounter()
                      .Name("memha_controller_pushes_total")
                      .Help("Topology pushes to sidecars by result (ok, refused = 409, rejected = other 4xx, "

@@ -150,6 +150,10 @@ Result<ControllerFlags> ParseFlags(const std::vector<std::string>& args) {
       flags.help = true;
       continue;
     }
+    if (arg == "--version") {
+      flags.version = true;
+      continue;
+    }
     if (!arg.starts_with("--")) return Status::InvalidArgument("unexpected argument \"" + arg + "\"");
     std::string name = arg;
     std::string value;
@@ -194,6 +198,7 @@ std::string FlagsHelp() {
       "GET /v1/topology, /healthz, /readyz, /metrics and the admission webhook.\n\n";
   out += cli::FlagTableHelp(Flags());
   out += "\nwebhook:\n" + webhook::WebhookFlagsHelp();
+  out += "\n  -h, --help  this text\n  --version  print the version\n";
   return out;
 }
 

@@ -38,6 +38,7 @@ struct ControllerFlags {
   log::Level log_level = log::Level::kInfo;
   webhook::WebhookSettings webhook;
   bool help = false;
+  bool version = false;  // --version: print it and exit
 };
 
 // Parses argv[1..]. The error is one line naming the flag.

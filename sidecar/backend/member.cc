@@ -40,8 +40,6 @@ Member::Member(const BackendEnv& env, std::string name, HostPort endpoint, Membe
   for (int i = 0; i < env_.tunables->connections_per_member; ++i) {
     conns_.push_back(std::make_unique<BackendConnection>(env_.base, env_.dns, env_.flush, endpoint_, this));
   }
-  state_gauge_ = &env_.metrics->MemberState(name_, endpoint_.ToString());
-  state_gauge_->Set(static_cast<double>(health_));
   auto now = Clock::now();
   warming_since_ = now;  // healthy_since_ stays unset: only a member that came back can flap
   if (health_ == MemberHealth::kDown) next_probe_ = now;
@@ -54,7 +52,25 @@ Member::~Member() {
   dropped.clear();
   auto gates = std::move(gates_);
   gates.clear();
-  env_.metrics->RemoveMemberState(state_gauge_);
+  for (prometheus::Gauge* g : state_gauges_) env_.metrics->RemoveMemberState(g);
+}
+
+void Member::SetPlaces(std::vector<Place> places) {
+  std::sort(places.begin(), places.end());
+  places.erase(std::unique(places.begin(), places.end()), places.end());  // names sharing an address
+  if (places == places_) return;
+  for (prometheus::Gauge* g : state_gauges_) env_.metrics->RemoveMemberState(g);
+  state_gauges_.clear();
+  places_ = std::move(places);
+  for (const auto& [pool, role] : places_) {
+    state_gauges_.push_back(&env_.metrics->MemberState(pool, role, name_, endpoint_.ToString()));
+  }
+  PublishState();
+}
+
+void Member::PublishState() {
+  double v = controller_down_ ? 0.0 : static_cast<double>(health_);
+  for (prometheus::Gauge* g : state_gauges_) g->Set(v);
 }
 
 Clock::time_point Member::Deadline() const { return Clock::now() + env_.tunables->request_timeout; }
@@ -76,7 +92,7 @@ void Member::SetHealth(MemberHealth h) {
   if (h == MemberHealth::kWarming || h == MemberHealth::kUp) {
     if (healthy_since_ == Clock::time_point{}) healthy_since_ = now;
   }
-  state_gauge_->Set(controller_down_ ? 0.0 : static_cast<double>(h));
+  PublishState();
 }
 
 void Member::CloseAll(OpStatus why) {
@@ -248,7 +264,7 @@ void Member::SetControllerState(MemberState state) {
   if (down) {
     MEMHA_LOG(kInfo, "member", name_ << " taken out by the controller (" << ToString(state) << ")");
     health_ = MemberHealth::kDown;
-    state_gauge_->Set(0);
+    PublishState();
     MoveRepairsToMissed();
     CloseAll(OpStatus::kMemberDown);
   } else {
@@ -259,7 +275,7 @@ void Member::SetControllerState(MemberState state) {
     settling_ = false;
     next_probe_ = Clock::now();
     probe_wait_ = env_.tunables->probe_interval;
-    state_gauge_->Set(0);
+    PublishState();
   }
 }
 

@@ -64,6 +64,10 @@ class Member : public BackendConnection::Listener {
   size_t repair_count() const { return repair_.size(); }
 
   void SetControllerState(MemberState state);
+  // Where the topology uses this member: (pool, role) pairs, each one memha_member_state series. Empty: none
+  // (a retiring member).
+  using Place = std::pair<std::string, std::string_view>;
+  void SetPlaces(std::vector<Place> places);
   // The controller's bulk refill of this member (docs/ARCHITECTURE.md "Bulk refill"): when it turns "done", a
   // warming member has its share back and is warm at once (reads stop being looked up on the backup).
   void SetRefill(MemberRefill refill);
@@ -148,7 +152,9 @@ class Member : public BackendConnection::Listener {
   uint64_t next_ticket_ = 1;
   bool flush_needed_ = false;
   size_t replay_outstanding_ = 0;
-  prometheus::Gauge* state_gauge_;
+  std::vector<Place> places_;
+  std::vector<prometheus::Gauge*> state_gauges_;  // one per place
+  void PublishState();
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // guards callbacks that outlive the member
 };
 

@@ -19,8 +19,23 @@ std::string_view ToString(MemberHealth h) {
   return "?";
 }
 
+PoolMetrics::PoolMetrics(prometheus::Family<prometheus::Counter>* failovers, const std::string& pool)
+    : failovers_family_(failovers) {
+  for (size_t i = 1; i < failovers_.size(); ++i) {
+    failovers_[i] = &failovers->Add({{"pool", pool}, {"reason", std::string(ToString(static_cast<OpStatus>(i)))}});
+  }
+}
+
+PoolMetrics::~PoolMetrics() {
+  for (prometheus::Counter* c : failovers_) {
+    if (c != nullptr) failovers_family_->Remove(c);
+  }
+}
+
 Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   using namespace prometheus;
+  BuildGauge().Name("memha_build_info").Help("Always 1; the memha-sidecar version in its label")
+      .Register(*registry_).Add({{"version", MEMHA_VERSION}}).Set(1);
   auto& requests = BuildCounter().Name("memha_requests_total")
                        .Help("Client requests by command and what the client saw").Register(*registry_);
   for (size_t c = 0; c < requests_.size(); ++c) {
@@ -38,17 +53,16 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   latency_[2] = &latency.Add({{"kind", "other"}}, buckets);
   auto& errors = BuildCounter().Name("memha_backend_errors_total")
                      .Help("Backend operations that got no reply, by reason").Register(*registry_);
-  auto& failovers = BuildCounter().Name("memha_failovers_total")
-                        .Help("Requests served by the backup because the primary could not, by reason")
-                        .Register(*registry_);
+  failovers_family_ = &BuildCounter().Name("memha_failovers_total")
+                           .Help("Requests of a pool served by its backup because the primary could not, by reason")
+                           .Register(*registry_);
   for (size_t i = 1; i < backend_errors_.size(); ++i) {
-    std::string reason(ToString(static_cast<OpStatus>(i)));
-    backend_errors_[i] = &errors.Add({{"reason", reason}});
-    failovers_[i] = &failovers.Add({{"reason", reason}});
+    backend_errors_[i] = &errors.Add({{"reason", std::string(ToString(static_cast<OpStatus>(i)))}});
   }
-  backend_errors_[0] = failovers_[0] = nullptr;
+  backend_errors_[0] = nullptr;
   member_state_family_ = &BuildGauge().Name("memha_member_state")
-                              .Help("Sidecar's view of a member: 0 down, 1 up, 2 warming, 3 replaying")
+                              .Help("Sidecar's view of a member of a pool (role primary or backup): 0 down (or taken "
+                                    "out by the controller), 1 up, 2 warming, 3 replaying")
                               .Register(*registry_);
   client_protocol_errors_ = &BuildCounter().Name("memha_client_protocol_errors_total")
                                  .Help("Malformed or refused client input").Register(*registry_).Add({});
@@ -122,8 +136,21 @@ void Metrics::Request(protocol::Command cmd, Outcome outcome, double seconds) {
   latency_[kind]->Observe(seconds);
 }
 
-prometheus::Gauge& Metrics::MemberState(const std::string& member, const std::string& address) {
-  return member_state_family_->Add({{"member", member}, {"address", address}});
+std::shared_ptr<PoolMetrics> Metrics::ForPool(const std::string& pool) {
+  std::lock_guard lock(pools_mu_);
+  for (auto it = pools_.begin(); it != pools_.end();) {  // forget pools whose series are gone
+    it = it->second.expired() ? pools_.erase(it) : std::next(it);
+  }
+  if (auto live = pools_[pool].lock()) return live;
+  std::shared_ptr<PoolMetrics> created(new PoolMetrics(failovers_family_, pool));
+  pools_[pool] = created;
+  return created;
+}
+
+prometheus::Gauge& Metrics::MemberState(const std::string& pool, std::string_view role, const std::string& member,
+                                        const std::string& address) {
+  return member_state_family_->Add({{"pool", pool}, {"role", std::string(role)}, {"member", member},
+                                    {"address", address}});
 }
 
 void Metrics::RemoveMemberState(prometheus::Gauge* gauge) { member_state_family_->Remove(gauge); }

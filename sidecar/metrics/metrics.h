@@ -7,7 +7,9 @@
 #include <prometheus/registry.h>
 
 #include <array>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "sidecar/backend/failure.h"
@@ -23,6 +25,26 @@ std::string_view ToString(Outcome o);
 enum class MemberHealth : uint8_t { kDown = 0, kUp = 1, kWarming = 2, kReplaying = 3 };
 std::string_view ToString(MemberHealth h);
 
+// What a member is to a pool; the `role` label.
+inline constexpr std::string_view kRolePrimary = "primary";
+inline constexpr std::string_view kRoleBackup = "backup";
+
+// The series of one pool (label `pool`). They exist while a Pool object holds this, i.e. while the pool is in the
+// topology or a request routed through it is still in flight; then they are removed.
+class PoolMetrics {
+ public:
+  ~PoolMetrics();
+  PoolMetrics(const PoolMetrics&) = delete;
+  PoolMetrics& operator=(const PoolMetrics&) = delete;
+  void Failover(OpStatus why) { failovers_[static_cast<size_t>(why)]->Increment(); }
+
+ private:
+  friend class Metrics;
+  explicit PoolMetrics(prometheus::Family<prometheus::Counter>* failovers, const std::string& pool);
+  prometheus::Family<prometheus::Counter>* failovers_family_;
+  std::array<prometheus::Counter*, static_cast<size_t>(OpStatus::kCount)> failovers_{};
+};
+
 class Metrics {
  public:
   Metrics();
@@ -31,9 +53,13 @@ class Metrics {
   void Request(protocol::Command cmd, Outcome outcome, double seconds);
   void ClientProtocolError() { client_protocol_errors_->Increment(); }
   void BackendError(OpStatus why) { backend_errors_[static_cast<size_t>(why)]->Increment(); }
-  void Failover(OpStatus why) { failovers_[static_cast<size_t>(why)]->Increment(); }
 
-  prometheus::Gauge& MemberState(const std::string& member, const std::string& address);
+  // The counters of pool `pool` ("ns/name"): the same object while any holder is alive.
+  std::shared_ptr<PoolMetrics> ForPool(const std::string& pool);
+
+  // The state of `member` in pool `pool` as `role` (kRolePrimary / kRoleBackup): one gauge per place a member has.
+  prometheus::Gauge& MemberState(const std::string& pool, std::string_view role, const std::string& member,
+                                 const std::string& address);
   void RemoveMemberState(prometheus::Gauge* gauge);
 
   prometheus::Gauge& mirror_queue_depth() { return *mirror_queue_depth_; }
@@ -66,7 +92,9 @@ class Metrics {
              static_cast<size_t>(protocol::Command::kCount)> requests_{};
   std::array<prometheus::Histogram*, 3> latency_{};  // read, write, other
   std::array<prometheus::Counter*, static_cast<size_t>(OpStatus::kCount)> backend_errors_{};
-  std::array<prometheus::Counter*, static_cast<size_t>(OpStatus::kCount)> failovers_{};
+  prometheus::Family<prometheus::Counter>* failovers_family_;
+  std::mutex pools_mu_;  // pools_ (the loop thread creates, the last Pool holder may free elsewhere)
+  std::map<std::string, std::weak_ptr<PoolMetrics>> pools_;
   prometheus::Family<prometheus::Gauge>* member_state_family_;
   prometheus::Counter* client_protocol_errors_;
   prometheus::Gauge* mirror_queue_depth_;

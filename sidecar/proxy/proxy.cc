@@ -193,10 +193,20 @@ Status Proxy::ApplyTopology(const Topology& topology) {
     for (const MemberSpec& m : spec.primary) primary.push_back(MemberFor(m, initial, &next_members));
     for (const MemberSpec& m : spec.backup) backup.push_back(MemberFor(m, initial, &next_members));
     std::vector<RingChangePtr> changes = RingChanges(spec, primary, &fences);
-    next_pools[spec.name] = std::make_shared<const Pool>(spec, std::move(primary), std::move(backup), std::move(changes));
+    next_pools[spec.name] = std::make_shared<const Pool>(spec, std::move(primary), std::move(backup), std::move(changes),
+                                                         metrics_->ForPool(spec.name));
   }
+  std::unordered_map<const Member*, std::vector<Member::Place>> places;  // memha_member_state{pool, role}
+  for (const auto& [name, pool] : next_pools) {
+    for (const auto& m : pool->primary) places[m.get()].emplace_back(name, kRolePrimary);
+    for (const auto& m : pool->backup) places[m.get()].emplace_back(name, kRoleBackup);
+  }
+  for (auto& [key, m] : next_members) m->SetPlaces(std::move(places[m.get()]));
   for (auto& [key, m] : members_) {
-    if (!next_members.count(key)) retiring_.push_back(m);
+    if (!next_members.count(key)) {
+      m->SetPlaces({});
+      retiring_.push_back(m);
+    }
   }
   members_ = std::move(next_members);
   pools_ = std::move(next_pools);

@@ -88,7 +88,7 @@ class MetaReadJob : public Resumable, public std::enable_shared_from_this<MetaRe
   void Failover(OpStatus why) {
     Member* b = r_->pool->BackupFor(hash_);
     if (b == nullptr || !b->Usable()) return r_->Finish(std::string(kNoMember), Outcome::kServerError);
-    r_->metrics->Failover(why);
+    r_->pool->CountFailover(why);
     b->Send(hash_, Wire(), kind_, [self = shared_from_this()](const OpResult& res) {
       if (res.status != OpStatus::kOk) return self->r_->Finish(std::string(kNoMember), Outcome::kServerError);
       self->Finish(self->ClientReply(res));

@@ -10,9 +10,11 @@ std::vector<std::string> Names(const std::vector<MemberSpec>& members) {
 }  // namespace
 
 Pool::Pool(PoolSpec spec_in, std::vector<std::shared_ptr<Member>> primary_in,
-           std::vector<std::shared_ptr<Member>> backup_in, std::vector<RingChangePtr> changes)
+           std::vector<std::shared_ptr<Member>> backup_in, std::vector<RingChangePtr> changes,
+           std::shared_ptr<PoolMetrics> metrics_in)
     : spec(std::move(spec_in)), primary_ring(Names(spec.primary)), backup_ring(Names(spec.backup)),
-      primary(std::move(primary_in)), backup(std::move(backup_in)), primary_changes(std::move(changes)),
+      primary(std::move(primary_in)), backup(std::move(backup_in)), metrics(std::move(metrics_in)),
+      primary_changes(std::move(changes)),
       primary_names_(Names(spec.primary)) {
   needs_hash = primary.size() > 1 || backup.size() > 1 || !primary_changes.empty();
   for (const auto* list : {&primary, &backup}) {

@@ -33,7 +33,7 @@ constexpr size_t kMaxRingChanges = 8;  // the history a sidecar keeps (docs/ARCH
 
 struct Pool {
   Pool(PoolSpec spec_in, std::vector<std::shared_ptr<Member>> primary_in, std::vector<std::shared_ptr<Member>> backup_in,
-       std::vector<RingChangePtr> changes = {});
+       std::vector<RingChangePtr> changes = {}, std::shared_ptr<PoolMetrics> metrics_in = nullptr);
 
   PoolSpec spec;
   KetamaRing primary_ring;
@@ -50,6 +50,11 @@ struct Pool {
   uint32_t Hash(std::string_view key) const { return needs_hash ? KetamaRing::HashKey(key) : 0; }
   bool needs_hash = true;
   bool mirrors() const { return !backup.empty() && spec.write_policy != WritePolicy::kPrimaryOnly; }
+  // A request of this pool served by its backup because the primary could not.
+  void CountFailover(OpStatus why) const {
+    if (metrics) metrics->Failover(why);
+  }
+  std::shared_ptr<PoolMetrics> metrics;  // series labelled with this pool
 
   std::vector<RingChangePtr> primary_changes;  // newest first
   // Whether a recorded change moved the key (`hash`) onto `owner`, its primary now.

@@ -270,7 +270,7 @@ class RetrievalJob : public Resumable, public std::enable_shared_from_this<Retri
     if (fill) {
       r_->metrics->warmup_lookups().Increment();
     } else {
-      r_->metrics->Failover(why);
+      r_->pool->CountFailover(why);
     }
     std::string& wire = WireScratch();
     protocol::ComposeGet(&wire, k.key, WantsCas(), Touches(), r_->req.exptime);

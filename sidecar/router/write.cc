@@ -223,7 +223,7 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
     if (res.status != OpStatus::kOk) {
       primary_->RecordMissed(key_);  // it may or may not have applied it; invalidate before it serves again
       if (parallel_sent_) {           // the backup already has (or is getting) this very write: its reply stands
-        r_->metrics->Failover(res.status);
+        r_->pool->CountFailover(res.status);
         if (mirror_done_) {
           reply_ = mirror_reply_.empty() ? std::string(kNoMember) : mirror_reply_;
         } else {
@@ -252,7 +252,7 @@ class WriteJob : public std::enable_shared_from_this<WriteJob> {
       reply_ = kNoMember;
       return MaybeFinish();
     }
-    r_->metrics->Failover(why);
+    r_->pool->CountFailover(why);
     primary_pending_ = true;
     backup_->Send(hash_, Wire(), protocol::ReplyKind::kMeta, [self = shared_from_this()](const OpResult& res) {
       self->primary_pending_ = false;

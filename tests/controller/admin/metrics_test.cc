@@ -19,6 +19,11 @@ TEST(ControllerMetrics, PushesByResultAndLatency) {
   EXPECT_TRUE(Has(text, "memha_controller_push_duration_seconds_count 3"));
 }
 
+TEST(ControllerMetrics, BuildInfoNamesTheVersion) {
+  std::string text = ControllerMetrics().Serialize();
+  EXPECT_TRUE(Has(text, std::string("memha_build_info{version=\"") + MEMHA_VERSION + "\"} 1")) << text;
+}
+
 TEST(ControllerMetrics, TopologyErrorsCountedAndCurrent) {
   ControllerMetrics m;
   m.TopologyErrorRecorded(topology::ErrorReason::kUnknownPool);

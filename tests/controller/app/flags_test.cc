@@ -84,6 +84,14 @@ TEST(ControllerFlags, HelpListsBothTables) {
   const std::string help = FlagsHelp();
   EXPECT_NE(help.find("  --resync-s N  "), std::string::npos) << help;
   EXPECT_NE(help.find("  --webhook-port N  "), std::string::npos) << help;
+  EXPECT_NE(help.find("  --version  "), std::string::npos) << help;
+}
+
+TEST(ControllerFlags, VersionNeedsNoOtherFlag) {
+  auto f = ParseFlags({"--version"});
+  ASSERT_TRUE(f.ok()) << f.status().message();
+  EXPECT_TRUE(f.value().version);
+  EXPECT_FALSE(ParseFlags({}).value().version);
 }
 
 }  // namespace
