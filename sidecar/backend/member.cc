@@ -369,9 +369,16 @@ void Member::Tick(Clock::time_point now) {
   if (health_ == MemberHealth::kWarming) {
     const Tunables& t = *env_.tunables;
     bool timed_out = now - warming_since_ >= t.warmup_max;
-    // Warm once, over enough reads, few of them still had to be filled from the backup.
-    bool caught_up = warm_reads_ >= t.warmup_min_reads &&
-                     static_cast<double>(warm_found_) < t.warmup_exit_fill_ratio * static_cast<double>(warm_reads_);
+    // Warm once, in a window of reads of it, few had to be filled from the backup *and* the backup no longer
+    // holds most of what it lacks. The second half keeps a hot set from ending warm-up early: its keys are filled
+    // once and then hit here, while the long tail nobody has asked for yet is still on the backup only (its
+    // misses keep finding it there). Windows, not totals, so what counts is the member now.
+    bool caught_up = false;
+    if (warm_reads_ >= t.warmup_min_reads) {
+      caught_up = static_cast<double>(warm_found_) < t.warmup_exit_fill_ratio * static_cast<double>(warm_reads_) &&
+                  2 * warm_found_ <= warm_lookups_;
+      warm_reads_ = warm_lookups_ = warm_found_ = 0;
+    }
     if (timed_out || caught_up) SetHealth(MemberHealth::kUp);
   }
 }

@@ -20,8 +20,9 @@ struct Tunables {
   size_t mirror_queue_limit = 10000;     // outstanding async mirror writes per backup member; beyond: dropped
   size_t replay_log_limit = 100000;      // remembered missed invalidations per member; beyond: flush on return
   ms warmup_max{300000};                 // a warming member is warm after this long at most ...
-  size_t warmup_min_reads = 1000;        // ... or once, over at least this many reads of it,
-  double warmup_exit_fill_ratio = 0.05;  // ... fewer than this fraction had to be filled from the backup
+  size_t warmup_min_reads = 1000;        // ... or once, in a window of this many reads of it,
+  double warmup_exit_fill_ratio = 0.05;  // ... fewer than this fraction had to be filled from the backup, and
+                                         // at most half of its misses found the key there (Member::Tick)
   size_t max_value = 1024 * 1024;        // item size limit, as memcached's -I default
   size_t client_max_pending = 1024;      // pipelined requests in flight per client before reading pauses
   size_t client_max_buffer = 4 * 1024 * 1024;  // reply bytes held per client before reading pauses / reads defer

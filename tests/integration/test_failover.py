@@ -300,6 +300,7 @@ class MultiMemberTest(unittest.TestCase):
                         owner[k] = idx
                 d.close()
             self.assertEqual(len(owner), len(keys))
+            wait_verified(sidecar, len(keys))  # a mirror not yet proven when its primary dies is invalidated
             primaries[1].kill()
             on_dead = sum(1 for k in keys if owner[k] == 1)
             c.send("get " + " ".join(keys) + "\r\n")

@@ -8,6 +8,7 @@ test used to break it, on real memcached processes and several sidecars at once:
 - after the primary pool scales out and back in, no read returns a copy from before (ScaleTest);
 - on a primary that came back empty, incr/append/add/mg work on the backup's value (WarmupSemanticsTest);
 - a primary the controller reports refilled is warm at once (RefillDoneTest);
+- a hot set read over and over does not end warm-up while the long tail is on the backup only (WarmupHotSetTest);
 - and after the primary dies, no read returns a value older than the primary's last one.
 
 Knobs (defaults keep the file under a minute): MEMHA_REPL_KEYS, MEMHA_REPL_ROUNDS.
@@ -397,6 +398,49 @@ class WarmupSemanticsTest(unittest.TestCase):
             settle([s])
             self.assertEqual(Client(primary.port).get("n"), b"6", "the primary holds the result")
             self.assertEqual(Client(backup.port).get("n"), b"6", "and the backup its copy")
+            c.close()
+        finally:
+            code = s.stop()
+            primary.stop()
+            backup.stop()
+        self.assertEqual(code, 0, "sidecar exit code (a sanitizer report makes it nonzero)")
+
+
+class WarmupHotSetTest(unittest.TestCase):
+    """A hot set must not end warm-up while the long tail is still on the backup only. On a primary back empty,
+    97 of every 100 reads go to 50 hot keys (filled once, then hits on the primary) and 3 to tail keys read for the
+    first time (each found on the backup): under 5% of reads need a fill, yet every tail read must hit. Once reads
+    stop finding anything on the backup (everything was read), the member is warm (state 1)."""
+
+    def test_a_hot_set_does_not_end_warm_up(self):
+        primary, backup = Memcached(), Memcached()
+        s = Sidecar(primary=[primary.address], backup=[backup.address])
+        keys = [f"t{i}" for i in range(2000)]
+        try:
+            c = Client(s.port, timeout=10)
+            c.send(b"".join(b"set %s 0 0 2 noreply\r\nv1\r\n" % k.encode() for k in keys))
+            self.assertEqual(c.get(keys[0]), b"v1")
+            settle([s])
+            primary = restart_empty(primary, s, c)
+            hot, tail = keys[:50], iter(keys[50:])
+            tail_reads = tail_misses = 0
+            for r in range(80):  # 8,000 reads, 240 of them first reads of tail keys
+                for i in range(97):
+                    self.assertEqual(c.get(hot[(r * 97 + i) % 50]), b"v1")
+                for _ in range(3):
+                    tail_reads += 1
+                    tail_misses += c.get(next(tail)) != b"v1"
+            state = s.metric("memha_member_state", address=primary.address)
+            Figures.report("warmup_hot_set", reads=8000, tail_reads=tail_reads, tail_misses=tail_misses,
+                           state_after=int(state))
+            self.assertEqual(tail_misses, 0, "long-tail keys missed: warm-up ended on the hot set")
+            self.assertEqual(state, 2, "still warming")
+            for _ in range(2):  # every key read: a window of reads that all hit the primary ends warm-up
+                self.assertTrue(all(v == b"v1" for v in direct_values(s.port, keys).values()))
+            deadline = time.time() + 5
+            while time.time() < deadline and s.metric("memha_member_state", address=primary.address) != 1:
+                direct_values(s.port, keys[:500])  # all hits now: a window of them ends warm-up
+            self.assertEqual(s.metric("memha_member_state", address=primary.address), 1, "warm")
             c.close()
         finally:
             code = s.stop()
