@@ -38,7 +38,7 @@ from pymemcache.client.base import Client
 NS = "shop"
 CTL_NS = "memha-system"
 LEASE = "memha-controller"
-TOKEN_SECRET = "memha-sidecar-token"
+SIGNING_SECRET = "memha-push-signing-key"
 # "Pod IPs": distinct loopback addresses (Linux routes all of 127/8 to lo), away from the ones the e2e tests use.
 APP_IP = "127.0.0.50"
 MEMBERS = {"cache-a-0": "127.0.0.51", "cache-a-1": "127.0.0.52", "cache-b-0": "127.0.0.61"}
@@ -230,7 +230,8 @@ class System:
         self.memcached = {}
         self.controllers = {}  # identity -> Proc with .port
         self.sidecar = None
-        self.token = None
+        self.token = None        # web-0's ServiceAccount token (audience memha, bound to the pod)
+        self.public_keys = None  # the controller's push-verification keys, as the webhook would inject them
         self.leader = None
 
     # -- pool members
@@ -508,6 +509,7 @@ def create_cluster_objects(system):
     banner(f"Kubernetes objects: namespace {NS}, pools cache-a (2 pods) and cache-b (1 pod, the backup)")
     for ns in (NS, CTL_NS):
         kubectl("create", "namespace", ns)
+    kubectl("-n", NS, "create", "serviceaccount", "default", check=False)  # no controller-manager to make it
     say(f"$ kubectl create namespace {NS}   (and {CTL_NS} for the controller)")
     for svc in ("cache-a", "cache-b"):
         apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": svc, "namespace": NS},
@@ -540,10 +542,18 @@ def start_controllers(system):
     say(f"Lease {CTL_NS}/{LEASE}: holderIdentity={holder}")
 
     def secret():
-        data = kubectl("-n", CTL_NS, "get", "secret", TOKEN_SECRET, "-o", "jsonpath={.data.token}", check=False)
-        return base64.b64decode(data).decode().strip() if data else None
-    system.token = wait_for(f"Secret {CTL_NS}/{TOKEN_SECRET}", secret, timeout=20)
-    say(f"Secret {CTL_NS}/{TOKEN_SECRET} (created by the first replica): the sidecars' bearer token")
+        data = kubectl("-n", CTL_NS, "get", "secret", SIGNING_SECRET, "-o", "json", check=False)
+        return json.loads(data)["data"] if data else None
+    seeds = wait_for(f"Secret {CTL_NS}/{SIGNING_SECRET}", secret, timeout=20)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    def public(seed):
+        # The Secret's data is base64 of the value, which is itself the base64 of the 32-byte seed.
+        key = Ed25519PrivateKey.from_private_bytes(base64.b64decode(base64.b64decode(seed)))
+        return base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+    system.public_keys = ",".join(public(seeds[k]) for k in ("current", "next") if k in seeds)
+    say(f"Secret {CTL_NS}/{SIGNING_SECRET} (created by the first replica): the Ed25519 keys that sign pushes")
 
 
 def start_application(system):
@@ -554,15 +564,21 @@ def start_application(system):
                         "annotations": {"memha.io/pools": pools}},
            # The memha-sidecar entry is what the webhook would inject (the demo runs the sidecar as a process);
            # the controller pushes only to pods that have it.
-           "spec": {"containers": [{"name": "web", "image": "shop/web:1"}],
+           "spec": {"serviceAccountName": "default", "containers": [{"name": "web", "image": "shop/web:1"}],
                     "initContainers": [{"name": "memha-sidecar", "image": "memha/sidecar:demo",
                                         "restartPolicy": "Always"}]}})
+    # What the kubelet writes into the injected projected volume: web-0's own token, for audience memha only.
+    uid = kubectl("-n", NS, "get", "pod", "web-0", "-o", "jsonpath={.metadata.uid}").strip()
+    system.token = kubectl("-n", NS, "create", "token", "default", "--audience", "memha", "--duration", "10m",
+                           "--bound-object-kind", "Pod", "--bound-object-name", "web-0",
+                           "--bound-object-uid", uid).strip()
     token_file = os.path.join(ARGS.workdir, "web-0.token")
-    with open(token_file, "w") as f:  # stands for the Secret volume the webhook would mount
+    with open(token_file, "w") as f:
         f.write(system.token + "\n")
     os.chmod(token_file, 0o600)
     cmd = [ARGS.sidecar, "--admin-address", APP_IP, "--admin-port", str(system.admin_port),
-           "--admin-token-file", token_file, "--pod", f"{NS}/web-0",
+           "--controller-token-file", token_file, "--pod", f"{NS}/web-0", "--pod-uid", uid,
+           "--push-public-key", system.public_keys,
            "--controller-url", f"http://127.0.0.1:{system.controllers[system.leader].port}",
            "--state-file", os.path.join(ARGS.workdir, "web-0.topology.json")]
     start = time.monotonic()
@@ -575,7 +591,7 @@ def start_application(system):
     t = wait_for("the sidecar's topology from the controller", booted, timeout=30)
     pool = t["pools"][0]
     say(f"memha-sidecar pid {system.sidecar.pid}: admin http://{APP_IP}:{system.admin_port} (the pod IP), "
-        f"token file = the mounted Secret")
+        f"token file = web-0's projected ServiceAccount token (audience memha)")
     say(f"booted from the controller (GET /v1/topology?pod={NS}/web-0) in {(time.monotonic() - start) * 1000:.0f} ms:"
         f" pool {pool['name']} on {pool['listen']}, primary "
         f"{', '.join(m['name'] for m in pool['primary'])}, backup {', '.join(m['name'] for m in pool['backup'])}, "

@@ -42,12 +42,6 @@ int main(int argc, char** argv) {
   log::ParseLevel(opt.log_level, &level);
   log::SetLevel(level);
 
-  std::unique_ptr<TokenFile> token;
-  if (!opt.admin_token_file.empty()) {
-    token = std::make_unique<TokenFile>(opt.admin_token_file);
-    if (!token->Load()) return Fail("--admin-token-file " + opt.admin_token_file + ": missing or empty", 2);
-  }
-
   std::unique_ptr<crypto::PushVerifier> verifier;
   if (!opt.push_public_keys.empty()) {
     std::string all;
@@ -112,7 +106,6 @@ int main(int argc, char** argv) {
       ao.health = AdminServer::Listen{opt.health_address.empty() ? opt.admin_address : opt.health_address,
                                       *opt.health_port};
     }
-    ao.token = token.get();
     ao.verifier = verifier.get();
     ao.max_body = opt.admin_max_body;
     ao.loop_stall_limit = opt.loop_stall;
@@ -125,7 +118,7 @@ int main(int argc, char** argv) {
   if (!opt.controller_url.empty()) {
     auto apply_on_loop = [&proxy](const Topology& t) { return proxy.PostTopology(t); };
     bootstrap = std::make_unique<TopologyBootstrap>(
-        TopologyBootstrap::Options{opt.controller_url, opt.pod, token.get()},
+        TopologyBootstrap::Options{opt.controller_url, opt.pod, opt.controller_token_file},
         [&store, apply_on_loop](const Topology& t) { return store.Offer(t, apply_on_loop); },
         [&store] { return store.Current().has_value(); });
     bootstrap->Start();

@@ -1,8 +1,9 @@
 // fake_sidecars: one process standing in for many memha-sidecar admin servers (bench/controller/propagation.sh).
 //
 // Listens on PORT of every address FIRST..FIRST+COUNT-1 (IPv4, e.g. 127.1.0.1 upwards: Linux routes all of
-// 127/8 to lo), answers `PUT /v1/topology` with 200 when the bearer token matches (401 otherwise, 404 for any
-// other request) and writes one line per push to stdout, flushed after every event-loop round:
+// 127/8 to lo), answers `PUT /v1/topology` with 200 when it is signed (an X-Memha-Signature header; the signature
+// itself is not verified here: the sidecar's check is not what is measured), 401 otherwise, 404 for any
+// other request, and writes one line per push to stdout, flushed after every event-loop round:
 //
 //   <CLOCK_MONOTONIC ns when the whole request had arrived> <local address> <epoch> <version> <member states>
 //
@@ -90,8 +91,8 @@ std::string Summarize(const nlohmann::json& t, long long* epoch, long long* vers
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 5) {
-    fprintf(stderr, "usage: %s FIRST_IPV4 COUNT PORT TOKEN_FILE\n", argv[0]);
+  if (argc != 4) {
+    fprintf(stderr, "usage: %s FIRST_IPV4 COUNT PORT\n", argv[0]);
     return 2;
   }
   in_addr first{};
@@ -101,20 +102,6 @@ int main(int argc, char** argv) {
   }
   int count = atoi(argv[2]);
   int port = atoi(argv[3]);
-  std::string token;
-  {
-    FILE* f = fopen(argv[4], "r");
-    if (f == nullptr) {
-      perror("token file");
-      return 2;
-    }
-    char line[4096] = {0};
-    if (fgets(line, sizeof line, f) == nullptr) line[0] = 0;
-    fclose(f);
-    token = Trim(line);
-    while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
-  }
-  std::string want_auth = "Bearer " + token;
 
   rlimit rl{};
   getrlimit(RLIMIT_NOFILE, &rl);
@@ -199,7 +186,7 @@ int main(int argc, char** argv) {
         std::string_view request_line = head.substr(0, eol);
         size_t length = 0;
         bool keep_alive = true;
-        std::string auth;
+        bool is_signed = false;
         size_t pos = eol == std::string_view::npos ? head.size() : eol + 2;
         while (pos < head.size()) {
           size_t e = head.find("\r\n", pos);
@@ -211,7 +198,7 @@ int main(int argc, char** argv) {
             std::string value = Trim(line.substr(colon + 1));
             if (IEquals(key, "content-length")) length = std::strtoull(value.c_str(), nullptr, 10);
             else if (IEquals(key, "connection") && IEquals(value, "close")) keep_alive = false;
-            else if (IEquals(key, "authorization")) auth = value;
+            else if (IEquals(key, "x-memha-signature")) is_signed = !value.empty();
           }
           pos = e + 2;
         }
@@ -221,7 +208,7 @@ int main(int argc, char** argv) {
         bool is_put = request_line.rfind("PUT /v1/topology", 0) == 0;
         if (!is_put) {
           Reply(fd, 404, "Not Found", !keep_alive);
-        } else if (auth != want_auth) {
+        } else if (!is_signed) {
           Reply(fd, 401, "Unauthorized", !keep_alive);
           printf("%lld %s -2 -2 unauthorized\n", static_cast<long long>(t), conn.local.c_str());
         } else {

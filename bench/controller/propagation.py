@@ -7,7 +7,7 @@ up and down; this script does the rest against that cluster:
   never connects to members);
 - N application pods (`memha.io/pools: cache-a`) whose pod IPs are N distinct loopback addresses (127.1.0.1
   upwards), all served by ONE `fake_sidecars` process on port 11299 that logs every push it receives;
-- one memha-controller (the Release build under test), token from a file, webhook off;
+- one memha-controller (the Release build under test), pushes signed (keys in a Secret it creates), webhook off;
 - trials: a member pod patched NotReady / Ready again (alternately, rotating over the members) through the status
   subresource on an already-open HTTPS connection; t0 = CLOCK_MONOTONIC just before the PATCH is written; per
   sidecar, the first push received after t0 whose member states equal the new state;
@@ -23,7 +23,6 @@ import http.client
 import json
 import os
 import platform
-import random
 import re
 import signal
 import socket
@@ -396,12 +395,7 @@ def main():
               "loadavg_start": open("/proc/loadavg").read().split()[:3], "machine": machine()}
     procs = []
     try:
-        token = "ctlbench-" + "%016x" % random.getrandbits(64)
-        token_file = os.path.join(args.logs, "token")
-        with open(token_file, "w") as f:
-            f.write(token + "\n")
-
-        fake = subprocess.Popen([args.fake, args.first_ip, str(args.sidecars), str(args.sidecar_port), token_file],
+        fake = subprocess.Popen([args.fake, args.first_ip, str(args.sidecars), str(args.sidecar_port)],
                                 stdout=subprocess.PIPE, stderr=open(os.path.join(args.logs, "fake_sidecars.err"), "w"),
                                 text=True, bufsize=1)
         procs.append(fake)
@@ -425,7 +419,7 @@ def main():
             t_start = time.monotonic_ns()
             proc = subprocess.Popen([args.controller, "--kubeconfig", os.path.join(args.dir, "kubeconfig"),
                                      "--namespace", NS, "--identity", identity, "--admin-address", "127.0.0.1",
-                                     "--admin-port", str(port), "--token-file", token_file,
+                                     "--admin-port", str(port),
                                      "--sidecar-admin-port", str(args.sidecar_port), "--webhook-port", "0",
                                      "--log-level", "info"], stdout=out, stderr=subprocess.STDOUT)
             procs.append(proc)
@@ -450,7 +444,7 @@ def main():
         port0 = free_port()
         ctl0 = subprocess.Popen([args.controller, "--kubeconfig", os.path.join(args.dir, "kubeconfig"),
                                  "--namespace", NS, "--identity", "bench-0", "--admin-address", "127.0.0.1",
-                                 "--admin-port", str(port0), "--token-file", token_file,
+                                 "--admin-port", str(port0),
                                  "--sidecar-admin-port", str(args.sidecar_port), "--webhook-port", "0",
                                  "--log-level", "info"],
                                 stdout=open(os.path.join(args.logs, "controller-0.log"), "w"), stderr=subprocess.STDOUT)

@@ -80,7 +80,6 @@ mkdir -p "$OUT/logs"
 python3 "$REPO/bench/controller/propagation.py" --dir "$CLUSTER" --controller "$MEMHA_CONTROLLER" --fake "$FAKE" \
     --out "$OUT/propagation.json" --logs "$OUT/logs" --command "$COMMAND" --commit "$COMMIT" \
     --versions "$VERSIONS" "${ARGS[@]}"
-rm -f "$OUT/logs/token"
 
 if [ "$DOCS" = 1 ]; then
     python3 "$REPO/bench/controller/report.py" "$OUT/propagation.json" --docs "$REPO/docs/BENCHMARKS.md"

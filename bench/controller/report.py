@@ -49,13 +49,13 @@ def section(r):
     w("What runs, and what stands in for what:")
     w("")
     w(wrap("**Real**: `memha-controller` (Release build of the commit below, default flags: 16 push workers, 3 s "
-           "push timeout, 60 s resync; `--token-file`, `--webhook-port 0`), `kube-apiserver` and `etcd` from "
+           "push timeout, 60 s resync; signed pushes, `--webhook-port 0`), `kube-apiserver` and `etcd` from "
            f"`scripts/local-k8s` ({c.get('versions') or 'see docs/LOCAL_K8S.md'}), all on this machine.", True))
     w(wrap("**Stand-ins**: no kubelet: pods are created through the API and their status (phase Running, podIP, "
            "Ready) is patched through the status subresource, as a kubelet would. **One process**, "
            f"`bench/controller/fake_sidecars.cc` (epoll, one thread), stands in for the {n_side} sidecars: it "
            f"listens on port {c['sidecar_port']} of {n_side} loopback addresses ({c['first_ip']} upwards, the "
-           "application pods' IPs), checks the bearer token, parses each `PUT /v1/topology` body and answers 200 at "
+           "application pods' IPs), checks that the push is signed, parses each `PUT /v1/topology` body and answers 200 at "
            "once, logging the CLOCK_MONOTONIC time at which each request had fully arrived. It does not swap a ring "
            "as a real sidecar does (the sidecar's own tests cover that), so this is the API's and the controller's "
            "share of the propagation, with all 1,000 receivers on the same 2 cores as the controller instead of "

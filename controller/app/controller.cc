@@ -58,27 +58,6 @@ Status Controller::Start() {
     *api = std::move(created).value();
   }
 
-  // The sidecar token: a file, or the shared Secret the controller keeps (created by the first replica).
-  if (!flags_.token_file.empty()) {
-    token_ = std::make_unique<push::TokenFile>(flags_.token_file, "", flags_.token_refresh);
-    if (Status s = token_->Load(); !s.ok()) return s;
-  } else {
-    auto shared = webhook::LoadOrCreateSharedToken(*api_, flags_.ns, flags_.webhook.tokens.secret_name);
-    if (!shared.ok()) return Status::Unavailable("sidecar token Secret: " + shared.status().message());
-    token_ = std::make_unique<push::TokenFile>("", shared.value());
-  }
-  // The copies in application namespaces: the webhook makes a missing one before it injects a pod; only the
-  // leader's TokenSync updates one after a rotation (a webhook replica still on the old token must not write it
-  // back). Both ask for the token at the time, never a value kept from start-up.
-  webhook::TokenSecretOptions create_only = flags_.webhook.tokens;
-  create_only.update_existing = false;
-  token_secrets_ = std::make_unique<webhook::SidecarTokenSecrets>(
-      *api_, [this]() -> Result<std::string> { return token_->Get(); }, create_only);
-  webhook::TokenSecretOptions update = flags_.webhook.tokens;
-  update.update_existing = true;
-  token_copies_ = std::make_unique<webhook::SidecarTokenSecrets>(
-      *api_, [this]() -> Result<std::string> { return token_->Get(); }, update);
-
   // Push signing keys: every replica reads the same Secret (the first one creates it) or file, so pushes from
   // whichever replica leads verify with the keys the webhook injected.
   if (!flags_.webhook.signing_key_file.empty() || !flags_.webhook.signing_secret.empty()) {
@@ -106,7 +85,7 @@ Status Controller::Start() {
   push_options.request_timeout = flags_.push_timeout;
   push_options.connect_timeout = flags_.push_timeout;
   if (Status s = push_options.Validate(); !s.ok()) return s;
-  pusher_ = std::make_unique<push::TopologyPusher>(push_options, token_.get(), &metrics_);
+  pusher_ = std::make_unique<push::TopologyPusher>(push_options, &metrics_);
 
   events_ = std::make_unique<kube::EventRecorder>(*api_, "memha-controller", flags_.identity);
   // Bulk refill (leader only): Events on the pool's primary Service.
@@ -148,8 +127,27 @@ Status Controller::Start() {
   hooks.synced = [this] { return store_.Synced(); };
   hooks.topology = [this](const std::string& pod) { return reconciler_->TopologyJson(pod); };
   hooks.metrics = [this] { return metrics_.Serialize(); };
+  // A sidecar's boot fetch presents its pod's projected ServiceAccount token: the API server says which pod.
+  token_reviewer_ = std::make_unique<kube::PodTokenReviewer>(*api_, kube::PodTokenReviewer::Options{});
+  hooks.authenticate = [this](const std::string& token) -> Result<admin::Caller> {
+    kube::ReviewFailure failure{};
+    auto id = token_reviewer_->Review(token, &failure);
+    if (!id.ok()) {
+      MEMHA_LOG(kInfo, "controller", "topology read refused: " << id.status().message());
+      return failure == kube::ReviewFailure::kUnavailable ? Status::Unavailable(id.status().message())
+                                                          : Status::InvalidArgument(id.status().message());
+    }
+    return admin::Caller{id.value().Pod(), id.value().uid};
+  };
+  hooks.pod_uid = [this](const std::string& pod) {
+    std::string uid;
+    store_.Read([&](const model::StoreView& view) {
+      if (auto it = view.pods.find(pod); it != view.pods.end()) uid = it->second.meta.uid;
+    });
+    return uid;
+  };
   admin_ = std::make_unique<admin::AdminServer>(admin::AdminServer::Options{flags_.admin_address, flags_.admin_port},
-                                                token_.get(), std::move(hooks));
+                                                std::move(hooks));
   if (Status s = admin_->Start(); !s.ok()) return s;
 
   if (flags_.webhook.enabled) {
@@ -187,21 +185,10 @@ Status Controller::Start() {
   elector_ = std::make_unique<leader::LeaderElector>(*lease_api_, lease, callbacks);
   threads_.emplace_back([this] { elector_->Run(); });
 
-  TokenSync::Hooks token_hooks;
-  if (flags_.token_file.empty()) {
-    token_hooks.read_shared = [this] {
-      return webhook::LoadOrCreateSharedToken(*api_, flags_.ns, flags_.webhook.tokens.secret_name);
-    };
-  }
-  token_hooks.leading = [this] { return reconciler_->Leading() && store_.Synced(); };
-  token_hooks.namespaces = [this] { return reconciler_->SidecarNamespaces(); };
-  token_hooks.ensure = [this](const std::string& ns) { return token_copies_->Ensure(ns); };
-  token_sync_ = std::make_unique<TokenSync>(token_.get(), std::move(token_hooks));
   threads_.emplace_back([this] {
     std::unique_lock lock(stop_mu_);
-    while (!stop_cv_.wait_for(lock, flags_.token_refresh, [this] { return stopping_; })) {
+    while (!stop_cv_.wait_for(lock, flags_.keys_refresh, [this] { return stopping_; })) {
       lock.unlock();
-      token_sync_->Once();
       if (signer_) {
         if (Status s = ReloadSigningKeys(); !s.ok()) {
           MEMHA_LOG(kWarn, "controller", "push signing keys not re-read, keeping the last good: " << s.message());
@@ -218,8 +205,7 @@ Status Controller::StartWebhook() {
   auto certificates = std::make_shared<webhook::CertificateBootstrap>(*api_, flags_.webhook.certificates);
   auto tls = certificates->LoadOrCreate();
   if (!tls.ok()) return Status::Unavailable("webhook certificate: " + tls.status().message());
-  webhook_ = std::make_unique<webhook::WebhookServer>(flags_.webhook.server, tls.value(), flags_.webhook.inject,
-                                                      token_secrets_.get());
+  webhook_ = std::make_unique<webhook::WebhookServer>(flags_.webhook.server, tls.value(), flags_.webhook.inject);
   if (signer_) webhook_->SetPushPublicKeys([this] { return signing_keys_.PublicKeys(); });
   if (Status s = webhook_->Start(); !s.ok()) return s;
   // The caBundle: now and every minute (a re-applied manifest blanks it). A missing configuration is not fatal:
@@ -357,9 +343,6 @@ void Controller::RegisterMetrics() {
   metrics_.AddGaugeCallback("memha_controller_pods_without_sidecar",
                             "Pods with memha.io/pools but no memha-sidecar container: served on GET, not pushed", {},
                             [this] { return double(reconciler_->PodsWithoutSidecar()); });
-  metrics_.AddGaugeCallback("memha_controller_token_copies_stale",
-                            "Application namespaces whose token Secret copy could not be brought up to date", {},
-                            [this] { return double(token_sync_->Stale()); });
   metrics_.AddGaugeCallback("memha_controller_sidecars_behind",
                             "Sidecars whose acknowledged topology is not the desired one (leader only)", {},
                             [this] { return double(pusher_->Behind()); });

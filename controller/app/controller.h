@@ -19,19 +19,17 @@
 #include "controller/admin/server.h"
 #include "controller/app/flags.h"
 #include "controller/app/reconciler.h"
-#include "controller/app/token_sync.h"
 #include "controller/kube/http_api.h"
 #include "controller/kube/events.h"
+#include "controller/kube/token_review.h"
 #include "controller/leader/lease.h"
 #include "controller/model/store.h"
 #include "controller/push/pusher.h"
-#include "controller/push/token.h"
 #include "controller/refill/manager.h"
 #include "controller/status/writer.h"
 #include "controller/watch/watcher.h"
 #include "controller/webhook/server.h"
 #include "controller/webhook/signing_keys.h"
-#include "controller/webhook/token_secret.h"
 
 namespace memha::app {
 
@@ -56,8 +54,7 @@ class Controller {
   ControllerFlags flags_;
   kube::KubeConfig config_;
   std::unique_ptr<kube::HttpKubeApi> pods_api_, services_api_, lease_api_, api_;
-  std::unique_ptr<push::TokenFile> token_;
-  webhook::SigningKeyring signing_keys_;            // the Secret or file, re-read with the token
+  webhook::SigningKeyring signing_keys_;            // the Secret or file, re-read every --keys-refresh-s
   std::unique_ptr<crypto::PushSigner> signer_;      // null: pushes are not signed (--push-signing-secret=)
   model::Store store_;
   std::unique_ptr<watch::Watcher> pod_watcher_, service_watcher_;
@@ -68,10 +65,8 @@ class Controller {
   std::unique_ptr<status::StatusWriter> status_;
   std::unique_ptr<Reconciler> reconciler_;
   std::unique_ptr<leader::LeaderElector> elector_;
+  std::unique_ptr<kube::PodTokenReviewer> token_reviewer_;  // GET /v1/topology: whose token it is
   std::unique_ptr<admin::AdminServer> admin_;
-  std::unique_ptr<webhook::SidecarTokenSecrets> token_secrets_;  // the webhook's: creates missing copies
-  std::unique_ptr<webhook::SidecarTokenSecrets> token_copies_;   // TokenSync's: also updates them
-  std::unique_ptr<TokenSync> token_sync_;
   std::unique_ptr<webhook::WebhookServer> webhook_;
   std::vector<std::thread> threads_;
   std::mutex stop_mu_;

@@ -37,7 +37,7 @@ Flag Port(const char* help, uint16_t ControllerFlags::*field) {
 const cli::FlagTable<ControllerFlags>& Flags() {
   static const auto* flags = new cli::FlagTable<ControllerFlags>{
       {"--kubeconfig", Str("PATH  kubeconfig (default: in-cluster, else $KUBECONFIG)", &ControllerFlags::kubeconfig)},
-      {"--namespace", Str("NS  the controller's namespace: Lease, token Secret, certificates "
+      {"--namespace", Str("NS  the controller's namespace: Lease, signing keys, certificates "
                           "(default $POD_NAMESPACE, else the kubeconfig's)", &ControllerFlags::ns)},
       {"--lease-name", Str("NAME  the leader-election Lease (default memha-controller)", &ControllerFlags::lease_name)},
       {"--identity", Str("ID  this replica in the Lease (default $POD_NAME, else the hostname)",
@@ -50,12 +50,9 @@ const cli::FlagTable<ControllerFlags>& Flags() {
       {"--admin-port", Port("N  admin HTTP port: /healthz /readyz /metrics /v1/topology (default 8080)",
                             &ControllerFlags::admin_port)},
       {"--http-port", Port("N  same as --admin-port", &ControllerFlags::admin_port)},
-      {"--token-file", Str("PATH  the sidecar bearer token (default: the shared Secret named by --token-secret in "
-                           "--namespace, created if missing)", &ControllerFlags::token_file)},
-      {"--token-refresh-s",
-       Integer("N  re-read the token (file or Secret) and bring the copies in application namespaces up to date "
-               "every N seconds (default 30)", 1, 3600,
-               [](ControllerFlags* f, long long n) { f->token_refresh = std::chrono::seconds(n); })},
+      {"--keys-refresh-s",
+       Integer("N  re-read the push-signing keys (Secret or file) every N seconds (default 30)", 1, 3600,
+               [](ControllerFlags* f, long long n) { f->keys_refresh = std::chrono::seconds(n); })},
       {"--sidecar-admin-port",
        {"N  the sidecars' admin port, pushed at podIP:N (default 11299; also the injected sidecar's)",
         [](std::string_view n, std::string_view v, ControllerFlags* f) {

@@ -15,7 +15,7 @@ namespace memha::app {
 
 struct ControllerFlags {
   std::string kubeconfig;                 // empty: in-cluster, else $KUBECONFIG
-  std::string ns;                         // the controller's namespace (Lease, token Secret, certificates)
+  std::string ns;                         // the controller's namespace (Lease, signing keys, certificates)
   std::string lease_name = "memha-controller";
   std::string identity;                   // default: $POD_NAME / $MEMHA_POD_NAME, else the hostname
   std::chrono::milliseconds lease_duration{15000};
@@ -23,8 +23,7 @@ struct ControllerFlags {
   std::chrono::milliseconds retry_period{2000};
   std::string admin_address = "0.0.0.0";
   uint16_t admin_port = 8080;             // --admin-port or --http-port
-  std::string token_file;                 // empty: the shared token Secret (--token-secret), made if missing
-  std::chrono::seconds token_refresh{30}; // token re-read and namespace copies checked this often
+  std::chrono::seconds keys_refresh{30};  // the push-signing keys (Secret or file) re-read this often
   uint16_t sidecar_admin_port = 11299;
   std::chrono::seconds resync{60};
   size_t push_parallelism = 16;

@@ -45,8 +45,8 @@ Status PusherOptions::Validate() const {
   return Status::Ok();
 }
 
-TopologyPusher::TopologyPusher(PusherOptions options, TokenFile* token, PushObserver* observer)
-    : options_(std::move(options)), token_(token), observer_(observer) {}
+TopologyPusher::TopologyPusher(PusherOptions options, PushObserver* observer)
+    : options_(std::move(options)), observer_(observer) {}
 
 TopologyPusher::~TopologyPusher() { Stop(); }
 
@@ -318,7 +318,6 @@ PushResult TopologyPusher::Send(const std::string& address, const std::string& p
   client.set_read_timeout(options_.request_timeout);
   client.set_write_timeout(options_.request_timeout);
   httplib::Headers headers;
-  if (token_ != nullptr) headers.emplace("Authorization", "Bearer " + token_->Get());
   if (options_.signer != nullptr) {
     auto signed_headers = options_.signer->Sign(pod, uid, reset, body);
     if (!signed_headers.ok()) {

@@ -22,7 +22,6 @@
 
 #include "common/status.h"
 #include "common/topology.h"
-#include "controller/push/token.h"
 
 namespace memha::crypto { class PushSigner; }
 
@@ -36,7 +35,7 @@ using Clock = std::chrono::steady_clock;
 enum class PushResult : uint8_t {
   kOk,        // 200: applied, or already had this generation
   kRefused,   // 409: the sidecar has a newer (epoch, version): a newer leader owns it
-  kRejected,  // other 4xx: bad token (401/403) or a topology the sidecar refused (400)
+  kRejected,  // other 4xx: a signature refused (401/403) or a topology the sidecar refused (400)
   kError,     // 5xx, connection refused, reset
   kTimeout,   // no answer within the timeouts
   kCount
@@ -51,7 +50,7 @@ struct PusherOptions {
   std::chrono::milliseconds backoff_max{30000};
   std::chrono::milliseconds refused_retry{30000};       // after a 409, unless a newer state comes
   std::chrono::milliseconds resync{60000};              // re-push of an acknowledged state (±10% jitter)
-  // Signs every push for its pod (common/crypto/push_signature.h); null: unsigned (token only). With a signer, a
+  // Signs every push for its pod (common/crypto/push_signature.h); null: unsigned (sidecars refuse them). With a signer, a
   // 409 naming a held epoch above ours (no leader issued it: forged, or a state file from elsewhere) is answered
   // at once with the same state as a signed reset.
   crypto::PushSigner* signer = nullptr;
@@ -89,7 +88,7 @@ struct SidecarStatus {
 
 class TopologyPusher {
  public:
-  TopologyPusher(PusherOptions options, TokenFile* token, PushObserver* observer = nullptr);
+  explicit TopologyPusher(PusherOptions options, PushObserver* observer = nullptr);
   ~TopologyPusher();
   TopologyPusher(const TopologyPusher&) = delete;
   TopologyPusher& operator=(const TopologyPusher&) = delete;
@@ -138,7 +137,6 @@ class TopologyPusher {
   Clock::duration Jitter(Clock::duration base, double low, double high);             // lock held
 
   const PusherOptions options_;
-  TokenFile* token_;
   PushObserver* observer_;
 
   mutable std::mutex mu_;

@@ -174,7 +174,6 @@ std::string_view DecisionName(Decision decision) {
     case Decision::kUnsupportedPod: return "unsupported_pod";
     case Decision::kNotPod: return "not_pod";
     case Decision::kBadObject: return "bad_object";
-    case Decision::kTokenSecretFailed: return "token_secret_failed";
     case Decision::kBadRequest: return "bad_request";
   }
   return "unknown";
@@ -195,6 +194,15 @@ json InjectionPatch(const json& pod, const InjectConfig& config) {
     patch.push_back({{"op", "add"}, {"path", "/spec/volumes"}, {"value", SidecarVolumes(config)}});
   } else {
     for (const json& v : SidecarVolumes(config)) patch.push_back({{"op", "add"}, {"path", "/spec/volumes/-"}, {"value", v}});
+  }
+  // The projected token needs the pod's ServiceAccount named: the ServiceAccount admission plugin (before any
+  // webhook) sets "default"; where it is off, the API server would refuse the injected pod, so do what it does.
+  auto named = [&spec](const char* field) {
+    const json* v = Member(spec, field);
+    return v != nullptr && v->is_string() && !v->get<std::string>().empty();
+  };
+  if (!named("serviceAccountName") && !named("serviceAccount")) {
+    patch.push_back({{"op", "add"}, {"path", "/spec/serviceAccountName"}, {"value", "default"}});
   }
   const json* meta = Member(pod, "metadata");
   const json* labels = meta != nullptr ? Member(*meta, "labels") : nullptr;

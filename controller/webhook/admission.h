@@ -34,7 +34,6 @@ enum class Decision {
   kUnsupportedPod,    // hostNetwork, or a volume name memha needs is taken
   kNotPod,            // the webhook was sent another kind (misconfigured rules)
   kBadObject,         // request.object missing or not a pod spec
-  kTokenSecretFailed, // the pod's namespace could not get the sidecar token Secret (server side)
   kBadRequest,        // the review itself cannot be answered (HTTP 400)
 };
 std::string_view DecisionName(Decision decision);

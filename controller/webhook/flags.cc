@@ -36,11 +36,9 @@ const cli::FlagTable<WebhookSettings>& Flags() {
         }}},
       {"--cluster-domain", Str("DOMAIN  cluster DNS domain (default cluster.local)",
                                [](WebhookSettings* s) { return &s->certificates.cluster_domain; })},
-      {"--token-secret", Str("NAME  Secret with the sidecar token, in the controller's and every app namespace "
-                             "(default memha-sidecar-token)", [](WebhookSettings* s) { return &s->tokens.secret_name; })},
       {"--push-signing-secret",
        Str("NAME  Secret in the controller's namespace with the Ed25519 keys that sign pushes, created if missing "
-           "(default memha-push-signing-key; empty: pushes are not signed)",
+           "(default memha-push-signing-key; sidecars take no unsigned push, so one of the two is required)",
            [](WebhookSettings* s) { return &s->signing_secret; })},
       {"--push-signing-key-file", Str("FILE  read the signing keys from this file instead (lines current: and "
                                       "next: with base64 Ed25519 seeds)",
@@ -80,8 +78,11 @@ Status WebhookSettings::Finish(const std::string& controller_namespace) {
   if (inject.controller_url.empty() || inject.controller_url == InjectConfig{}.controller_url) {
     inject.controller_url = "http://" + certificates.service_name + "." + controller_namespace + ".svc:8080";
   }
-  inject.token_secret = tokens.secret_name;
   if (controller_namespace.empty()) return Status::InvalidArgument("the controller's namespace is unknown");
+  if (signing_secret.empty() && signing_key_file.empty()) {
+    return Status::InvalidArgument("pushes must be signed (sidecars refuse unsigned ones): give --push-signing-secret "
+                                   "or --push-signing-key-file");
+  }
   if (!enabled) return Status::Ok();
   return inject.Validate();
 }

@@ -9,7 +9,6 @@
 #include "controller/webhook/certificates.h"
 #include "controller/webhook/server.h"
 #include "controller/webhook/sidecar_spec.h"
-#include "controller/webhook/token_secret.h"
 
 namespace memha::webhook {
 
@@ -17,10 +16,9 @@ struct WebhookSettings {
   bool enabled = true;                // --webhook-port=0 turns the webhook off
   WebhookServer::Options server;      // --webhook-address, --webhook-port
   CertificateOptions certificates;    // ns is the controller's namespace (main fills it)
-  TokenSecretOptions tokens;          // --token-secret
   InjectConfig inject;                // --sidecar-*, --controller-url
   // Push signing (docs/DEPLOY.md "Signed pushes"): a Secret in the controller's namespace, or a mounted file.
-  std::string signing_secret = "memha-push-signing-key";  // --push-signing-secret ("" : pushes are not signed)
+  std::string signing_secret = "memha-push-signing-key";  // --push-signing-secret (one of the two is required)
   std::string signing_key_file;                           // --push-signing-key-file (wins over the Secret)
 
   // Fills the parts that follow from the namespace (certificate ns, default controller URL) and validates.

@@ -32,11 +32,10 @@ bool SetupContext(SSL_CTX& ctx, const ServingCertificate& tls) {
 }  // namespace
 
 WebhookServer::WebhookServer(Options options, ServingCertificate tls, InjectConfig config,
-                             SidecarTokenSecrets* token_secrets, Observer observer)
+                             Observer observer)
     : options_(std::move(options)),
       tls_(std::move(tls)),
       config_(std::move(config)),
-      token_secrets_(token_secrets),
       observer_(std::move(observer)) {}
 
 WebhookServer::~WebhookServer() { Stop(); }
@@ -49,14 +48,6 @@ AdmissionResult WebhookServer::Handle(std::string_view body) {
     result = ReviewPod(body, config);
   } else {
     result = ReviewPod(body, config_);
-  }
-  if (result.patched() && !result.dry_run && token_secrets_ != nullptr) {
-    Status s = token_secrets_->Ensure(result.pod_namespace);
-    if (!s.ok()) {
-      result = AllowUnchanged(result, Decision::kTokenSecretFailed,
-                              "sidecar not injected: token Secret " + config_.token_secret + " in namespace " +
-                                  result.pod_namespace + ": " + s.message());
-    }
   }
   return result;
 }

@@ -1,7 +1,7 @@
 #pragma once
-// The admission webhook over HTTPS: POST /mutate runs ReviewPod, then (for an injected pod, not on dryRun)
-// makes sure the pod's namespace has the sidecar token Secret. If that fails the pod is allowed unchanged with
-// a warning, the same outcome as a webhook outage under failurePolicy: Ignore. Exceptions stop at this edge.
+// The admission webhook over HTTPS: POST /mutate runs ReviewPod with the current push-verification keys. No side
+// effects: nothing is created in the pod's namespace (the sidecar's identity is the pod's own projected
+// ServiceAccount token). Exceptions stop at this edge.
 #include <functional>
 #include <memory>
 #include <string>
@@ -12,7 +12,6 @@
 #include "common/status.h"
 #include "controller/webhook/admission.h"
 #include "controller/webhook/certificates.h"
-#include "controller/webhook/token_secret.h"
 
 namespace httplib {
 class SSLServer;
@@ -31,9 +30,7 @@ class WebhookServer {
   // possibly concurrently; may be empty.
   using Observer = std::function<void(const AdmissionResult&)>;
 
-  // `token_secrets` may be null: no Secret is ensured (tests of the pure path).
-  WebhookServer(Options options, ServingCertificate tls, InjectConfig config, SidecarTokenSecrets* token_secrets,
-                Observer observer = nullptr);
+  WebhookServer(Options options, ServingCertificate tls, InjectConfig config, Observer observer = nullptr);
   ~WebhookServer();
   WebhookServer(const WebhookServer&) = delete;
   WebhookServer& operator=(const WebhookServer&) = delete;
@@ -53,7 +50,6 @@ class WebhookServer {
   Options options_;
   ServingCertificate tls_;
   InjectConfig config_;
-  SidecarTokenSecrets* token_secrets_;
   Observer observer_;
   std::function<std::vector<std::string>()> push_public_keys_;
   std::unique_ptr<httplib::SSLServer> server_;

@@ -41,7 +41,7 @@ Status InjectConfig::Validate() const {
   if (admin_port < 1 || admin_port > 65535) return Status::InvalidArgument("sidecar admin port out of range");
   if (health_port < 1 || health_port > 65535) return Status::InvalidArgument("sidecar health port out of range");
   if (health_port == admin_port) return Status::InvalidArgument("sidecar health and admin ports must differ");
-  if (token_secret.empty()) return Status::InvalidArgument("sidecar token Secret name is empty");
+  if (token_expiration_s < 600) return Status::InvalidArgument("sidecar token expiration must be >= 600 s");
   if (run_as_user <= 0) return Status::InvalidArgument("sidecar runAsUser must be a non-root uid");
   if (startup_timeout_s < 1) return Status::InvalidArgument("sidecar startup timeout must be >= 1 s");
   return Status::Ok();
@@ -58,7 +58,7 @@ json SidecarContainer(const InjectConfig& c) {
       {"command", {"memha-sidecar"}},
       {"args",
        {"--admin-address=0.0.0.0", "--admin-port=" + port, "--health-port=" + std::to_string(c.health_port),
-        std::string("--admin-token-file=") + kTokenMountPath + "/" + kTokenSecretKey,
+        std::string("--controller-token-file=") + kTokenMountPath + "/" + kTokenFileName,
         std::string("--state-file=") + kStateMountPath + "/topology.json", "--controller-url=" + c.controller_url,
         "--pod=$(MEMHA_POD_NAMESPACE)/$(MEMHA_POD_NAME)", "--log-level=" + c.log_level}},
       {"env",
@@ -100,7 +100,13 @@ json SidecarContainer(const InjectConfig& c) {
 
 json SidecarVolumes(const InjectConfig& c) {
   return json::array({
-      {{"name", kTokenVolumeName}, {"secret", {{"secretName", c.token_secret}}}},
+      // The pod's own identity for the controller (GET /v1/topology): bound to this pod, for audience memha only
+      // (useless against the API server), short-lived; the kubelet rewrites the file before it expires.
+      {{"name", kTokenVolumeName},
+       {"projected",
+        {{"sources",
+          {{{"serviceAccountToken",
+             {{"audience", kTokenAudience}, {"expirationSeconds", c.token_expiration_s}, {"path", kTokenFileName}}}}}}}}},
       // The last good topology survives a sidecar restart (not a pod restart: that asks the controller again).
       {{"name", kStateVolumeName}, {"emptyDir", {{"sizeLimit", "16Mi"}}}},
   });

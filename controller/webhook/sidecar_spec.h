@@ -1,6 +1,7 @@
 #pragma once
 // What the webhook injects: the memha-sidecar native sidecar container (an initContainers entry with
-// restartPolicy: Always, Kubernetes >= 1.29) and the two volumes it needs. Pure data in, JSON out.
+// restartPolicy: Always, Kubernetes >= 1.29) and the two volumes it needs: the pod's own ServiceAccount token for
+// the controller (projected, audience memha, rotated by the kubelet) and the state file. Pure data in, JSON out.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -13,11 +14,12 @@
 namespace memha::webhook {
 
 inline constexpr const char* kSidecarContainerName = model::kSidecarContainer.data();
-inline constexpr const char* kTokenVolumeName = "memha-sidecar-token";
+inline constexpr const char* kTokenVolumeName = "memha-token";
 inline constexpr const char* kStateVolumeName = "memha-sidecar-state";
 inline constexpr const char* kTokenMountPath = "/var/run/memha/token";
 inline constexpr const char* kStateMountPath = "/var/run/memha/state";
-inline constexpr const char* kTokenSecretKey = "token";  // the key of the token in the Secret
+inline constexpr const char* kTokenFileName = "token";  // the projected token's path in its volume
+inline constexpr const char* kTokenAudience = "memha";  // what the controller's TokenReview asks for
 
 // Kubernetes quantities as strings ("50m", "64Mi"); an empty one is left out of the container spec.
 struct SidecarResources {
@@ -36,7 +38,8 @@ struct InjectConfig {
   // The sidecar's health port (/healthz, /readyz, /metrics): the probes and Prometheus use it, never the admin port,
   // so nothing on the admin port (pushes, or a flood of connections to it) can fail a probe.
   int health_port = 11298;
-  std::string token_secret = "memha-sidecar-token";  // Secret in the pod's namespace (see token_secret.h)
+  // Lifetime of the projected token (the API server's minimum is 600 s); the kubelet replaces it at 80%.
+  int64_t token_expiration_s = 600;
   // The controller's push-verification keys (base64 Ed25519 public keys: current, next), filled per review from
   // the keyring. Non-empty: the sidecar gets --push-public-key and its pod uid, and accepts only signed pushes.
   std::vector<std::string> push_public_keys;
@@ -51,7 +54,7 @@ struct InjectConfig {
 
 // The initContainers entry.
 nlohmann::json SidecarContainer(const InjectConfig& config);
-// The token Secret volume and the state-file emptyDir.
+// The projected ServiceAccount token volume and the state-file emptyDir.
 nlohmann::json SidecarVolumes(const InjectConfig& config);
 
 }  // namespace memha::webhook

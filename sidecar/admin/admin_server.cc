@@ -21,16 +21,6 @@ Response MethodNotAllowed(const char* allow) {
   return r;
 }
 
-// "Authorization: Bearer <token>" (the scheme is case-insensitive).
-std::optional<std::string> BearerToken(const http::RequestHead& head) {
-  const std::string* auth = head.Header("authorization");
-  if (auth == nullptr || auth->size() <= 7) return std::nullopt;
-  std::string scheme = auth->substr(0, 7);
-  for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (scheme != "bearer ") return std::nullopt;
-  return auth->substr(7);
-}
-
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
@@ -98,21 +88,12 @@ Route AdminServer::RouteAdmin(const http::RequestHead& head) {
     });
   }
   if (head.method != "PUT") return Route::Reply(MethodNotAllowed("GET, PUT"));
-  // Decided on the head alone: no body byte is read before the token matched.
-  if (options_.token == nullptr && options_.verifier == nullptr) {
-    return Route::Reply(Response::Json(
-        403, {{"error", "topology pushes are disabled: start the sidecar with --push-public-key or --admin-token-file"}}));
+  // Decided on the head alone: no body byte is read before the signature's headers were checked.
+  if (options_.verifier == nullptr) {
+    return Route::Reply(
+        Response::Json(403, {{"error", "topology pushes are disabled: start the sidecar with --push-public-key"}}));
   }
-  if (options_.token != nullptr) {
-    auto presented = BearerToken(head);
-    if (!presented || !options_.token->Matches(*presented)) {
-      if (admin_metrics_) admin_metrics_->PushRefused("token");
-      Response r = Response::Json(401, {{"error", "missing or wrong bearer token"}});
-      r.headers.emplace_back("WWW-Authenticate", "Bearer");
-      return Route::Reply(std::move(r));
-    }
-  }
-  if (options_.verifier != nullptr) {
+  {
     auto header = [&head](const char* name) -> std::optional<std::string> {
       const std::string* v = head.Header(Lower(name));
       return v ? std::optional<std::string>(*v) : std::nullopt;
@@ -137,7 +118,7 @@ Response AdminServer::Refuse(crypto::PushRefusal refusal, const std::string& why
 
 Response AdminServer::PutTopology(const http::Request& request) {
   bool reset = false;
-  if (options_.verifier != nullptr) {
+  {
     auto header = [&request](const char* name) -> std::optional<std::string> {
       const std::string* v = request.head.Header(Lower(name));
       return v ? std::optional<std::string>(*v) : std::nullopt;

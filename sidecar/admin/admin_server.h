@@ -1,6 +1,6 @@
 #pragma once
 // The sidecar's HTTP endpoints, on two ports served by http::Server (event-driven, on threads of their own):
-//  - admin:  PUT/GET /v1/topology (pushes need the bearer token), and /healthz, /readyz, /metrics as well;
+//  - admin:  PUT/GET /v1/topology (pushes must be signed by the controller), and /healthz, /readyz, /metrics;
 //  - health: /healthz, /readyz, /metrics only, for the kubelet's probes and Prometheus (optional port).
 // /healthz answers from the data-plane loop's heartbeat: 503 once the loop has not turned for `loop_stall_limit`.
 // Never touches data-plane objects: a push is validated into a Topology and handed to the loop.
@@ -13,7 +13,6 @@
 #include "common/crypto/push_signature.h"
 #include "common/status.h"
 #include "sidecar/admin/http_server.h"
-#include "sidecar/admin/token_file.h"
 #include "sidecar/admin/topology_store.h"
 
 namespace memha {
@@ -32,8 +31,7 @@ class AdminServer {
   struct Options {
     std::optional<Listen> admin = Listen{};
     std::optional<Listen> health;                  // none: the probe paths are on the admin port only
-    TokenFile* token = nullptr;                    // the bearer token pushes must carry (null: none)
-    crypto::PushVerifier* verifier = nullptr;      // pushes must be signed (null: not checked); neither: PUT refused
+    crypto::PushVerifier* verifier = nullptr;      // pushes must be signed by it (null: PUT refused)
     size_t max_body = 1024 * 1024;                 // a pushed topology; more is answered 413 unread
     std::chrono::milliseconds loop_stall_limit{5000};
     http::ServerLimits limits;                     // per port

@@ -2,11 +2,29 @@
 
 #include <httplib.h>
 
+#include <cctype>
+#include <fstream>
 #include <random>
+#include <sstream>
 
 #include "common/log.h"
 
 namespace memha {
+namespace {
+
+bool ReadTokenFile(const std::string& path, std::string* token) {
+  std::ifstream in(path);
+  if (!in) return false;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string t = ss.str();
+  while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.pop_back();
+  if (t.empty()) return false;
+  *token = std::move(t);
+  return true;
+}
+
+}  // namespace
 
 TopologyBootstrap::TopologyBootstrap(Options options, std::function<Status(const Topology&)> offer,
                                      std::function<bool()> has_topology)
@@ -31,7 +49,12 @@ bool TopologyBootstrap::FetchOnce() {
     httplib::Client client(options_.controller_url);
     client.set_connection_timeout(std::chrono::seconds(2));
     client.set_read_timeout(std::chrono::seconds(5));
-    client.set_bearer_token_auth(options_.token ? options_.token->Current() : std::string());
+    std::string token;
+    if (!ReadTokenFile(options_.token_file, &token)) {
+      MEMHA_LOG(kWarn, "bootstrap", "no token in " << options_.token_file << " yet (the kubelet writes it)");
+      return false;
+    }
+    client.set_bearer_token_auth(token);
     std::string path = "/v1/topology?pod=" + httplib::detail::encode_query_param(options_.pod);
     auto res = client.Get(path);
     if (!res) {

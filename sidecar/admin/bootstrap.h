@@ -10,7 +10,6 @@
 #include <thread>
 
 #include "common/topology.h"
-#include "sidecar/admin/token_file.h"
 
 namespace memha {
 
@@ -19,7 +18,9 @@ class TopologyBootstrap {
   struct Options {
     std::string controller_url;  // http://host:port
     std::string pod;             // ns/name
-    TokenFile* token = nullptr;  // re-read as it rotates
+    // The pod's projected ServiceAccount token (audience memha), read at every attempt: the kubelet rewrites it
+    // before it expires. The controller checks it with a TokenReview and answers only for the pod it is bound to.
+    std::string token_file;
     std::chrono::milliseconds first_retry{250};
     std::chrono::milliseconds max_retry{5000};
   };

@@ -50,11 +50,10 @@ Pushed mode (Kubernetes):
       --admin-address ADDR     admin HTTP address (default 127.0.0.1)
       --admin-port PORT        admin HTTP port (default 11299; 0 picks a free port)
       --no-admin               no admin HTTP server
-      --admin-token-file FILE  bearer token for PUT /v1/topology (without it and without --push-public-key,
-                               pushes are refused)
       --push-public-key KEYS   the controller's Ed25519 public key(s), base64 of the raw 32 bytes, comma
                                separated or repeated (current and next): every push must then be signed for this
-                               pod, newer than the last accepted one and within --push-max-skew-s of this clock
+                               pod, newer than the last accepted one and within --push-max-skew-s of this clock;
+                               without it, pushes are refused
       --push-max-skew-s N      accepted distance of a push's signing time from this clock (default 60)
       --pod-uid UID            this pod's uid, bound into signed pushes (default: $MEMHA_POD_UID)
       --admin-max-body BYTES   largest pushed topology; a bigger body is refused (413) unread (default 1048576)
@@ -66,7 +65,9 @@ Pushed mode (Kubernetes):
       --health-address ADDR    health port address (default: the admin address)
       --loop-stall-ms N        /healthz and /readyz fail once the event loop has not turned for N ms (default 5000)
       --controller-url URL     at boot, fetch this pod's topology from the controller (http://host:port), retried
-                               with backoff until a topology is held; uses the admin token
+                               with backoff until a topology is held
+      --controller-token-file FILE  the token the boot fetch presents: this pod's projected ServiceAccount token
+                               (audience memha), re-read at every attempt as the kubelet rotates it
       --pod NS/NAME            this pod (default: $MEMHA_POD_NAMESPACE/$MEMHA_POD_NAME)
 
 Health and limits:
@@ -115,7 +116,7 @@ Result<SidecarOptions> ParseSidecarOptions(const std::vector<std::string>& args)
       {"--state-file", [&](const std::string& v) { o.state_file = v; return Status::Ok(); }},
       {"--admin-address", [&](const std::string& v) { o.admin_address = v; return Status::Ok(); }},
       {"--admin-port", int_opt(0, 65535, [&](long long n) { o.admin_port = static_cast<uint16_t>(n); })},
-      {"--admin-token-file", [&](const std::string& v) { o.admin_token_file = v; return Status::Ok(); }},
+      {"--controller-token-file", [&](const std::string& v) { o.controller_token_file = v; return Status::Ok(); }},
       {"--push-public-key", [&](const std::string& v) {
          auto keys = crypto::ParsePublicKeys(v);
          if (!keys.ok()) return keys.status();
@@ -213,14 +214,14 @@ Result<SidecarOptions> ParseSidecarOptions(const std::vector<std::string>& args)
                                      " needs --pod NAMESPACE/NAME (or MEMHA_POD_NAMESPACE and MEMHA_POD_NAME in "
                                      "the environment)");
     }
-    if (!o.controller_url.empty() && o.admin_token_file.empty()) {
-      return Status::InvalidArgument("--controller-url needs --admin-token-file");
+    if (!o.controller_url.empty() && o.controller_token_file.empty()) {
+      return Status::InvalidArgument("--controller-url needs --controller-token-file (the pod's ServiceAccount token)");
     }
   }
-  if (o.primary.empty() && o.config_file.empty() && o.state_file.empty() && o.admin_token_file.empty() &&
-      o.push_public_keys.empty()) {
-    return Status::InvalidArgument("nothing to serve: give -s HOST:PORT, --config FILE, or --admin-token-file / "
-                                   "--push-public-key to receive pushes");
+  if (o.primary.empty() && o.config_file.empty() && o.state_file.empty() && o.push_public_keys.empty() &&
+      o.controller_url.empty()) {
+    return Status::InvalidArgument("nothing to serve: give -s HOST:PORT, --config FILE, --push-public-key to "
+                                   "receive pushes, or --controller-url");
   }
   return o;
 }

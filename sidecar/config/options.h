@@ -26,7 +26,6 @@ struct SidecarOptions {
   std::string admin_address = "127.0.0.1";
   uint16_t admin_port = 11299;
   bool admin_enabled = true;
-  std::string admin_token_file;
   // Signed pushes: the controller's Ed25519 public keys (base64 of the raw 32 bytes; current and next). With
   // them, a push must be signed for this pod (--pod, --pod-uid) within --push-max-skew-s of this clock.
   std::vector<std::string> push_public_keys;  // each as given (base64, comma separated); validated on parse
@@ -40,6 +39,7 @@ struct SidecarOptions {
   size_t admin_max_connections = 64;     // per port
   std::chrono::milliseconds admin_request_timeout{5000};
   std::string controller_url;  // GET <url>/v1/topology?pod=<pod> at boot, until a topology arrives
+  std::string controller_token_file;  // the pod's projected ServiceAccount token for that GET (audience memha)
   std::string pod;             // "namespace/name"; default from MEMHA_POD_NAMESPACE and MEMHA_POD_NAME
   std::string log_level = "info";
   Tunables tunables;

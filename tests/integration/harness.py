@@ -1,4 +1,5 @@
 """Test harness: real memcached processes and memha-sidecar on free loopback ports; everything started is stopped."""
+import base64
 import json
 import os
 import signal
@@ -11,6 +12,31 @@ import urllib.request
 
 SIDECAR = os.environ.get("MEMHA_SIDECAR", os.path.join(os.path.dirname(__file__), "../../build/sidecar/memha-sidecar"))
 MEMCACHED = os.environ.get("MEMCACHED", "memcached")
+
+
+class PushSigner:
+    """Signs pushes as the controller does (common/crypto/push_signature.cc; Debian's python3-cryptography): the
+    sidecar accepts no other. Timestamps only grow, so every push from one signer is newer than the last."""
+
+    def __init__(self, pod="test/sidecar", uid="uid-test"):
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+        self.key = Ed25519PrivateKey.generate()
+        self.pod, self.uid = pod, uid
+        self.public = base64.b64encode(self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+        self.last = 0
+
+    def args(self):
+        return ["--push-public-key", self.public, "--pod", self.pod, "--pod-uid", self.uid]
+
+    def headers(self, body, reset=False):
+        ts = max(int(time.time() * 1000), self.last + 1)
+        self.last = ts
+        body = body.encode() if isinstance(body, str) else (body or b"")
+        message = f"memha-push-v1\n{self.pod}\n{self.uid}\n{ts}\n{1 if reset else 0}\n".encode() + body
+        return {"X-Memha-Pod": self.pod, "X-Memha-Pod-Uid": self.uid, "X-Memha-Timestamp": str(ts),
+                "X-Memha-Reset": "1" if reset else "0",
+                "X-Memha-Signature": base64.b64encode(self.key.sign(message)).decode()}
 
 
 def free_port():
@@ -76,12 +102,13 @@ class Memcached:
 
 
 class Sidecar:
-    def __init__(self, primary=(), backup=(), config=None, token=None, extra=(), port=None, state_file=None):
+    def __init__(self, primary=(), backup=(), config=None, signed=False, extra=(), port=None, state_file=None):
+        """signed: the sidecar takes pushes signed by self.signer (http(..., sign=True)); True or a PushSigner."""
         self.port = port or free_port()
         self.admin_port = free_port()
         self.tmp = tempfile.mkdtemp(prefix="memha-test-")
         self.log_path = os.path.join(self.tmp, "sidecar.log")
-        self.token = token
+        self.signer = signed if isinstance(signed, PushSigner) else (PushSigner() if signed else None)
         cmd = [SIDECAR, "--admin-port", str(self.admin_port)]
         if primary:
             cmd += ["-p", str(self.port), "-s", ",".join(primary)]
@@ -93,11 +120,8 @@ class Sidecar:
                 json.dump(config, f)
             cmd += ["--config", path]
             self.config_path = path
-        if token:
-            tf = os.path.join(self.tmp, "token")
-            with open(tf, "w") as f:
-                f.write(token + "\n")
-            cmd += ["--admin-token-file", tf]
+        if self.signer:
+            cmd += self.signer.args()
         if state_file:
             cmd += ["--state-file", state_file]
         cmd += list(extra)
@@ -105,11 +129,12 @@ class Sidecar:
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
         wait_port(self.admin_port)
 
-    def http(self, method, path, body=None, token=None):
+    def http(self, method, path, body=None, sign=False):
         req = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", method=method,
                                      data=body.encode() if isinstance(body, str) else body)
-        if token:
-            req.add_header("Authorization", "Bearer " + token)
+        if sign:
+            for name, value in self.signer.headers(body).items():
+                req.add_header(name, value)
         try:
             with urllib.request.urlopen(req, timeout=15) as r:
                 return r.status, r.read().decode()

@@ -3,13 +3,15 @@ once it has an answer; a controller that fails at first is retried with backoff.
 scripted HTTP server; the real controller is exercised by the Kubernetes tier."""
 import http.server
 import json
+import os
+import tempfile
 import threading
 import time
 import unittest
 
-from harness import Client, Figures, Memcached, Sidecar, free_port, main, pool, topology
+from harness import Client, Figures, Memcached, PushSigner, Sidecar, free_port, main, pool, topology
 
-TOKEN = "boot-token"
+TOKEN = "pod-token-1"  # stands for the pod's projected ServiceAccount token (the controller reviews it)
 
 
 class FakeController:
@@ -58,6 +60,19 @@ class BootstrapTest(unittest.TestCase):
     def tearDown(self):
         self.mc.stop()
 
+    def sidecar(self, ctl, token=TOKEN):
+        """A sidecar that boots from `ctl` with its pod's token in a file (what the kubelet mounts)."""
+        self.token_file = os.path.join(tempfile.mkdtemp(prefix="memha-boot-"), "token")
+        self.write_token(token)
+        return Sidecar(signed=PushSigner(pod="shop/app-7"),
+                       extra=["--controller-url", ctl.url, "--controller-token-file", self.token_file])
+
+    def write_token(self, token):
+        # As the kubelet does: a new file moved into place.
+        with open(self.token_file + ".new", "w") as f:
+            f.write(token + "\n")
+        os.replace(self.token_file + ".new", self.token_file)
+
     def wait_ready(self, sidecar, timeout=15):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -68,7 +83,7 @@ class BootstrapTest(unittest.TestCase):
 
     def test_fetches_topology_at_boot_and_serves(self):
         ctl = FakeController(self.topo)
-        sc = Sidecar(token=TOKEN, extra=["--controller-url", ctl.url, "--pod", "shop/app-7"])
+        sc = self.sidecar(ctl)
         try:
             self.wait_ready(sc)
             path, auth, _ = ctl.requests[0]
@@ -90,7 +105,7 @@ class BootstrapTest(unittest.TestCase):
     def test_retries_with_backoff_until_the_controller_answers(self):
         ctl = FakeController(self.topo, failures=3)
         start = time.monotonic()
-        sc = Sidecar(token=TOKEN, extra=["--controller-url", ctl.url, "--pod", "shop/app-7"])
+        sc = self.sidecar(ctl)
         try:
             self.assertEqual(sc.http("GET", "/readyz")[0], 503)
             ready_at = self.wait_ready(sc)
@@ -105,12 +120,30 @@ class BootstrapTest(unittest.TestCase):
             self.assertEqual(sc.stop(), 0)
             ctl.stop()
 
+    def test_the_token_file_is_read_again_at_every_attempt(self):
+        # The kubelet rotates the projected token (at 80% of its 10 minutes): a sidecar still retrying must present
+        # the file's current token, not the one it read at start.
+        ctl = FakeController(self.topo, failures=2)
+        sc = self.sidecar(ctl)
+        try:
+            deadline = time.monotonic() + 10
+            while not ctl.requests and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.write_token("pod-token-2")
+            self.wait_ready(sc)
+            tokens = [auth for _, auth, _ in ctl.requests]
+            self.assertEqual(tokens[0], f"Bearer {TOKEN}")
+            self.assertEqual(tokens[-1], "Bearer pod-token-2", tokens)
+        finally:
+            self.assertEqual(sc.stop(), 0)
+            ctl.stop()
+
     def test_push_before_the_controller_answers_wins(self):
         ctl = FakeController(self.topo, failures=1000)
-        sc = Sidecar(token=TOKEN, extra=["--controller-url", ctl.url, "--pod", "shop/app-7"])
+        sc = self.sidecar(ctl)
         try:
             pushed = topology(4, 1, self.topo["pools"])
-            req = sc.http("PUT", "/v1/topology", json.dumps(pushed), token=TOKEN)
+            req = sc.http("PUT", "/v1/topology", json.dumps(pushed), sign=True)
             self.assertEqual(req[0], 200)
             self.wait_ready(sc)
             n = len(ctl.requests)
@@ -123,10 +156,14 @@ class BootstrapTest(unittest.TestCase):
     def test_bad_flags(self):
         import subprocess
         from harness import SIDECAR
-        r = subprocess.run([SIDECAR, "--controller-url", "http://127.0.0.1:1", "--admin-token-file", "/dev/null"],
+        r = subprocess.run([SIDECAR, "--controller-url", "http://127.0.0.1:1", "--controller-token-file", "/dev/null"],
                            capture_output=True, text=True, env={})
         self.assertEqual(r.returncode, 2)
         self.assertIn("--pod", r.stderr)
+        r = subprocess.run([SIDECAR, "--controller-url", "http://127.0.0.1:1", "--pod", "shop/app-7"],
+                           capture_output=True, text=True, env={})
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--controller-token-file", r.stderr)
         r = subprocess.run([SIDECAR, "--controller-url", "ftp://x"], capture_output=True, text=True)
         self.assertEqual(r.returncode, 2)
         self.assertIn("http://", r.stderr)

@@ -103,17 +103,17 @@ install)
     expect_eq "Service ports http 8080, webhook 8443" "http:8080 webhook:8443 " \
         "$(k -n "$ns" get svc "$rel-controller" -o jsonpath='{range .spec.ports[*]}{.name}:{.port} {end}')"
     mwc="$(k get mutatingwebhookconfiguration "$rel-sidecar-injector" -o json)"
-    expect_eq "webhooks: failurePolicy Ignore, sideEffects NoneOnDryRun, service $ns/$rel-controller:8443/mutate" \
-        "pod.inject.memha.io Ignore NoneOnDryRun $ns/$rel-controller:8443/mutate;namespace.inject.memha.io Ignore NoneOnDryRun $ns/$rel-controller:8443/mutate;" \
+    expect_eq "webhooks: failurePolicy Ignore, sideEffects None, service $ns/$rel-controller:8443/mutate" \
+        "pod.inject.memha.io Ignore None $ns/$rel-controller:8443/mutate;namespace.inject.memha.io Ignore None $ns/$rel-controller:8443/mutate;" \
         "$(python3 -c 'import json,sys
 for w in json.load(sys.stdin)["webhooks"]:
     s = w["clientConfig"]["service"]
     print("%s %s %s %s/%s:%s%s" % (w["name"], w["failurePolicy"], w["sideEffects"], s["namespace"], s["name"], s["port"], s["path"]), end=";")' <<<"$mwc")"
     expect_eq "controller args name the release's webhook configuration, Secrets and Lease" \
-        "--webhook-configuration=$rel-sidecar-injector --webhook-secret=$rel-webhook-tls --token-secret=$rel-sidecar-token --lease-name=$rel-controller" \
+        "--webhook-configuration=$rel-sidecar-injector --webhook-secret=$rel-webhook-tls --push-signing-secret=$rel-push-signing-key --lease-name=$rel-controller" \
         "$(k -n "$ns" get deploy "$rel-controller" -o json | python3 -c 'import json,sys
 a = json.load(sys.stdin)["spec"]["template"]["spec"]["containers"][0]["args"]
-want = ("--webhook-configuration=", "--webhook-secret=", "--token-secret=", "--lease-name=")
+want = ("--webhook-configuration=", "--webhook-secret=", "--push-signing-secret=", "--lease-name=")
 print(" ".join(x for w in want for x in a if x.startswith(w)))')"
     expect_eq "no kubelet: the Deployment is stored, no pod runs (0 ready replicas)" "" \
         "$(k -n "$ns" get deploy "$rel-controller" -o jsonpath='{.status.readyReplicas}')"
@@ -121,18 +121,24 @@ print(" ".join(x for w in want for x in a if x.startswith(w)))')"
     # RBAC as the controller's service account: what it needs, and not more.
     sa="system:serviceaccount:$ns:$rel-controller"
     can() { k auth can-i --as="$sa" "$@" 2>/dev/null; }
-    for q in "list pods -A" "watch services -A" "create events -n default" "create secrets -n shop" \
-        "get secrets/$rel-sidecar-token -n shop" "update secrets/$rel-sidecar-token -n shop" \
-        "get secrets/$rel-webhook-tls -n $ns" "get secrets/$rel-push-signing-key -n $ns" \
+    for q in "list pods -A" "watch services -A" "create events -n default" "create tokenreviews" \
+        "create secrets -n $ns" "get secrets/$rel-webhook-tls -n $ns" "get secrets/$rel-push-signing-key -n $ns" \
         "update secrets/$rel-push-signing-key -n $ns" "update leases/$rel-controller -n $ns" "create leases -n $ns" \
         "patch mutatingwebhookconfigurations/$rel-sidecar-injector"; do
         # shellcheck disable=SC2086 # q is a list of words on purpose
         expect_eq "RBAC allows: $q" yes "$(can $q)"
     done
+    # Issue 12: no Secret outside its namespace (it could mint a service-account-token Secret for any
+    # ServiceAccount and read it), no token minting, no impersonation, nothing it does not use.
     for q in "get secrets/other -n shop" "list secrets -A" "delete pods -n shop" "get secrets/$rel-webhook-tls -n shop" \
         "update leases/other -n $ns" "patch mutatingwebhookconfigurations/other" \
         "get secrets/$rel-push-signing-key -n shop" "get secrets/$rel-push-signing-key -n kube-system" \
-        "get secrets -n kube-system" "update secrets/other -n $ns"; do
+        "get secrets -n kube-system" "update secrets/other -n $ns" \
+        "create secrets -n shop" "create secrets -n kube-system" "create secrets -A" \
+        "get secrets/memha-sidecar-token -n shop" "update secrets/memha-sidecar-token -n shop" \
+        "get secrets/$rel-sidecar-token -n $ns" "create serviceaccounts/token -n shop" "create serviceaccounts -n shop" \
+        "impersonate serviceaccounts -n shop" "get pods -n shop" "patch pods -n shop" "create pods -n shop" \
+        "patch leases/$rel-controller -n $ns"; do
         # shellcheck disable=SC2086
         expect_eq "RBAC denies: $q" no "$(can $q)"
     done

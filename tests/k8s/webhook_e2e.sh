@@ -4,7 +4,7 @@
 # Usage: tests/k8s/webhook_e2e.sh MEMHA_WEBHOOK_E2E_BINARY KUBECONFIG
 #
 # memha-webhook-e2e (tests/controller/webhook/webhook_e2e_server.cc) runs the controller's webhook start-up
-# against the apiserver - shared sidecar token and webhook certificate in Secrets, caBundle patched into a
+# against the apiserver - webhook certificate in a Secret, caBundle patched into a
 # MutatingWebhookConfiguration - and serves /mutate on 127.0.0.1 (reached by URL: no kubelet or kube-proxy here,
 # so no Service routing). Pods are then created with kubectl and the stored objects checked. No pod ever runs.
 # Prints PASS/FAIL lines and "webhook_e2e: N passed, N failed"; exits 1 on any failure.
@@ -29,7 +29,7 @@ expect_eq() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: want '$2', got '$3
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/memha-webhook-e2e.XXXXXX")"
 id="$(date +%s)-$$"
-ctl="memha-hook-ctl-$id"   # the "controller" namespace: webhook TLS and token Secrets
+ctl="memha-hook-ctl-$id"   # the "controller" namespace: the webhook TLS Secret
 app="memha-hook-app-$id"   # pods opt in by label
 nsel="memha-hook-ns-$id"   # namespace labelled memha.io/inject=enabled
 dry="memha-hook-dry-$id"   # only dry runs happen here
@@ -69,7 +69,7 @@ webhook_entry() { # NAME NAMESPACE_LABELS OBJECT_SELECTOR
     cat <<EOF2
 - name: $1
   admissionReviewVersions: ["v1"]
-  sideEffects: NoneOnDryRun
+  sideEffects: None
   failurePolicy: Fail
   timeoutSeconds: 10
   clientConfig:
@@ -121,8 +121,8 @@ if openssl verify -CAfile "$work/ca.crt" -purpose sslserver "$work/tls.crt" >/de
     openssl x509 -in "$work/tls.crt" -noout -ext subjectAltName | grep -q "DNS:memha-controller.$ctl.svc"; then
     ok "serving certificate verifies against the CA and names memha-controller.$ctl.svc"
 else bad "serving certificate verifies and names the Service"; fi
-token="$(k -n "$ctl" get secret memha-sidecar-token -o jsonpath='{.data.token}' | base64 -d)"
-if [ ${#token} -ge 32 ]; then ok "shared sidecar token Secret $ctl/memha-sidecar-token (${#token} chars)"; else bad "shared token ('$token')"; fi
+expect_eq "no shared sidecar token Secret (issue 12)" NotFound \
+    "$(k -n "$ctl" get secret memha-sidecar-token 2>&1 | grep -o NotFound)"
 
 # ------------------------------------------------------------- pods
 pod_yaml() { # NAME LABELS-JSON ANNOTATIONS-JSON
@@ -141,14 +141,24 @@ done
 expect_eq "pod with memha.io/inject=true + memha.io/pools is stored with the sidecar" memha-sidecar "$got"
 k -n "$app" get pod web-a -o json >"$work/web-a.json"
 expect_eq "the sidecar is a native sidecar running memha-sidecar with the admin and health ports (probes on the health port), token, state, controller URL and pod" \
-    "Always registry.example/memha:e2e /readyz 11298 True --admin-address=0.0.0.0 --admin-port=11299 --health-port=11298 --admin-token-file=/var/run/memha/token/token --state-file=/var/run/memha/state/topology.json --controller-url=http://memha-controller.$ctl.svc:8080 --pod=\$(MEMHA_POD_NAMESPACE)/\$(MEMHA_POD_NAME) injected" \
+    "Always registry.example/memha:e2e /readyz 11298 True --admin-address=0.0.0.0 --admin-port=11299 --health-port=11298 --controller-token-file=/var/run/memha/token/token --state-file=/var/run/memha/state/topology.json --controller-url=http://memha-controller.$ctl.svc:8080 --pod=\$(MEMHA_POD_NAMESPACE)/\$(MEMHA_POD_NAME) injected" \
     "$(python3 -c 'import json,sys
 p = json.load(open(sys.argv[1])); c = p["spec"]["initContainers"][0]
 print(c["restartPolicy"], c["image"], c["startupProbe"]["httpGet"]["path"], c["startupProbe"]["httpGet"]["port"],
       c["securityContext"]["readOnlyRootFilesystem"], " ".join(a for a in c["args"] if not a.startswith("--log-level")),
       p["metadata"]["labels"].get("memha.io/sidecar"))' "$work/web-a.json")"
-expect_eq "token Secret copied into the pod's namespace with the shared token" "$token" \
-    "$(k -n "$app" get secret memha-sidecar-token -o jsonpath='{.data.token}' | base64 -d)"
+# The sidecar's identity is the pod's own ServiceAccount token, projected for audience memha only and short-lived:
+# the API server stored the volume as injected, and no Secret was made in the application namespace.
+expect_eq "the pod's projected ServiceAccount token (audience memha, 600 s) is mounted read-only; no Secret volume" \
+    "memha 600 token /var/run/memha/token True no-secret" \
+    "$(python3 -c 'import json,sys
+p = json.load(open(sys.argv[1])); s = p["spec"]
+v = [x for x in s["volumes"] if x["name"] == "memha-token"][0]["projected"]["sources"][0]["serviceAccountToken"]
+m = [x for x in s["initContainers"][0]["volumeMounts"] if x["name"] == "memha-token"][0]
+print(v["audience"], v["expirationSeconds"], v["path"], m["mountPath"], m["readOnly"],
+      "secret" if any("secret" in x for x in s["volumes"]) else "no-secret")' "$work/web-a.json")"
+expect_eq "no Secret is created in the application namespace" "" \
+    "$(k -n "$app" get secrets -o name 2>/dev/null | grep memha)"
 
 pod_yaml web-b '{"memha.io/inject":"false"}' '{"memha.io/pools":"cache-a"}' | k -n "$app" create -f - >/dev/null 2>&1
 expect_eq "pod with memha.io/inject=false is unchanged" "" "$(injected "$app" web-b)"
@@ -178,14 +188,14 @@ expect_eq "a re-submitted injected pod keeps exactly one sidecar, unchanged" "me
 a = json.load(sys.stdin)["spec"]; b = json.load(open(sys.argv[1]))["spec"]
 print(" ".join(c["name"] for c in a["initContainers"]), "same" if a["initContainers"] == b["initContainers"] and a["volumes"] == b["volumes"] else "changed")' "$work/web-a.json")"
 
-# dryRun: the answer shows the sidecar, but no Secret is created (sideEffects: NoneOnDryRun).
+# dryRun: the answer shows the sidecar, and nothing is stored (the webhook has no side effects at all).
 pod_yaml web-g '{"memha.io/inject":"true"}' '{"memha.io/pools":"cache-a"}' |
     k -n "$dry" create --dry-run=server -o jsonpath='{.spec.initContainers[*].name}' -f - >"$work/dry.out" 2>&1
 expect_eq "server-side dry run returns the injected pod" memha-sidecar "$(cat "$work/dry.out")"
 expect_eq "... stores nothing and creates no token Secret" "NotFound NotFound" \
     "$(k -n "$dry" get pod web-g 2>&1 | grep -o NotFound) $(k -n "$dry" get secret memha-sidecar-token 2>&1 | grep -o NotFound)"
 
-# A second replica starting up reads the same certificate and token instead of making new ones.
+# A second replica starting up reads the same certificate instead of making a new one.
 rv="$(k -n "$ctl" get secret memha-webhook-tls -o jsonpath='{.metadata.resourceVersion}')"
 port_save="$port"
 port=0

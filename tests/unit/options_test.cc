@@ -152,8 +152,18 @@ TEST(Options, InconsistentCombinations) {
   EXPECT_NE(Error({"-b", "a:1"}).find("-b"), std::string::npos);
   EXPECT_NE(Error({}).find("nothing to serve"), std::string::npos);
   EXPECT_NE(Error({"-p", "11211"}).find("nothing to serve"), std::string::npos);
-  // Pushed mode needs no -s.
-  EXPECT_EQ(Ok({"--admin-token-file", "/run/secrets/token"}).admin_token_file, "/run/secrets/token");
+  // There is no shared token any more: pushes are signed, the boot fetch presents the pod's own token.
+  EXPECT_NE(Error({"--admin-token-file", "/run/secrets/token"}).find("--admin-token-file"), std::string::npos);
+  // The boot fetch alone is a source of topology (the sidecar may take no pushes).
+  EXPECT_EQ(Ok({"--controller-url", "http://c:8080", "--pod", "shop/web-1", "--controller-token-file", "/t"}).pod,
+            "shop/web-1");
+  EXPECT_NE(Error({"--state-file", "s.json", "--controller-url", "http://c:8080", "--pod", "shop/web-1"})
+                .find("--controller-token-file"),
+            std::string::npos);
+  EXPECT_EQ(Ok({"--state-file", "s.json", "--controller-url", "http://c:8080", "--pod", "shop/web-1",
+                "--controller-token-file", "/var/run/memha/token/token"})
+                .controller_token_file,
+            "/var/run/memha/token/token");
 }
 
 TEST(Options, StaticTopologyNamesMembersByHostPort) {

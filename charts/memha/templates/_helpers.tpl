@@ -9,7 +9,6 @@
 
 {{- define "memha.controller" -}}{{ include "memha.fullname" . }}-controller{{- end -}}
 {{- define "memha.webhookConfig" -}}{{ include "memha.fullname" . }}-sidecar-injector{{- end -}}
-{{- define "memha.tokenSecret" -}}{{ .Values.secrets.sidecarToken | default (printf "%s-sidecar-token" (include "memha.fullname" .)) }}{{- end -}}
 {{- define "memha.tlsSecret" -}}{{ .Values.secrets.webhookTls | default (printf "%s-webhook-tls" (include "memha.fullname" .)) }}{{- end -}}
 {{- define "memha.signingSecret" -}}{{ .Values.secrets.pushSigningKey | default (printf "%s-push-signing-key" (include "memha.fullname" .)) }}{{- end -}}
 {{- define "memha.statusConfigMap" -}}{{ .Values.controller.statusConfigMap | default (printf "%s-status" (include "memha.fullname" .)) }}{{- end -}}

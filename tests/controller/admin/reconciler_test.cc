@@ -53,7 +53,7 @@ class ReconcilerTest : public ::testing::Test {
     push::PusherOptions po;
     po.backoff_initial = 20ms;
     po.backoff_max = 100ms;
-    pusher_ = std::make_unique<push::TopologyPusher>(po, &token_, &metrics_);
+    pusher_ = std::make_unique<push::TopologyPusher>(po, &metrics_);
     ReconcileOptions ro;
     ro.topology.sidecar_admin_port = static_cast<uint16_t>(std::stoi(fake_.address().substr(10)));
     ro.coalesce = 5ms;
@@ -103,7 +103,6 @@ class ReconcilerTest : public ::testing::Test {
   }
 
   push::FakeSidecar fake_;
-  push::TokenFile token_{"", "secret"};
   admin::ControllerMetrics metrics_;
   model::Store store_;
   std::unique_ptr<push::TopologyPusher> pusher_;
@@ -331,10 +330,9 @@ namespace {
 // enough for a pass), and every pass hands the pools with their backups to the observer.
 TEST(ReconcilerRefill, MarksReachTheTopologyAndPoolsReachTheObserver) {
   push::FakeSidecar fake;
-  push::TokenFile token{"", "secret"};
   admin::ControllerMetrics metrics;
   model::Store store;
-  push::TopologyPusher pusher(push::PusherOptions{}, &token, &metrics);
+  push::TopologyPusher pusher(push::PusherOptions{}, &metrics);
   std::mutex mu;
   topology::RefillMarks marks;
   std::vector<std::pair<std::string, size_t>> observed;  // pool service -> backup members

@@ -5,12 +5,14 @@ is patched, as a kubelet would). Real memcached processes are the pool members, 
 Checks: every sidecar receives the right topology; a member turning NotReady reaches every sidecar (propagation
 time printed); `kubectl annotate service ... memha.io/backup-pool=...` takes effect live; a bad annotation leaves
 the topology alone and records a Warning Event; the follower answers GET /v1/topology; unrelated pods cost no
-reconcile pass and an annotated pod without the sidecar container is not pushed; a token rotated in the shared
-Secret reaches the copy in the application namespace and the pushes without a restart; killing the leader hands
-over within the lease duration with no push refused; SIGTERM releases the Lease and exits 0.
+reconcile pass and an annotated pod without the sidecar container is not pushed; GET /v1/topology answers a pod
+only with a ServiceAccount token bound to that very pod (issue 12: TokenReview on the real API server; another
+pod's token, an unbound token, a token for another audience and a re-created pod's old token are refused); killing
+the leader hands over within the lease duration with no push refused; SIGTERM releases the Lease and exits 0.
 
-The controllers run as deployed: in their own namespace (Lease, shared token Secret), token from that Secret (no
---token-file); the pools and the application pods are in another namespace.
+The controllers run as deployed: in their own namespace (Lease, push-signing Secret); the pools and the application
+pods are in another namespace. There is no shared secret: pods' tokens come from `kubectl create token
+--bound-object-kind Pod` (the TokenRequest the kubelet makes for the injected projected volume).
 
 Needs KUBECONFIG (the k8s_cluster fixture), MEMHA_CONTROLLER, MEMHA_SIDECAR; kubectl from MEMHA_K8S_BIN or
 scripts/k8s-tools/build.sh."""
@@ -36,7 +38,6 @@ REPO = os.environ.get("MEMHA_REPO", os.path.abspath(os.path.join(os.path.dirname
 CONTROLLER = os.environ.get("MEMHA_CONTROLLER", os.path.join(REPO, "build/controller/memha-controller"))
 SIDECAR = os.environ.get("MEMHA_SIDECAR", os.path.join(REPO, "build/sidecar/memha-sidecar"))
 MEMCACHED = os.environ.get("MEMCACHED", "memcached")
-TOKEN = "e2e-token-" + str(random.randrange(1 << 30))
 LEASE = 4  # seconds: --lease-duration (short, so the handover test is quick)
 
 
@@ -192,7 +193,9 @@ def pod_yaml(name, labels, annotations=None, port=11211, sidecar=False):
     meta = {"name": name, "labels": labels}
     if annotations:
         meta["annotations"] = annotations
-    spec = {"containers": [{"name": "c", "image": "memcached:1.6",
+    # ServiceAccount admission is off without a controller-manager: name it, as admission would (a bound token
+    # is only issued for a pod's own ServiceAccount).
+    spec = {"serviceAccountName": "default", "containers": [{"name": "c", "image": "memcached:1.6",
                             "ports": [{"name": "memcache", "containerPort": port}]}]}
     if sidecar:  # what the webhook injects (no webhook in this test): the controller pushes only to such pods
         spec["initContainers"] = [{"name": "memha-sidecar", "image": "memha/sidecar:test", "restartPolicy": "Always"}]
@@ -212,15 +215,10 @@ class ControllerE2E(unittest.TestCase):
         cls.ns = f"memha-e2e-{os.getpid()}"
         cls.ctl_ns = cls.ns + "-system"
         cls.procs = []
-        # The sidecars' token file stands for their mounted copy of the Secret; the controllers read the shared
-        # Secret in their namespace (made here with a known token; a controller would make a random one).
-        cls.token_file = os.path.join(cls.tmp, "token")
-        with open(cls.token_file, "w") as f:
-            f.write(TOKEN + "\n")
         k("create", "namespace", cls.ns)
         k("create", "namespace", cls.ctl_ns)
-        k("-n", cls.ctl_ns, "create", "secret", "generic", "memha-sidecar-token", f"--from-literal=token={TOKEN}")
-        k("-n", cls.ctl_ns, "label", "secret", "memha-sidecar-token", "app.kubernetes.io/managed-by=memha-controller")
+        # No controller-manager here to make the namespace's default ServiceAccount.
+        k("-n", cls.ns, "create", "serviceaccount", "default", check=False)
         # The push-signing keys (issue 12), made here so the sidecars can be started with the public keys the webhook
         # would inject; the controllers sign with `current` from this Secret.
         cls.signing = Ed25519PrivateKey.generate()
@@ -257,7 +255,7 @@ class ControllerE2E(unittest.TestCase):
             cls.set_status(name, ip, True)
             uid = k("-n", cls.ns, "get", "pod", name, "-o", "jsonpath={.metadata.uid}").strip()
             cmd = [SIDECAR, "--admin-address", ip, "--admin-port", str(cls.admin_port),
-                   "--admin-token-file", cls.token_file, "--push-public-key", cls.public_keys,
+                   "--push-public-key", cls.public_keys,
                    "--pod", f"{cls.ns}/{name}", "--pod-uid", uid]
             cls.sidecars[name] = Proc(cmd, os.path.join(cls.tmp, f"sidecar-{name}.log"))
             cls.procs.append(cls.sidecars[name])
@@ -275,7 +273,7 @@ class ControllerE2E(unittest.TestCase):
                "--lease-name", "memha-e2e", "--lease-duration", f"{LEASE}s", "--renew-deadline", "3s",
                "--retry-period", "500ms", "--admin-address", "127.0.0.1", "--admin-port", str(port),
                "--sidecar-admin-port", str(cls.admin_port), "--webhook-port", "0",
-               "--resync-s", "5", "--token-refresh-s", "1", "--log-level", "info"]
+               "--resync-s", "5", "--log-level", "info"]
         p = Proc(cmd, os.path.join(cls.tmp, f"{identity}.log"))
         p.port = port
         cls.controllers[identity] = p
@@ -307,6 +305,16 @@ class ControllerE2E(unittest.TestCase):
         else:
             print(f"logs kept in {cls.tmp}", file=sys.stderr)
 
+    def pod_token(self, pod, audience="memha", bound=True):
+        """What the kubelet mounts for the injected projected volume: a token bound to the pod, for `audience`."""
+        args = ["-n", self.ns, "create", "token", "default", "--duration", "10m"]
+        if audience:
+            args += ["--audience", audience]
+        if bound:
+            uid = k("-n", self.ns, "get", "pod", pod, "-o", "jsonpath={.metadata.uid}").strip()
+            args += ["--bound-object-kind", "Pod", "--bound-object-name", pod, "--bound-object-uid", uid]
+        return k(*args).strip()
+
     def sidecar_topology(self, app):
         status, body = http_get(f"http://{self.apps[app]}:{self.admin_port}/v1/topology")
         return json.loads(body) if status == 200 else None
@@ -337,20 +345,30 @@ class ControllerE2E(unittest.TestCase):
         self.assertEqual(data, b"STORED\r\nVALUE e2e 0 5\r\nhello\r\nEND\r\n")
 
     def test_2_controller_serves_boot_requests_on_both_replicas(self):
+        web1, web2 = self.pod_token("web-1"), self.pod_token("web-2")
         for identity in ("ctl-1", "ctl-2"):
             url = f"http://127.0.0.1:{self.controllers[identity].port}/v1/topology?pod={self.ns}/web-1"
             self.assertEqual(http_get(url)[0], 401)
             # ctl-2's /readyz means its cache is synced; its first reconcile pass may still be running.
             status, body = wait_for(f"{identity} serves web-1's topology",
-                                    lambda: (lambda r: r if r[0] == 200 else None)(http_get(url, TOKEN)), timeout=10)
+                                    lambda: (lambda r: r if r[0] == 200 else None)(http_get(url, web1)), timeout=10)
             self.assertEqual(status, 200, body)
             t = json.loads(body)
             self.assertEqual(len(t["pools"][0]["primary"]), 2)
             if identity == "ctl-2":
                 self.assertEqual(t["epoch"], 0)  # a follower's answer never beats the leader's pushes
-        status, _ = http_get(f"http://127.0.0.1:{self.controllers['ctl-1'].port}/v1/topology?pod={self.ns}/nope",
-                             TOKEN)
+            # Issue 12: a pod reads only its own topology. Checked by the API server (TokenReview), not by a secret.
+            self.assertEqual(http_get(url, web2)[0], 403, "web-2's token must not read web-1's topology")
+            self.assertEqual(http_get(url, self.pod_token("web-1", bound=False))[0], 401, "a token bound to no pod")
+            self.assertEqual(http_get(url, self.pod_token("web-1", audience=None))[0], 401,
+                             "web-1's token for the API server (another audience)")
+            self.assertEqual(http_get(url, web1 + "x")[0], 401)
+        # A pod with a valid token but no topology.
+        k("-n", self.ns, "apply", "-f", "-", input=pod_yaml("lonely", {"app": "lonely"}))
+        status, _ = http_get(f"http://127.0.0.1:{self.controllers['ctl-1'].port}/v1/topology?pod={self.ns}/lonely",
+                             self.pod_token("lonely"))
         self.assertEqual(status, 404)
+        k("-n", self.ns, "delete", "pod", "lonely", "--wait=false")
 
     def test_2b_sidecar_boots_from_the_controller_before_any_push(self):
         # web-3 has no IP in the API yet, so nothing can be pushed to it: its sidecar only has the boot fetch.
@@ -358,8 +376,11 @@ class ControllerE2E(unittest.TestCase):
         k("-n", self.ns, "apply", "-f", "-",
           input=pod_yaml("web-3", {"app": "web"}, {"memha.io/pools": f"cache-a:{local}"}))
         admin = free_port(["127.0.0.13"])
+        token_file = os.path.join(self.tmp, "web-3.token")  # the projected volume's file
+        with open(token_file, "w") as f:
+            f.write(self.pod_token("web-3"))
         p = Proc([SIDECAR, "--admin-address", "127.0.0.13", "--admin-port", str(admin),
-                  "--admin-token-file", self.token_file, "--pod", f"{self.ns}/web-3",
+                  "--controller-token-file", token_file, "--pod", f"{self.ns}/web-3",
                   "--controller-url", f"http://127.0.0.1:{self.controllers['ctl-1'].port}"],
                  os.path.join(self.tmp, "sidecar-web-3.log"))
         self.procs.append(p)
@@ -458,7 +479,7 @@ class ControllerE2E(unittest.TestCase):
         wait_for("pods_without_sidecar = 1",
                  lambda: self.controller_metric("ctl-1", "memha_controller_pods_without_sidecar") == 1)
         status, body = http_get(f"http://127.0.0.1:{self.controllers['ctl-1'].port}/v1/topology?pod="
-                                f"{self.ns}/web-nosidecar", token=TOKEN)
+                                f"{self.ns}/web-nosidecar", token=self.pod_token("web-nosidecar"))
         self.assertEqual(status, 200, body)
         time.sleep(1)
         self.assertEqual(self.controller_metric("ctl-1", 'memha_controller_pushes_total{result="error"}'), errors)
@@ -549,51 +570,22 @@ class ControllerE2E(unittest.TestCase):
         self.assertEqual(after["pools"], before["pools"])  # still sync: the last good value
         k("-n", self.ns, "annotate", "service", "cache-a", "memha.io/write-policy-")
 
-    def token_copy(self):
-        out = k("-n", self.ns, "get", "secret", "memha-sidecar-token", "-o", "jsonpath={.data.token}", check=False)
-        return base64.b64decode(out).decode() if out else None
-
-    def rotate(self, token):
-        # What an operator does: edit the shared Secret in the controllers' namespace. No restart follows.
-        k("-n", self.ctl_ns, "patch", "secret", "memha-sidecar-token", "--type=merge",
-          "-p", json.dumps({"stringData": {"token": token}}))
-
-    def kubelet_refreshes_the_mounted_copy(self):
-        # The kubelet's part (there is none here): the sidecars' file gets the copy's content, atomically.
-        tmp = self.token_file + ".new"
-        with open(tmp, "w") as f:
-            f.write(self.token_copy() + "\n")
-        os.replace(tmp, self.token_file)
-
-    def test_5b_token_rotation_reaches_the_copies_and_the_pushes(self):
-        # The leader keeps a copy of the token in every namespace with a sidecar pod (what the sidecars mount).
-        wait_for("token copy in the app namespace", lambda: self.token_copy() == TOKEN)
-        new = TOKEN + "-rotated"
-        urls = {i: f"http://127.0.0.1:{c.port}/v1/topology?pod={self.ns}/web-1" for i, c in self.controllers.items()}
-        try:
-            self.rotate(new)
-            wait_for("the copy holds the rotated token", lambda: self.token_copy() == new)
-            for identity, url in urls.items():  # both replicas re-read the Secret
-                wait_for(f"{identity} answers with the new token", lambda url=url: http_get(url, new)[0] == 200)
-                # The old token still boots a sidecar whose copy is not refreshed yet (2 min grace); others do not.
-                self.assertEqual(http_get(url, TOKEN)[0], 200)
-                self.assertEqual(http_get(url, TOKEN + "-wrong")[0], 401)
-            self.kubelet_refreshes_the_mounted_copy()
-            # A push after the rotation is accepted by the sidecars (they re-read their token on a mismatch).
-            k("-n", self.ns, "annotate", "service", "cache-a", "memha.io/warmup=off", "--overwrite")
-            for app in self.apps:
-                wait_for(f"{app} got a push with the rotated token",
-                         lambda app=app: self.sidecar_topology(app)["pools"][0]["warmup"] is False)
-        finally:
-            self.rotate(TOKEN)
-            k("-n", self.ns, "annotate", "service", "cache-a", "memha.io/warmup-")
-        wait_for("the copy holds the first token again", lambda: self.token_copy() == TOKEN)
-        self.kubelet_refreshes_the_mounted_copy()
-        for identity, url in urls.items():
-            wait_for(f"{identity} answers with the first token again", lambda url=url: http_get(url, TOKEN)[0] == 200)
-        for app in self.apps:
-            wait_for(f"{app} warm-up back on", lambda app=app: self.sidecar_topology(app)["pools"][0]["warmup"] is True)
-        self.assertEqual(self.controller_metric("ctl-1", "memha_controller_token_copies_stale"), 0)
+    def test_5b_recreated_pod_old_token_is_refused(self):
+        # A pod deleted and created again under the same name (a StatefulSet pod) has a new uid: the token bound to
+        # the old one is refused, by the API server and, while a review is cached, by the controller's own check.
+        local = free_port(["127.0.0.1"])
+        spec = pod_yaml("web-5", {"app": "web"}, {"memha.io/pools": f"cache-a:{local}"})
+        k("-n", self.ns, "apply", "-f", "-", input=spec)
+        old = self.pod_token("web-5")
+        url = f"http://127.0.0.1:{self.controllers['ctl-1'].port}/v1/topology?pod={self.ns}/web-5"
+        wait_for("web-5's topology with its token", lambda: http_get(url, old)[0] == 200, timeout=10)
+        k("-n", self.ns, "delete", "pod", "web-5", "--wait=true")
+        k("-n", self.ns, "apply", "-f", "-", input=spec)
+        new = self.pod_token("web-5")
+        wait_for("the new web-5 served with its own token", lambda: http_get(url, new)[0] == 200, timeout=10)
+        status, body = http_get(url, old)
+        self.assertIn(status, (401, 403), body)
+        k("-n", self.ns, "delete", "pod", "web-5", "--wait=false")
 
     def test_6_leader_killed_hands_over_without_refusals(self):
         t0 = {app: self.sidecar_topology(app) for app in self.apps}

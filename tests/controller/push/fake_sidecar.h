@@ -19,9 +19,10 @@ namespace memha::push {
 
 class FakeSidecar {
  public:
-  enum class Mode { kOk, kFail, kHang, kRefuse };
+  // kUnauthorized: 401 to everything, as memha-sidecar answers a push whose signature it does not accept.
+  enum class Mode { kOk, kFail, kHang, kRefuse, kUnauthorized };
 
-  explicit FakeSidecar(std::string token = "secret") : token_(std::move(token)) {
+  FakeSidecar() {
     server_.Put("/v1/topology", [this](const httplib::Request& req, httplib::Response& res) { Handle(req, res); });
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
@@ -91,9 +92,9 @@ class FakeSidecar {
     if (refused) {
       res.status = *refused == crypto::PushRefusal::kWrongPod ? 403 : 401;
       res.set_content("{\"reason\":\"" + std::string(crypto::ToString(*refused)) + "\"}", "application/json");
-    } else if (req.get_header_value("Authorization") != "Bearer " + token_) {
+    } else if (mode == Mode::kUnauthorized) {
       res.status = 401;
-      res.set_content("{\"error\":\"missing or wrong bearer token\"}", "application/json");
+      res.set_content("{\"reason\":\"bad_signature\"}", "application/json");
     } else if (mode == Mode::kFail) {
       res.status = 500;
       res.set_content("{\"error\":\"scripted failure\"}", "application/json");
@@ -113,7 +114,6 @@ class FakeSidecar {
     }
   }
 
-  std::string token_;
   httplib::Server server_;
   std::thread thread_;
   int port_ = 0;

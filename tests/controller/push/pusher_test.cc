@@ -59,13 +59,12 @@ PusherOptions FastOptions() {
 
 class PusherTest : public ::testing::Test {
  protected:
-  TokenFile token_{"", "secret"};
   CountingObserver observer_;
 };
 
-TEST_F(PusherTest, PushesEverySidecarWithTheTokenAndTracksAcks) {
+TEST_F(PusherTest, PushesEverySidecarAndTracksAcks) {
   std::vector<std::unique_ptr<FakeSidecar>> fakes;
-  TopologyPusher pusher(FastOptions(), &token_, &observer_);
+  TopologyPusher pusher(FastOptions(), &observer_);
   for (int i = 0; i < 6; ++i) {
     fakes.push_back(std::make_unique<FakeSidecar>());
     pusher.Set({"shop/web-" + std::to_string(i), fakes.back()->address(), Topo(2, 10)});
@@ -88,7 +87,7 @@ TEST_F(PusherTest, PushesEverySidecarWithTheTokenAndTracksAcks) {
 
 TEST_F(PusherTest, SameGenerationIsNotPushedAgain) {
   FakeSidecar fake;
-  TopologyPusher pusher(FastOptions(), &token_);
+  TopologyPusher pusher(FastOptions());
   pusher.Start();
   auto t = Topo(1, 1);
   pusher.Set({"shop/web", fake.address(), t});
@@ -101,7 +100,7 @@ TEST_F(PusherTest, SameGenerationIsNotPushedAgain) {
 TEST_F(PusherTest, FailingSidecarIsRetriedWithGrowingBackoffUntilItAcks) {
   FakeSidecar fake;
   fake.fail_next(4);
-  TopologyPusher pusher(FastOptions(), &token_, &observer_);
+  TopologyPusher pusher(FastOptions(), &observer_);
   pusher.Start();
   pusher.Set({"shop/web", fake.address(), Topo(1, 5)});
   ASSERT_TRUE(Eventually([&] { return pusher.Behind() == 0; }));
@@ -115,9 +114,10 @@ TEST_F(PusherTest, FailingSidecarIsRetriedWithGrowingBackoffUntilItAcks) {
   EXPECT_EQ(pusher.Sidecar("shop/web")->failures, 0);
 }
 
-TEST_F(PusherTest, WrongTokenIsRejectedAndBackedOffNotHammered) {
-  FakeSidecar fake("another-token");
-  TopologyPusher pusher(FastOptions(), &token_, &observer_);
+TEST_F(PusherTest, UnauthorizedIsRejectedAndBackedOffNotHammered) {
+  FakeSidecar fake;
+  fake.set_mode(FakeSidecar::Mode::kUnauthorized);
+  TopologyPusher pusher(FastOptions(), &observer_);
   pusher.Start();
   pusher.Set({"shop/web", fake.address(), Topo(1, 5)});
   std::this_thread::sleep_for(1000ms);
@@ -134,7 +134,7 @@ TEST_F(PusherTest, WrongTokenIsRejectedAndBackedOffNotHammered) {
 TEST_F(PusherTest, RefusedIsNotRetriedHotButANewerStateIsSent) {
   FakeSidecar fake;
   fake.set_mode(FakeSidecar::Mode::kRefuse);
-  TopologyPusher pusher(FastOptions(), &token_, &observer_);
+  TopologyPusher pusher(FastOptions(), &observer_);
   pusher.Start();
   pusher.Set({"shop/web", fake.address(), Topo(1, 5)});
   ASSERT_TRUE(Eventually([&] { return observer_.count(PushResult::kRefused) == 1; }));
@@ -149,7 +149,7 @@ TEST_F(PusherTest, RefusedIsNotRetriedHotButANewerStateIsSent) {
 
 TEST_F(PusherTest, OlderGenerationThanTheSidecarsIsRefused) {
   FakeSidecar fake;
-  TopologyPusher pusher(FastOptions(), &token_, &observer_);
+  TopologyPusher pusher(FastOptions(), &observer_);
   pusher.Start();
   pusher.Set({"shop/web", fake.address(), Topo(5, 1)});  // a newer leader pushed this
   ASSERT_TRUE(Eventually([&] { return pusher.Behind() == 0; }));
@@ -166,7 +166,7 @@ TEST_F(PusherTest, HangingSidecarNeverBlocksTheOthers) {
   FakeSidecar hanging;
   hanging.set_mode(FakeSidecar::Mode::kHang);
   std::vector<std::unique_ptr<FakeSidecar>> fakes;
-  TopologyPusher pusher(o, &token_, &observer_);
+  TopologyPusher pusher(o, &observer_);
   pusher.Set({"shop/a-hanging", hanging.address(), Topo(1, 1)});  // sorted first: sent first
   pusher.Start();
   ASSERT_TRUE(Eventually([&] { return hanging.requests() == 1; }));
@@ -185,7 +185,7 @@ TEST_F(PusherTest, HangingSidecarNeverBlocksTheOthers) {
 TEST_F(PusherTest, SlowSidecarGetsOnlyTheNewestOfManyUpdates) {
   FakeSidecar slow;
   slow.set_delay(300ms);
-  TopologyPusher pusher(FastOptions(), &token_, &observer_);
+  TopologyPusher pusher(FastOptions(), &observer_);
   pusher.Start();
   pusher.Set({"shop/web", slow.address(), Topo(1, 1)});
   ASSERT_TRUE(Eventually([&] { return slow.requests() == 1; }));
@@ -203,7 +203,7 @@ TEST_F(PusherTest, ResyncRepushesTheAcknowledgedState) {
   PusherOptions o = FastOptions();
   o.resync = 100ms;
   FakeSidecar fake;
-  TopologyPusher pusher(o, &token_, &observer_);
+  TopologyPusher pusher(o, &observer_);
   pusher.Start();
   pusher.Set({"shop/web", fake.address(), Topo(1, 7)});
   ASSERT_TRUE(Eventually([&] { return fake.requests() >= 4; }));
@@ -216,7 +216,7 @@ TEST_F(PusherTest, StopAbortsRequestsInFlightAndStartResumes) {
   o.request_timeout = 10s;
   FakeSidecar fake;
   fake.set_mode(FakeSidecar::Mode::kHang);
-  TopologyPusher pusher(o, &token_, &observer_);
+  TopologyPusher pusher(o, &observer_);
   pusher.Start();
   pusher.Set({"shop/web", fake.address(), Topo(1, 1)});
   ASSERT_TRUE(Eventually([&] { return fake.in_handler() == 1; }));
@@ -237,7 +237,7 @@ TEST_F(PusherTest, StopAbortsRequestsInFlightAndStartResumes) {
 
 TEST_F(PusherTest, ReplaceForgetsMissingSidecarsAndWaitsForAnAddress) {
   FakeSidecar a, b;
-  TopologyPusher pusher(FastOptions(), &token_);
+  TopologyPusher pusher(FastOptions());
   pusher.Start();
   pusher.Replace({{"shop/a", a.address(), Topo(1, 1)}, {"shop/b", "", Topo(1, 1)}});
   ASSERT_TRUE(Eventually([&] { return a.requests() == 1; }));
@@ -261,7 +261,7 @@ TEST_F(PusherTest, UnreachableSidecarFailsFastAsAnError) {
     FakeSidecar gone;
     address = gone.address();
   }
-  TopologyPusher pusher(FastOptions(), &token_, &observer_);
+  TopologyPusher pusher(FastOptions(), &observer_);
   pusher.Start();
   pusher.Set({"shop/web", address, Topo(1, 1)});
   ASSERT_TRUE(Eventually([&] { return observer_.count(PushResult::kError) >= 2; }));
@@ -277,7 +277,7 @@ TEST_F(PusherTest, AnUnreachableSidecarIsLoggedOnceNotOnEveryRetry) {
     FakeSidecar gone;
     address = gone.address();
   }
-  TopologyPusher pusher(FastOptions(), &token_, &observer_);
+  TopologyPusher pusher(FastOptions(), &observer_);
   ::testing::internal::CaptureStderr();
   pusher.Start();
   pusher.Set({"shop/web", address, Topo(1, 1)});

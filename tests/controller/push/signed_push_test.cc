@@ -62,7 +62,6 @@ class SignedPushTest : public ::testing::Test {
   }
   crypto::Ed25519KeyPair key_;
   crypto::PushSigner signer_{""};
-  TokenFile token_{"", "secret"};
   std::atomic<int> confirm_calls_{0};
   uint64_t lease_transitions_ = 5;
 };
@@ -73,7 +72,7 @@ TEST_F(SignedPushTest, PushesVerifyOnlyAtThePodTheyName) {
   crypto::PushVerifier v1(VerifierFor("shop/web-1", "uid-1")), v2(VerifierFor("shop/web-2"));
   web1.set_verifier(&v1);
   web2.set_verifier(&v2);
-  TopologyPusher pusher(Options(), &token_);
+  TopologyPusher pusher(Options());
   pusher.Start();
   pusher.Set({"shop/web-1", web1.address(), Topo(5, 1), "uid-1"});
   // web-2's pod IP now belongs to another pod: the push for shop/web-3 must not be applied there.
@@ -95,7 +94,7 @@ TEST_F(SignedPushTest, WrongSigningKeyIsRejected) {
   FakeSidecar web1;
   crypto::PushVerifier v1(VerifierFor("shop/web-1"));
   web1.set_verifier(&v1);
-  TopologyPusher pusher(Options(), &token_);
+  TopologyPusher pusher(Options());
   pusher.Start();
   pusher.Set({"shop/web-1", web1.address(), Topo(5, 1), ""});
   ASSERT_TRUE(Eventually([&] { return pusher.Sidecar("shop/web-1")->last_result.has_value(); }));
@@ -110,7 +109,7 @@ TEST_F(SignedPushTest, EpochFromTheFutureIsResetWhenTheLeaseConfirms) {
   web1.set_verifier(&v1);
   Topology forged = *Topo(UINT64_MAX, UINT64_MAX);
   web1.hold(forged);  // the lockout of issue 12, e.g. reloaded from the state file
-  TopologyPusher pusher(Options(), &token_);
+  TopologyPusher pusher(Options());
   pusher.Start();
   pusher.Set({"shop/web-1", web1.address(), Topo(5, 1), ""});
   ASSERT_TRUE(Eventually([&] { return pusher.Behind() == 0; }));
@@ -128,7 +127,7 @@ TEST_F(SignedPushTest, NewerLeadersEpochIsNeverReset) {
   crypto::PushVerifier v1(VerifierFor("shop/web-1"));
   web1.set_verifier(&v1);
   web1.hold(*Topo(6, 1));
-  TopologyPusher pusher(Options(), &token_);
+  TopologyPusher pusher(Options());
   pusher.Start();
   pusher.Set({"shop/web-1", web1.address(), Topo(5, 99), ""});
   ASSERT_TRUE(Eventually([&] { return pusher.Sidecar("shop/web-1")->last_result == PushResult::kRefused; }));
@@ -145,7 +144,7 @@ TEST_F(SignedPushTest, SameEpochNewerVersionIsNotReset) {
   crypto::PushVerifier v1(VerifierFor("shop/web-1"));
   web1.set_verifier(&v1);
   web1.hold(*Topo(5, 100));
-  TopologyPusher pusher(Options(), &token_);
+  TopologyPusher pusher(Options());
   pusher.Start();
   pusher.Set({"shop/web-1", web1.address(), Topo(5, 3), ""});
   ASSERT_TRUE(Eventually([&] { return pusher.Sidecar("shop/web-1")->last_result == PushResult::kRefused; }));

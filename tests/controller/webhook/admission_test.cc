@@ -136,13 +136,14 @@ TEST(Admission, InjectedSidecarIsANativeSidecarWithProbesAndHardening) {
   EXPECT_EQ(c["securityContext"]["capabilities"]["drop"], json::array({"ALL"}));
   const json args = c["args"];
   for (const char* want : {"--admin-address=0.0.0.0", "--admin-port=11299", "--health-port=11298",
-                           "--admin-token-file=/var/run/memha/token/token",
+                           "--controller-token-file=/var/run/memha/token/token",
                            "--state-file=/var/run/memha/state/topology.json",
                            "--controller-url=http://memha-controller.memha-system.svc:8080",
                            "--pod=$(MEMHA_POD_NAMESPACE)/$(MEMHA_POD_NAME)"}) {
     EXPECT_NE(std::find(args.begin(), args.end(), want), args.end()) << want;
   }
-  EXPECT_EQ(pod["spec"]["volumes"][0]["secret"]["secretName"], "memha-sidecar-token");
+  EXPECT_EQ(pod["spec"]["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]["audience"], "memha");
+  EXPECT_FALSE(pod["spec"]["volumes"][0].contains("secret"));
   EXPECT_TRUE(pod["spec"]["volumes"][1].contains("emptyDir"));
   EXPECT_EQ(pod["metadata"]["labels"]["memha.io/sidecar"], "injected");
   EXPECT_EQ(r.pod_namespace, "shop");
@@ -159,6 +160,21 @@ TEST(Admission, SidecarGoesBeforeExistingInitContainers) {
   EXPECT_EQ(pod["spec"]["initContainers"][0]["name"], "memha-sidecar");
   EXPECT_EQ(pod["spec"]["initContainers"][1]["name"], "migrate");
   EXPECT_EQ(pod["spec"]["volumes"].size(), 3u);
+}
+
+TEST(Admission, TheProjectedTokenIsThePodsOwnServiceAccount) {
+  // Without a ServiceAccount named (ServiceAccount admission off), "default", as that plugin would set; a pod's own
+  // ServiceAccount is kept: the token the sidecar presents is always the pod's identity, never memha's.
+  for (const char* sa : {"", "shop-web"}) {
+    json review = json::parse(ReadFile(kTestdata / "inject_label_true.json"));
+    if (*sa != '\0') review["request"]["object"]["spec"]["serviceAccountName"] = sa;
+    const AdmissionResult r = ReviewPod(review.dump(), TestConfig());
+    ASSERT_TRUE(r.patched()) << sa;
+    const json patch = json::parse(*Base64Decode(json::parse(r.body)["response"]["patch"].get<std::string>()));
+    const json pod = review["request"]["object"].patch(patch);
+    EXPECT_EQ(pod["spec"]["serviceAccountName"], *sa != '\0' ? sa : "default");
+    EXPECT_EQ(pod["spec"]["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]["audience"], "memha");
+  }
 }
 
 TEST(Admission, DryRunIsAnsweredTheSameAndFlagged) {

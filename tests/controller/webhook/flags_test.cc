@@ -10,7 +10,7 @@ TEST(WebhookFlags, AppliesTheChartsFlags) {
   const std::vector<std::pair<std::string, std::string>> flags = {
       {"--webhook-port", "9443"},          {"--webhook-configuration", "x-injector"},
       {"--webhook-service", "x-ctl"},       {"--webhook-secret", "x-tls"},
-      {"--webhook-cert-ip", "127.0.0.1"},   {"--token-secret", "x-token"},
+      {"--webhook-cert-ip", "127.0.0.1"},
       {"--sidecar-image", "r/memha:1"},     {"--sidecar-image-pull-policy", "Always"},
       {"--sidecar-admin-port", "12000"},    {"--sidecar-cpu-limit", "1"},
       {"--sidecar-memory-request", ""},     {"--sidecar-startup-timeout-s", "30"},
@@ -25,7 +25,6 @@ TEST(WebhookFlags, AppliesTheChartsFlags) {
   EXPECT_EQ(s.certificates.ns, "ops");
   EXPECT_EQ(s.certificates.webhook_configuration, "x-injector");
   EXPECT_EQ(s.certificates.ip_addresses, std::vector<std::string>{"127.0.0.1"});
-  EXPECT_EQ(s.inject.token_secret, "x-token");
   EXPECT_EQ(s.inject.controller_url, "http://x-ctl.ops.svc:8080");
   EXPECT_EQ(s.inject.admin_port, 12000);
   EXPECT_EQ(s.inject.resources.memory_request, "");
@@ -46,6 +45,17 @@ TEST(WebhookFlags, UnknownIsNotMineAndBadValuesAreErrors) {
   s.enabled = true;
   EXPECT_FALSE(s.Finish("ops").ok());
   EXPECT_NE(WebhookFlagsHelp().find("--sidecar-image "), std::string::npos);
+}
+
+TEST(WebhookFlags, UnsignedPushesAreNotAnOption) {
+  // Sidecars take only signed pushes (there is no shared token any more): a controller without keys is refused.
+  WebhookSettings s;
+  ASSERT_TRUE(ApplyWebhookFlag("--push-signing-secret", "", &s).ok());
+  Status st = s.Finish("ops");
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("--push-signing-key-file"), std::string::npos) << st.message();
+  ASSERT_TRUE(ApplyWebhookFlag("--push-signing-key-file", "/etc/memha/keys", &s).ok());
+  EXPECT_TRUE(s.Finish("ops").ok());
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // memha-webhook-e2e: the webhook part of memha-controller alone, for tests/k8s/webhook_e2e.sh against a real
-// kube-apiserver. It does what the controller does at start: makes (or reads) the shared sidecar token and the
+// kube-apiserver. It does what the controller does at start: makes (or reads) the
 // webhook certificate in Secrets of --namespace, sets the caBundle of --webhook-configuration, then serves
 // POST /mutate on 127.0.0.1 until SIGTERM/SIGINT or --timeout-s. The port is written to --port-file.
 //
@@ -64,13 +64,10 @@ int main(int argc, char** argv) {
   if (!api.ok()) return Fail("API client: " + api.status().message());
 
   // What memha-controller's main does, in this order.
-  auto token = webhook::LoadOrCreateSharedToken(*api.value(), ns, settings.tokens.secret_name);
-  if (!token.ok()) return Fail("sidecar token: " + token.status().message());
   webhook::CertificateBootstrap certs(*api.value(), settings.certificates);
   auto tls = certs.Run();
   if (!tls.ok()) return Fail("webhook certificate: " + tls.status().message());
-  webhook::SidecarTokenSecrets copies(*api.value(), webhook::FixedTokenSource(token.value()), settings.tokens);
-  webhook::WebhookServer server(settings.server, tls.value(), settings.inject, &copies);
+  webhook::WebhookServer server(settings.server, tls.value(), settings.inject);
   if (Status s = server.Start(); !s.ok()) return Fail(s.message());
 
   {
