@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 # kube-apiserver, etcd, kubectl, helm for the k8s tier: built once into ~/.cache/memha/k8s (docs/LOCAL_K8S.md).
 scripts/k8s-tools/build.sh >/dev/null
-# promtool for the monitoring tier (ctest -L monitoring): built once into ~/.cache/memha/monitoring.
-scripts/monitoring-tools/build.sh >/dev/null
+# promtool and prometheus for the monitoring tests (ctest -L monitoring): built once into ~/.cache/memha/monitoring.
+scripts/monitoring-tools/build.sh --server >/dev/null
 
 cmake -S . -B build -G Ninja -DMEMHA_WERROR=ON >/dev/null
 ninja -C build -j2
