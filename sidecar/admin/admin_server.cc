@@ -76,6 +76,14 @@ Route AdminServer::RouteHealth(const http::RequestHead& head) {
 }
 
 Route AdminServer::RouteAdmin(const http::RequestHead& head) {
+  // The admin port is reachable from the cluster (pushes come from the controller): apart from the probe paths,
+  // what it answers without a signature (the topology, metrics: member pod IPs) is for the pod itself only.
+  // Prometheus scrapes the health port.
+  if (!head.from_loopback && head.method == "GET" && (head.path == "/v1/topology" || head.path == "/metrics")) {
+    return Route::Reply(Response::Json(
+        403, {{"error", head.path + " on the admin port is served to the pod itself (loopback) only" +
+                            std::string(options_.health ? "; metrics are on the health port" : "")}}));
+  }
   if (head.path != "/v1/topology") return RouteHealth(head);
   if (head.method == "GET") {
     return Route::Handle([this](const http::Request&) {

@@ -1,6 +1,7 @@
 #pragma once
 // The sidecar's HTTP endpoints, on two ports served by http::Server (event-driven, on threads of their own):
-//  - admin:  PUT/GET /v1/topology (pushes must be signed by the controller), and /healthz, /readyz, /metrics;
+//  - admin:  PUT /v1/topology (signed by the controller), /healthz and /readyz to anyone; GET /v1/topology and
+//            /metrics (member addresses) only to a loopback peer, i.e. the pod itself;
 //  - health: /healthz, /readyz, /metrics only, for the kubelet's probes and Prometheus (optional port).
 // /healthz answers from the data-plane loop's heartbeat: 503 once the loop has not turned for `loop_stall_limit`.
 // Never touches data-plane objects: a push is validated into a Topology and handed to the loop.

@@ -22,6 +22,9 @@ struct RequestHead {
   std::optional<uint64_t> content_length;
   bool expect_continue = false;  // "Expect: 100-continue"
   size_t size = 0;               // bytes of the head, its blank line included
+  // Set by the server, not parsed: the client connected from a loopback address (127.0.0.0/8, ::1, or IPv4-mapped
+  // 127/8), i.e. from inside the pod's network namespace (another container of the pod, kubectl exec/port-forward).
+  bool from_loopback = false;
 
   // The first value of a header (name in lower case), or null.
   const std::string* Header(std::string_view lower_name) const;

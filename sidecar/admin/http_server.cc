@@ -1,6 +1,7 @@
 #include "sidecar/admin/http_server.h"
 
 #include <netdb.h>
+#include <netinet/in.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -105,6 +106,7 @@ struct Server::Impl {
     size_t discarded = 0;
     EventPtr read_event, write_event, timer_event;
     std::list<Conn*>::iterator age;  // position in `by_age`
+    bool from_loopback = false;
   };
 
   struct Job {
@@ -118,8 +120,19 @@ struct Server::Impl {
         observer(counters ? *counters : NoObserver()) {}
 
   // --- server thread ---
-  static void AcceptCb(evconnlistener*, evutil_socket_t fd, sockaddr*, int, void* arg) {
-    static_cast<Impl*>(arg)->Accept(fd);
+  static void AcceptCb(evconnlistener*, evutil_socket_t fd, sockaddr* peer, int, void* arg) {
+    static_cast<Impl*>(arg)->Accept(fd, IsLoopback(peer));
+  }
+  static bool IsLoopback(const sockaddr* peer) {
+    if (peer == nullptr) return false;
+    if (peer->sa_family == AF_INET) {
+      return (ntohl(reinterpret_cast<const sockaddr_in*>(peer)->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (peer->sa_family == AF_INET6) {
+      const in6_addr& a = reinterpret_cast<const sockaddr_in6*>(peer)->sin6_addr;
+      return IN6_IS_ADDR_LOOPBACK(&a) || (IN6_IS_ADDR_V4MAPPED(&a) && a.s6_addr[12] == 127);
+    }
+    return false;
   }
   static void ReadCb(evutil_socket_t, short, void* arg) {
     auto* c = static_cast<Conn*>(arg);
@@ -154,7 +167,7 @@ struct Server::Impl {
     evconnlistener_enable(static_cast<Impl*>(arg)->listener.get());
   }
 
-  void Accept(int fd) {
+  void Accept(int fd, bool from_loopback) {
     if (conns.size() >= limits.max_connections && !EvictOne()) {
       static const std::string kBusy = Serialize(Response::Text(503, "too many admin connections, retry"));
       observer.OnRefused();
@@ -167,6 +180,7 @@ struct Server::Impl {
     c->impl = this;
     c->id = next_id++;
     c->fd = fd;
+    c->from_loopback = from_loopback;
     c->read_event.reset(event_new(base.get(), fd, EV_READ | EV_PERSIST, &ReadCb, c));
     c->write_event.reset(event_new(base.get(), fd, EV_WRITE | EV_PERSIST, &WriteCb, c));
     c->timer_event.reset(evtimer_new(base.get(), &TimerCb, c));
@@ -224,6 +238,7 @@ struct Server::Impl {
     if (p.state == HeadParse::State::kNeedMore) return;
     if (p.state == HeadParse::State::kError) return Respond(c, Response::Text(p.status, p.reason));
     c->head = std::move(p.head);
+    c->head.from_loopback = c->from_loopback;
     try {
       c->route = router(c->head);
     } catch (const std::exception& e) {

@@ -5,6 +5,7 @@ import errno
 import json
 import os
 import socket
+import subprocess
 import threading
 import time
 import unittest
@@ -134,11 +135,11 @@ class AdminTest(unittest.TestCase):
 
 # --- helpers for the robustness tests -----------------------------------------------------------------------------
 
-def raw_http(port, data, timeout=2.0, read_first=False):
+def raw_http(port, data, timeout=2.0, read_first=False, host="127.0.0.1"):
     """Sends `data` (bytes) on a fresh connection and returns (status, text, seconds until the reply arrived).
     Status is None if no reply came (timeout, reset before anything was read)."""
     t0 = time.monotonic()
-    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    sock = socket.create_connection((host, port), timeout=timeout)
     try:
         try:
             sock.sendall(data)
@@ -435,6 +436,62 @@ class AdminRobustnessTest(unittest.TestCase):
             self.assertEqual(Client(mc2.port).get("k"), b"v", "the pushed topology is the one serving")
         finally:
             mc2.stop()
+
+
+def non_loopback_ipv4():
+    """An address of this machine that is not loopback (a connection to it comes from it, as from another pod)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the source address of a route
+            ip = s.getsockname()[0]
+        except OSError:
+            ip = ""
+    if ip and not ip.startswith("127."):
+        return ip
+    out = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
+    return next((a for a in out if "." in a and not a.startswith("127.")), None)
+
+
+class AdminPortExposureTest(unittest.TestCase):
+    """Issue 12: the injected admin port listens on the pod IP for the controller's pushes. From anywhere but the pod
+    itself it answers only the probe paths and signed pushes: GET /v1/topology and /metrics (member pod IPs) were
+    served to any pod in the cluster."""
+
+    def test_only_health_and_signed_pushes_from_outside_the_pod(self):
+        outside = non_loopback_ipv4()
+        self.assertIsNotNone(outside, "this test needs an address that is not loopback (hostname -I)")
+        mc = Memcached()
+        health = free_port()
+        sc = Sidecar(signed=True, extra=["--admin-address", "0.0.0.0", "--health-port", str(health)])
+        try:
+            port = free_port()
+            body = json.dumps(topology(1, 1, [pool("shop/cache-a", f"127.0.0.1:{port}",
+                                                   [("cache-a-0", mc.address, "up")])]))
+            signature = "".join(f"{k}: {v}\r\n" for k, v in sc.signer.headers(body).items())
+            put = (f"PUT /v1/topology HTTP/1.1\r\nHost: t\r\n{signature}Content-Length: {len(body)}\r\n\r\n"
+                   f"{body}").encode()
+            status, text, _ = raw_http(sc.admin_port, put, host=outside)
+            self.assertEqual(status, 200, "a signed push from another address (the controller) is applied: " + text)
+            for path in ("/v1/topology", "/metrics"):
+                status, text, _ = raw_http(sc.admin_port, f"GET {path} HTTP/1.1\r\n\r\n".encode(), host=outside)
+                self.assertEqual(status, 403, f"GET {path} from {outside}: {text}")
+                self.assertNotIn(mc.address, text)
+            for path in ("/healthz", "/readyz"):
+                self.assertEqual(raw_http(sc.admin_port, f"GET {path} HTTP/1.1\r\n\r\n".encode(), host=outside)[0],
+                                 200, path)
+            unsigned = f"PUT /v1/topology HTTP/1.1\r\nContent-Length: {len(body)}\r\n\r\n{body}".encode()
+            self.assertEqual(raw_http(sc.admin_port, unsigned, host=outside)[0], 401)
+            # The pod itself (loopback: another container, kubectl exec or port-forward) still reads both.
+            status, text, _ = raw_http(sc.admin_port, b"GET /v1/topology HTTP/1.1\r\n\r\n")
+            self.assertEqual(status, 200)
+            self.assertIn(mc.address, text)
+            self.assertEqual(raw_http(sc.admin_port, b"GET /metrics HTTP/1.1\r\n\r\n")[0], 200)
+            # Prometheus scrapes the health port, which never takes a push.
+            self.assertEqual(raw_http(health, b"GET /metrics HTTP/1.1\r\n\r\n", host=outside)[0], 200)
+            self.assertEqual(raw_http(health, put, host=outside)[0], 404)
+        finally:
+            self.assertEqual(sc.stop(), 0)
+            mc.stop()
 
 
 class HealthPortTest(unittest.TestCase):
