@@ -111,4 +111,21 @@ Result<bool> ParseWarmupAnnotation(std::string_view text) {
   return Status::InvalidArgument("\"" + std::string(text) + "\": must be on or off");
 }
 
+bool AllowsNamespace(const model::ServiceInfo& service, std::string_view ns) {
+  if (service.meta.ns == ns) return true;
+  auto it = service.meta.annotations.find(std::string(kAllowFromAnnotation));
+  if (it == service.meta.annotations.end()) return false;
+  std::string_view list = it->second;
+  while (!list.empty()) {
+    size_t comma = list.find(',');
+    std::string_view entry = list.substr(0, comma);
+    while (!entry.empty() && (entry.front() == ' ' || entry.front() == '\t')) entry.remove_prefix(1);
+    while (!entry.empty() && (entry.back() == ' ' || entry.back() == '\t')) entry.remove_suffix(1);
+    if (entry == "*" || entry == ns) return true;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
 }  // namespace memha::topology

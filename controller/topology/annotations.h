@@ -19,6 +19,9 @@ inline constexpr std::string_view kPoolsAnnotation = model::kPoolsAnnotation;
 inline constexpr std::string_view kBackupPoolAnnotation = "memha.io/backup-pool";
 inline constexpr std::string_view kWritePolicyAnnotation = "memha.io/write-policy";
 inline constexpr std::string_view kWarmupAnnotation = "memha.io/warmup";
+// On a pool Service: the other namespaces whose pods (memha.io/pools) and Services (memha.io/backup-pool) may use
+// it: "ns1,ns2" or "*". Its own namespace always may.
+inline constexpr std::string_view kAllowFromAnnotation = "memha.io/allow-from";
 
 inline constexpr uint16_t kDefaultLocalPort = 11211;   // a pool without ":port" in memha.io/pools
 inline constexpr uint16_t kDefaultSidecarAdminPort = 11299;
@@ -52,6 +55,8 @@ Result<std::vector<PoolRef>> ParsePoolsAnnotation(std::string_view text, std::st
 Result<std::string> ParseServiceRef(std::string_view text, std::string_view default_namespace);
 
 Result<WritePolicy> ParseWritePolicyAnnotation(std::string_view text);
+// Whether `service` may be used from namespace `ns`: its own, or one memha.io/allow-from lists ("*": any).
+bool AllowsNamespace(const model::ServiceInfo& service, std::string_view ns);
 Result<bool> ParseWarmupAnnotation(std::string_view text);
 
 }  // namespace memha::topology

@@ -169,6 +169,10 @@ class Pass {
       if (backup == view_.services.end()) {
         Error("Service", key, ErrorReason::kUnknownBackupPool,
               std::string(kBackupPoolAnnotation) + ": no Service " + settings.backup + "; serving without a backup");
+      } else if (!AllowsNamespace(backup->second, service.meta.ns)) {
+        Error("Service", key, ErrorReason::kPoolNotAllowed,
+              std::string(kBackupPoolAnnotation) + ": Service " + settings.backup + " does not allow namespace " +
+                  service.meta.ns + " (" + std::string(kAllowFromAnnotation) + "); serving without a backup");
       } else {
         base->backup = Members(backup->second);
       }
@@ -191,6 +195,15 @@ class Pass {
       if (svc == view_.services.end()) {
         Error("Pod", pod.meta.Key(), ErrorReason::kUnknownPool,
               std::string(kPoolsAnnotation) + ": no Service " + ref.service);
+        ok = false;
+        continue;
+      }
+      // A pool in another namespace is that namespace's to share: its members' addresses go to this pod, and this
+      // pod's writes go to its members.
+      if (!AllowsNamespace(svc->second, pod.meta.ns)) {
+        Error("Pod", pod.meta.Key(), ErrorReason::kPoolNotAllowed,
+              std::string(kPoolsAnnotation) + ": Service " + ref.service + " does not allow namespace " +
+                  pod.meta.ns + " (annotate it " + std::string(kAllowFromAnnotation) + ": " + pod.meta.ns + ")");
         ok = false;
         continue;
       }
@@ -371,6 +384,7 @@ std::string_view ToString(ErrorReason reason) {
     case ErrorReason::kBadWarmup: return "BadWarmup";
     case ErrorReason::kBadBackupPool: return "BadBackupPool";
     case ErrorReason::kUnknownBackupPool: return "UnknownBackupPool";
+    case ErrorReason::kPoolNotAllowed: return "PoolNotAllowed";
     case ErrorReason::kInvalidTopology: return "InvalidTopology";
     case ErrorReason::kCount: break;
   }

@@ -18,6 +18,8 @@ enum class ErrorReason : uint8_t {
   kBadWarmup,             // memha.io/warmup is not on|off
   kBadBackupPool,         // memha.io/backup-pool does not parse or names the pool itself
   kUnknownBackupPool,     // memha.io/backup-pool names a Service that does not exist
+  kPoolNotAllowed,        // a pool (or backup pool) in another namespace whose Service's memha.io/allow-from
+                          // does not name the referring namespace
   kInvalidTopology,       // the result fails the push contract's validation (should not happen)
   kCount
 };

@@ -112,8 +112,10 @@ TEST_F(DesiredTest, OnePoolFromTheSameNamespace) {
 TEST_F(DesiredTest, ServiceAnnotationsBackupPolicyWarmupAndOtherNamespace) {
   Add(PoolService("infra", "cache-a"));
   Add(PoolService("infra", "cache-b"));
-  Service("infra/cache-a").meta.annotations = {
-      {"memha.io/backup-pool", "cache-b"}, {"memha.io/write-policy", "sync"}, {"memha.io/warmup", "off"}};
+  Service("infra/cache-a").meta.annotations = {{"memha.io/backup-pool", "cache-b"},
+                                               {"memha.io/write-policy", "sync"},
+                                               {"memha.io/warmup", "off"},
+                                               {"memha.io/allow-from", "shop"}};
   Add(MemcachedPod("infra", "cache-a-0", "10.0.0.1"));
   Add(MemcachedPod("infra", "cache-b-0", "10.0.1.1", "cache-b"));
   Add(PoolService("shop", "sessions"));
@@ -137,6 +139,41 @@ TEST_F(DesiredTest, ServiceAnnotationsBackupPolicyWarmupAndOtherNamespace) {
   Compute();
   EXPECT_TRUE(For("shop/web-1")->pools[0].backup.empty());
   EXPECT_GT(For("shop/web-1")->version, v);
+}
+
+TEST_F(DesiredTest, PoolInAnotherNamespaceNeedsItsConsent) {
+  // Issue 12: any pod could name victim/cache and get its members' addresses (and write to them).
+  Add(PoolService("victim", "cache"));
+  Add(MemcachedPod("victim", "cache-0", "10.0.0.1", "cache"));
+  Add(PoolService("shop", "local"));
+  Add(MemcachedPod("shop", "local-0", "10.0.2.1", "local"));
+  Add(AppPod("shop", "web-1", "10.1.0.1", "victim/cache"));
+  Compute();
+  EXPECT_TRUE(HasError("shop/web-1", ErrorReason::kPoolNotAllowed));
+  EXPECT_EQ(For("shop/web-1"), nullptr);
+  for (const TopologyError& e : last_.errors) EXPECT_EQ(e.message.find("10.0.0.1"), std::string::npos) << e.message;
+
+  for (const char* consent : {"other", "other, shop", "*"}) {
+    Service("victim/cache").meta.annotations["memha.io/allow-from"] = consent;
+    Compute();
+    bool allowed = std::string(consent) != "other";
+    EXPECT_EQ(HasError("shop/web-1", ErrorReason::kPoolNotAllowed), !allowed) << consent;
+    ASSERT_EQ(For("shop/web-1") != nullptr, allowed) << consent;
+    if (allowed) {
+      EXPECT_EQ(Names(For("shop/web-1")->pools[0].primary), (std::vector<std::string>{"cache-0@10.0.0.1:11211=up"}));
+    }
+  }
+  // A backup pool in another namespace needs the same consent, else the pool is served without it.
+  Service("shop/local").meta.annotations["memha.io/backup-pool"] = "victim/cache";
+  Service("victim/cache").meta.annotations["memha.io/allow-from"] = "elsewhere";
+  Add(AppPod("shop", "web-2", "10.1.0.2", "local"));
+  Compute();
+  EXPECT_TRUE(HasError("shop/local", ErrorReason::kPoolNotAllowed));
+  ASSERT_NE(For("shop/web-2"), nullptr);
+  EXPECT_TRUE(For("shop/web-2")->pools[0].backup.empty());
+  Service("victim/cache").meta.annotations["memha.io/allow-from"] = "shop";
+  Compute();
+  EXPECT_EQ(Names(For("shop/web-2")->pools[0].backup), (std::vector<std::string>{"cache-0@10.0.0.1:11211=up"}));
 }
 
 struct StateCase {
