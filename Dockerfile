@@ -9,7 +9,7 @@ ARG RUN_TESTS=0
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config \
-      libevent-dev libcpp-httplib-dev nlohmann-json3-dev prometheus-cpp-dev libssl-dev \
+      libevent-dev libcpp-httplib-dev nlohmann-json3-dev prometheus-cpp-dev libssl-dev libyaml-cpp-dev \
       googletest libgtest-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -28,7 +28,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libevent-2.1-7 libevent-core-2.1-7 libevent-extra-2.1-7 libevent-pthreads-2.1-7 \
-      libcpp-httplib0.11 libprometheus-cpp-core1.0 libssl3 zlib1g libbrotli1 ca-certificates \
+      libcpp-httplib0.11 libprometheus-cpp-core1.0 libssl3 libyaml-cpp0.7 zlib1g libbrotli1 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 65532 memha \
  && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin memha

@@ -3,6 +3,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config
       libevent-dev libcpp-httplib-dev nlohmann-json3-dev prometheus-cpp-dev googletest libgtest-dev libssl-dev
+      libyaml-cpp-dev
       memcached nutcracker libmemcached-tools python3 python3-pymemcache python3-pylibmc procps
       openssl curl util-linux)
 missing=()

@@ -148,7 +148,7 @@ Result<KubeConfig> ParseKubeconfig(std::string_view text, const std::string& bas
     root = json::parse(text, nullptr, false);
     if (root.is_discarded()) return Status::InvalidArgument("kubeconfig: invalid JSON");
   } else {
-    auto parsed = ParseYamlSubset(text);
+    auto parsed = ParseYaml(text);
     if (!parsed.ok()) return Status::InvalidArgument("kubeconfig: " + parsed.status().message());
     root = std::move(parsed).value();
   }

@@ -34,7 +34,7 @@ struct InClusterEnv {
 // KUBERNETES_SERVICE_HOST/PORT + the service-account token (as a file), ca.crt and namespace.
 Result<KubeConfig> LoadInCluster(const InClusterEnv& env = {});
 
-// A kubeconfig file (YAML subset or JSON, see yaml.h). `context` empty: current-context. Relative file paths
+// A kubeconfig file (YAML or JSON, see yaml.h). `context` empty: current-context. Relative file paths
 // in the kubeconfig are relative to the file's directory, as kubectl reads them.
 Result<KubeConfig> LoadKubeconfigFile(const std::string& path, std::string_view context = "");
 Result<KubeConfig> ParseKubeconfig(std::string_view text, const std::string& base_dir, std::string_view context = "");

@@ -1,13 +1,12 @@
 #pragma once
-// A small reader for the block-style YAML subset that kubeconfig files use (what kubectl, local-k8s and most
-// tooling write), returning the same JSON value nlohmann would give for the equivalent JSON document.
+// Kubeconfig YAML, read with Debian's yaml-cpp (libyaml-cpp-dev), returned as the JSON value nlohmann would give
+// for the equivalent JSON document, so the kubeconfig reader walks one kind of tree whether the file is YAML or JSON.
 //
-// Supported: block mappings and sequences (also "- key: v" items and sequences at their key's indentation),
-// plain / 'single' / "double" quoted scalars on one line, comments, blank lines, a leading "---", empty flow
-// collections ({} and []) and one-line flow sequences/mappings of scalars. Plain true/false -> bool, null/~ ->
-// null, decimal integers -> number; everything else is a string.
-// Not supported (a clear error naming the line): block scalars (| and >), anchors/aliases/tags, multi-line
-// scalars, several documents, nested flow collections, tabs in indentation.
+// All of YAML 1.2 that yaml-cpp reads: block scalars (| and >), anchors and aliases, multi-line and flow scalars,
+// flow collections. Scalars typed as the YAML core schema does for plain scalars: true/false -> bool, null/~/empty
+// -> null, decimal integers without a leading zero -> number; a quoted scalar and everything else is a string.
+// Refused with a message naming the line: what yaml-cpp cannot parse, several documents, and keys repeated in a
+// mapping (kubectl refuses them too).
 #include <string_view>
 
 #include <nlohmann/json.hpp>
@@ -16,6 +15,6 @@
 
 namespace memha::kube {
 
-Result<nlohmann::json> ParseYamlSubset(std::string_view text);
+Result<nlohmann::json> ParseYaml(std::string_view text);
 
 }  // namespace memha::kube

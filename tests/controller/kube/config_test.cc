@@ -139,7 +139,7 @@ TEST_F(KubeconfigTest, FileLoaderResolvesAgainstTheFilesDirectory) {
 TEST_F(KubeconfigTest, ErrorsAreClear) {
   const std::pair<std::string, const char*> cases[] = {
       {"kind: Config\n", "no current-context"},
-      {std::string(kLocalK8s) + "extra: |\n  x\n", "block scalars"},
+      {std::string(kLocalK8s) + "extra: 1\n---\nkind: Config\n", "several documents"},
       {"current-context: nope\ncontexts: []\n", "no entry named 'nope'"},
       {R"(current-context: c
 contexts:
