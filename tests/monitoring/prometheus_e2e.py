@@ -8,10 +8,11 @@ with the chart's PrometheusRule loaded, every alert's expression evaluated again
   C. the primary member killed (its pod NotReady), reads through the sidecar: MemhaPoolUnavailable and
      MemhaHighFailoverRate (pool shop/cache-a)
   D. the backup member killed: MemhaBackupDown
+  R. a member restarted empty whose refill source refuses metadump: five failed attempts, MemhaRefillFailed
   E. the controller stopped: MemhaNoLeader
-Each induced alert must also show in the server's /api/v1/alerts (pending or firing). The refill alerts are
-evaluated (no error, no result: nothing failed or hung) but not induced here; tests/monitoring/alerts_test.yaml
-fires them with promtool.
+Each induced alert must also show in the server's /api/v1/alerts (pending or firing). MemhaRefillStuck is
+evaluated (no error, no result: no refill hangs here) but not induced; tests/monitoring/alerts_test.yaml fires it
+with promtool.
 Prints PASS/FAIL lines and "prometheus_e2e: N passed, N failed"; exits 1 on any failure.
 """
 import json
@@ -148,6 +149,8 @@ class E2E:
 
     def memcached(self, name):
         cmd = [MEMCACHED, "-l", IPS[name], "-p", str(self.mc_port), "-U", "0", "-t", "1", "-m", "16"]
+        if name == "cache-b-0":  # refuses lru_crawler metadump: a refill from it fails (phase R)
+            cmd += ["-o", "no_lru_crawler"]
         if os.geteuid() == 0:
             cmd += ["-u", "nobody"]
         self.procs.start(name, cmd)
@@ -176,7 +179,7 @@ class E2E:
             CONTROLLER, "--kubeconfig", os.environ["KUBECONFIG"], "--namespace", self.ctl_ns, "--identity", "ctl-1",
             "--lease-name", "memha-mon", "--admin-address", "127.0.0.1", "--admin-port", str(self.ctl_port),
             "--sidecar-admin-port", str(free_port()), "--webhook-port", "0", "--resync-s", "5",
-            "--push-timeout", "500ms"])
+            "--push-timeout", "500ms", "--refill-probe-interval", "1s"])
 
         # The sidecar of an application pod, standing alone (static topology): what the controller would push.
         self.local_port, self.side_admin = free_port(), free_port()
@@ -216,8 +219,11 @@ class E2E:
 
     def teardown(self):
         self.procs.stop_all()
+        # The objects, not the namespaces: no namespace controller runs here (a deleted namespace stays
+        # Terminating with its pods, and the next controller would still see these pools).
         for ns in (self.ns, self.ctl_ns):
-            subprocess.run([self.kubectl, "delete", "namespace", ns, "--wait=false"], capture_output=True)
+            subprocess.run([self.kubectl, "-n", ns, "delete", "pods,services,events,leases,secrets,configmaps",
+                            "--all", "--wait=false"], capture_output=True)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     # ------------------------------------------------------------------ Prometheus
@@ -281,6 +287,17 @@ class E2E:
             f'memha_controller_pools{{namespace="{RELEASE_NS}",phase="Healthy"}} == 2'), 30)
         (ok if healthy else bad)("web-1 deleted: both pools Healthy again", self.query("memha_controller_pools > 0"))
 
+        # R. a refill that cannot succeed: cache-b-0 holds keys and refuses metadump; cache-a-0 restarts (empty),
+        # the leader tries to refill it from cache-b-0 five times (1 s, 2 s, 4 s, 8 s apart) and gives up
+        with socket.create_connection((IPS["cache-b-0"], self.mc_port), timeout=5) as m:
+            m.sendall(b"".join(f"set r{i} 0 0 1 noreply\r\nv\r\n".encode() for i in range(50)) + b"mn\r\n")
+            wait_for(lambda: m.recv(100).endswith(b"MN\r\n"), 5)
+        time.sleep(3)  # the restart must show as a lower uptime than the leader last saw
+        self.procs.stop("cache-a-0")
+        self.memcached("cache-a-0")
+        self.expect_alert("MemhaRefillFailed", "cache-a-0 restarted empty, its refill source refuses metadump",
+                          timeout=120)
+
         # C. the primary member dies: the controller sees cache-a without a member up; the sidecar's reads fail
         # over to the backup
         self.procs.stop("cache-a-0")
@@ -296,10 +313,9 @@ class E2E:
         self.read_through_sidecar(10)
         self.expect_alert("MemhaBackupDown", "cache-b-0 down", {"pool": f"{self.ns}/cache-a"})
 
-        # The refill alerts: evaluated, nothing to report (no refill failed or hung here)
-        for name in ("MemhaRefillFailed", "MemhaRefillStuck"):
-            res = self.alert_result(name)
-            (ok if not res else bad)(f"{name} expression evaluates, no result (no refill failed or hung)", res)
+        # A refill that hangs is not made here: evaluated, no result
+        res = self.alert_result("MemhaRefillStuck")
+        (ok if not res else bad)("MemhaRefillStuck expression evaluates, no result (no refill hung)", res)
 
         # E. no controller: no leader
         self.procs.stop("controller")
