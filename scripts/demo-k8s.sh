@@ -10,6 +10,12 @@
 #   scripts/demo-k8s.sh --quick    # shorter phases (about 35 s), as CTest runs it (test k8s_demo)
 #   scripts/demo-k8s.sh --no-warmup  # the same with memha.io/warmup=off on cache-a: shows magent's "cold
 #                                    # primary" (the hit ratio drops after the empty restart) and FAILs
+#   scripts/demo-k8s.sh --node       # on a REAL node instead (root, containerd, buildah, debootstrap): helm
+#                                    # installs the image built from the Dockerfile, the kubelet runs memcached
+#                                    # StatefulSets and an injected app; tests/node/e2e.sh (docs/LOCAL_K8S.md)
+#   scripts/demo-k8s.sh --process-pods  # the process pods above even where a real node could run
+# Without --node/--process-pods the demo takes the real node when the machine allows it (root, the container
+# tools installed, no node running, MEMHA_CONTROLLER/MEMHA_SIDECAR not set), else the process pods, and says which.
 #
 # Exit status 0 only if no client saw an error, the hit ratio after the empty restart stayed >= 97%, and every
 # change (NotReady, Ready, write-policy) reached the sidecar.
@@ -27,10 +33,14 @@ CONTROLLER="${MEMHA_CONTROLLER:-$ROOT/build/controller/memha-controller}"
 SIDECAR="${MEMHA_SIDECAR:-$ROOT/build/sidecar/memha-sidecar}"
 
 SCENARIO_ARGS=()
+MODE=auto
+QUICK=0
 for a in "$@"; do
   case "$a" in
-    --quick | --no-warmup) SCENARIO_ARGS+=("$a") ;;
-    -h | --help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --quick | --no-warmup) SCENARIO_ARGS+=("$a"); [[ $a == --quick ]] && QUICK=1 ;;
+    --node) MODE=node ;;
+    --process-pods) MODE=process ;;
+    -h | --help) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) printf 'demo-k8s: unknown argument %s (try --help)\n' "$a" >&2; exit 2 ;;
   esac
 done
@@ -38,6 +48,35 @@ done
 say() { printf '%s\n' "$*"; }
 die() { printf 'demo-k8s: %s\n' "$*" >&2; exit 1; }
 START=$SECONDS
+
+# Why this machine cannot run the real node (empty: it can).
+node_unavailable() {
+  local t
+  [[ $(id -u) == 0 ]] || { echo "not root"; return; }
+  for t in containerd runc ctr buildah debootstrap iptables socat conntrack gcc; do
+    command -v "$t" >/dev/null || { echo "no $t (docs/LOCAL_K8S.md, The node tier)"; return; }
+  done
+  [[ -x /usr/lib/cni/bridge ]] || { echo "no CNI plugins (containernetworking-plugins)"; return; }
+  [[ -z "${MEMHA_CONTROLLER:-}${MEMHA_SIDECAR:-}" ]] ||
+    { echo "MEMHA_CONTROLLER/MEMHA_SIDECAR name binaries, which only process pods run"; return; }
+  [[ ! " ${SCENARIO_ARGS[*]} " =~ " --no-warmup " ]] || { echo "--no-warmup is a process-pod scenario"; return; }
+  [[ ! -f /run/memha-local-k8s-node ]] || { echo "a node already runs on this machine"; return; }
+}
+if [[ $MODE != process ]]; then
+  why="$(node_unavailable)"
+  if [[ -z $why ]]; then
+    say "memha demo on a REAL node: kubelet + containerd running the image built from the Dockerfile"
+    say "(scripts/local-k8s up --node, tests/node/e2e.sh; --process-pods for the demo without a container runtime)"
+    say ""
+    rc=0
+    if [[ $QUICK == 1 ]]; then "$ROOT/tests/node/e2e.sh" --window 5 || rc=$?; else "$ROOT/tests/node/e2e.sh" || rc=$?; fi
+    say ""
+    if [[ $rc == 0 ]]; then say "demo-k8s: PASS on a real node ($((SECONDS - START)) s)"; else say "demo-k8s: FAIL on a real node ($((SECONDS - START)) s)"; fi
+    exit "$rc"
+  fi
+  [[ $MODE != node ]] || die "cannot run on a real node: $why"
+  say "demo-k8s: no real node here ($why): running with process pods"
+fi
 
 command -v "$MEMCACHED" >/dev/null || die "memcached not found (scripts/install-deps.sh installs it)"
 "$PYTHON" -c 'import pymemcache' 2>/dev/null ||
@@ -122,7 +161,7 @@ trap 'exit 143' TERM
 
 say "memha demo on a local Kubernetes API"
 say ""
-say "*** the control plane: etcd + kube-apiserver on 127.0.0.1 (scripts/local-k8s; no kubelet, no nodes) ***"
+say "*** the control plane: etcd + kube-apiserver on 127.0.0.1 (scripts/local-k8s; no kubelet, no nodes: process pods) ***"
 # --ttl: should this script be SIGKILLed, the cluster's own watchdog still takes it down.
 # One retry: a start can lose a port race with another cluster starting at the same moment (local-k8s removes
 # the dir of a failed start).
