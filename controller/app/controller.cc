@@ -203,23 +203,29 @@ Status Controller::Start() {
 
 Status Controller::StartWebhook() {
   auto certificates = std::make_shared<webhook::CertificateBootstrap>(*api_, flags_.webhook.certificates);
-  auto tls = certificates->LoadOrCreate();
+  // What the Secret holds; only a missing or unusable one is made here (any replica: none leads yet, and the API
+  // server cannot call a webhook without it). Renewal and the caBundle are the leader's (WebhookCaSync).
+  auto tls = certificates->Load();
+  if (!tls.ok() && tls.status().code() == Status::Code::kNotFound) tls = certificates->LoadOrCreate();
   if (!tls.ok()) return Status::Unavailable("webhook certificate: " + tls.status().message());
   webhook_ = std::make_unique<webhook::WebhookServer>(flags_.webhook.server, tls.value(), flags_.webhook.inject);
   if (signer_) webhook_->SetPushPublicKeys([this] { return signing_keys_.PublicKeys(); });
   if (Status s = webhook_->Start(); !s.ok()) return s;
-  // The caBundle: now and every minute (a re-applied manifest blanks it). A missing configuration is not fatal:
-  // the webhook serves anyway and the caBundle is written once the configuration exists.
-  std::string ca = tls.value().ca_pem;
-  threads_.emplace_back([this, certificates, ca] {
+  // One writer of the CA: every 15 s the leader reconciles the Secret and the caBundle (a re-applied manifest
+  // blanks it; a missing configuration is not fatal), and every replica serves what the Secret holds.
+  auto ca_sync = std::make_shared<webhook::WebhookCaSync>(
+      *certificates, webhook::WebhookCaSync::Hooks{
+                         [this] { return reconciler_->Leading(); }, [this] { return webhook_->Serving(); },
+                         [this](const webhook::ServingCertificate& t) { return webhook_->Reload(t); }});
+  threads_.emplace_back([this, certificates, ca_sync] {
     std::unique_lock lock(stop_mu_);
     do {
       lock.unlock();
-      if (Status s = certificates->EnsureCaBundle(ca); !s.ok()) {
-        MEMHA_LOG(kWarn, "controller", "webhook caBundle: " << s.message() << " (retrying every minute)");
+      if (Status s = ca_sync->Once(); !s.ok()) {
+        MEMHA_LOG(kWarn, "controller", "webhook certificate/caBundle: " << s.message() << " (retrying)");
       }
       lock.lock();
-    } while (!stop_cv_.wait_for(lock, std::chrono::minutes(1), [this] { return stopping_; }));
+    } while (!stop_cv_.wait_for(lock, std::chrono::seconds(15), [this] { return stopping_; }));
   });
   return Status::Ok();
 }

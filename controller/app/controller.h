@@ -28,6 +28,7 @@
 #include "controller/refill/manager.h"
 #include "controller/status/writer.h"
 #include "controller/watch/watcher.h"
+#include "controller/webhook/ca_sync.h"
 #include "controller/webhook/server.h"
 #include "controller/webhook/signing_keys.h"
 

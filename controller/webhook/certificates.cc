@@ -213,6 +213,30 @@ std::vector<std::string> CertificateBootstrap::DnsNames() const {
   return names;
 }
 
+Result<ServingCertificate> CertificateBootstrap::Load() {
+  const std::string path = "/api/v1/namespaces/" + options_.ns + "/secrets/" + options_.secret_name;
+  auto got = api_.Request("GET", path);
+  if (!got.ok()) return Status::Unavailable("GET webhook TLS secret: " + got.status().message());
+  if (got.value().status == 404) return Status::NotFound("no Secret " + options_.ns + "/" + options_.secret_name);
+  if (got.value().status != 200) {
+    return Status::Unavailable(ApiError("GET secret " + options_.ns + "/" + options_.secret_name, got.value()));
+  }
+  ServingCertificate stored;
+  try {
+    json s = json::parse(got.value().body);
+    const json data = s.value("data", json::object());
+    auto field = [&](const char* k) { return Base64Decode(data.value(k, "")).value_or(""); };
+    stored = {field("ca.crt"), field("tls.crt"), field("tls.key")};
+  } catch (const std::exception&) {
+    return Status::NotFound("Secret " + options_.ns + "/" + options_.secret_name + " is unreadable");
+  }
+  if (Status v = VerifyServingCertificate(stored, DnsNames(), options_.ip_addresses, std::chrono::seconds(0));
+      !v.ok()) {
+    return Status::NotFound("Secret " + options_.ns + "/" + options_.secret_name + ": " + v.message());
+  }
+  return stored;
+}
+
 Result<ServingCertificate> CertificateBootstrap::LoadOrCreate() {
   const std::string collection = "/api/v1/namespaces/" + options_.ns + "/secrets";
   const std::string path = collection + "/" + options_.secret_name;

@@ -51,6 +51,9 @@ class CertificateBootstrap {
 
   // The shared serving certificate: read from the Secret, or generated and stored there.
   Result<ServingCertificate> LoadOrCreate();
+  // Read only: the stored certificate if it can serve now (not expired, the right names); NotFound if missing or
+  // unusable, Unavailable on API trouble. What a replica that does not lead serves.
+  Result<ServingCertificate> Load();
   // Sets caBundle of every webhook in the configuration to this CA, if it differs (no write otherwise).
   // Cheap when nothing changed; call it at start and periodically (a re-applied manifest may blank it).
   Status EnsureCaBundle(const std::string& ca_pem);

@@ -12,24 +12,50 @@
 namespace memha::webhook {
 namespace {
 
-// Loads the PEM certificate and key into the server's SSL_CTX (TLS >= 1.2).
-bool SetupContext(SSL_CTX& ctx, const ServingCertificate& tls) {
-  BIO* cert_bio = BIO_new_mem_buf(tls.cert_pem.data(), static_cast<int>(tls.cert_pem.size()));
-  BIO* key_bio = BIO_new_mem_buf(tls.key_pem.data(), static_cast<int>(tls.key_pem.size()));
-  X509* cert = cert_bio != nullptr ? PEM_read_bio_X509(cert_bio, nullptr, nullptr, nullptr) : nullptr;
-  EVP_PKEY* key = key_bio != nullptr ? PEM_read_bio_PrivateKey(key_bio, nullptr, nullptr, nullptr) : nullptr;
-  bool ok = cert != nullptr && key != nullptr && SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION) == 1 &&
-            SSL_CTX_use_certificate(&ctx, cert) == 1 && SSL_CTX_use_PrivateKey(&ctx, key) == 1 &&
-            SSL_CTX_check_private_key(&ctx) == 1;
-  SSL_CTX_set_options(&ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_SESSION_RESUMPTION_ON_RENEGOTIATION);
-  X509_free(cert);
-  EVP_PKEY_free(key);
-  BIO_free(cert_bio);
-  BIO_free(key_bio);
-  return ok;
+// Each TLS handshake takes the certificate current at that moment (SSL_CTX_set_cert_cb, per connection): a
+// reloaded certificate serves the next handshake, and nothing in the shared SSL_CTX changes while others use it.
+int UseCurrentCertificate(SSL* ssl, void* arg) {
+  auto current = static_cast<WebhookServer*>(arg)->CurrentKeyPair();
+  if (!current) return 0;
+  return SSL_use_certificate(ssl, current->cert.get()) == 1 && SSL_use_PrivateKey(ssl, current->key.get()) == 1 ? 1
+                                                                                                                : 0;
 }
 
 }  // namespace
+
+Result<std::shared_ptr<const WebhookServer::KeyPair>> WebhookServer::ParseKeyPair(const ServingCertificate& tls) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> cert_bio(
+      BIO_new_mem_buf(tls.cert_pem.data(), static_cast<int>(tls.cert_pem.size())), &BIO_free);
+  std::unique_ptr<BIO, decltype(&BIO_free)> key_bio(
+      BIO_new_mem_buf(tls.key_pem.data(), static_cast<int>(tls.key_pem.size())), &BIO_free);
+  auto pair = std::make_shared<KeyPair>();
+  if (cert_bio) pair->cert.reset(PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr));
+  if (key_bio) pair->key.reset(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
+  if (!pair->cert || !pair->key || X509_check_private_key(pair->cert.get(), pair->key.get()) != 1) {
+    return Status::InvalidArgument("webhook TLS certificate or key cannot be used");
+  }
+  return std::shared_ptr<const KeyPair>(std::move(pair));
+}
+
+std::shared_ptr<const WebhookServer::KeyPair> WebhookServer::CurrentKeyPair() const {
+  std::lock_guard lock(key_mu_);
+  return key_pair_;
+}
+
+Status WebhookServer::Reload(const ServingCertificate& tls) {
+  auto pair = ParseKeyPair(tls);
+  if (!pair.ok()) return pair.status();
+  std::lock_guard lock(key_mu_);
+  key_pair_ = std::move(pair).value();
+  tls_ = tls;
+  return Status::Ok();
+}
+
+ServingCertificate WebhookServer::Serving() const {
+  std::lock_guard lock(key_mu_);
+  return tls_;
+}
+
 
 WebhookServer::WebhookServer(Options options, ServingCertificate tls, InjectConfig config,
                              Observer observer)
@@ -55,11 +81,15 @@ AdmissionResult WebhookServer::Handle(std::string_view body) {
 Status WebhookServer::Start() {
   if (server_) return Status::Internal("webhook server already started");
   if (Status s = config_.Validate(); !s.ok()) return s;
-  const ServingCertificate tls = tls_;
-  server_ = std::make_unique<httplib::SSLServer>([tls](SSL_CTX& ctx) { return SetupContext(ctx, tls); });
+  if (Status st = Reload(Serving()); !st.ok()) return st;
+  server_ = std::make_unique<httplib::SSLServer>([this](SSL_CTX& ctx) {
+    SSL_CTX_set_options(&ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_SESSION_RESUMPTION_ON_RENEGOTIATION);
+    SSL_CTX_set_cert_cb(&ctx, &UseCurrentCertificate, this);
+    return SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION) == 1;
+  });
   if (!server_->is_valid()) {
     server_.reset();
-    return Status::InvalidArgument("webhook TLS certificate or key cannot be used");
+    return Status::InvalidArgument("webhook TLS context cannot be set up");
   }
   server_->set_payload_max_length(options_.max_body_bytes);
   server_->set_read_timeout(10, 0);

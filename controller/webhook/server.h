@@ -4,10 +4,14 @@
 // ServiceAccount token). Exceptions stop at this edge.
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "common/status.h"
 #include "controller/webhook/admission.h"
@@ -35,9 +39,12 @@ class WebhookServer {
   WebhookServer(const WebhookServer&) = delete;
   WebhookServer& operator=(const WebhookServer&) = delete;
 
-  // Binds and serves on a thread of its own. The certificate is fixed for the life of the server: after the
-  // Secret was replaced (expiry, renamed Service), restart the process.
+  // Binds and serves on a thread of its own.
   Status Start();
+  // Serves this certificate from the next TLS handshake on (the Secret was replaced: renewal, another replica's
+  // CA), without a restart and without dropping connections. Any thread.
+  Status Reload(const ServingCertificate& tls);
+  ServingCertificate Serving() const;  // what is served now
   int port() const { return port_; }
   void Stop();
 
@@ -46,9 +53,18 @@ class WebhookServer {
   // The controller's push-verification public keys, asked at every review (they rotate); call before Start().
   void SetPushPublicKeys(std::function<std::vector<std::string>()> keys) { push_public_keys_ = std::move(keys); }
 
+  struct KeyPair {
+    std::unique_ptr<X509, decltype(&X509_free)> cert{nullptr, &X509_free};
+    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key{nullptr, &EVP_PKEY_free};
+  };
+  std::shared_ptr<const KeyPair> CurrentKeyPair() const;  // for the handshake callback
+
  private:
+  static Result<std::shared_ptr<const KeyPair>> ParseKeyPair(const ServingCertificate& tls);
   Options options_;
-  ServingCertificate tls_;
+  mutable std::mutex key_mu_;
+  ServingCertificate tls_;                    // key_mu_
+  std::shared_ptr<const KeyPair> key_pair_;   // key_mu_
   InjectConfig config_;
   Observer observer_;
   std::function<std::vector<std::string>()> push_public_keys_;

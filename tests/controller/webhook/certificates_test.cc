@@ -6,6 +6,7 @@
 #include <openssl/x509v3.h>
 
 #include "controller/webhook/base64.h"
+#include "controller/webhook/ca_sync.h"
 #include "tests/controller/webhook/fake_kube.h"
 
 namespace memha::webhook {
@@ -186,6 +187,68 @@ TEST(CertificateBootstrap, PatchesEveryCaBundleOnlyWhenItDiffers) {
   ASSERT_TRUE(boot.EnsureCaBundle(cert.value().ca_pem).ok());
   EXPECT_EQ(Base64Decode((*api.Get(kConfig))["webhooks"][1]["clientConfig"]["caBundle"].get<std::string>()),
             cert.value().ca_pem);
+}
+
+// Issue 12: two replicas that loaded different CAs (the Secret was replaced between their starts) used to rewrite
+// caBundle with their own CA every minute, in turn; pods were then refused by one of them, and under
+// failurePolicy Ignore created without the sidecar. Now one round converges both on the Secret's certificate,
+// the follower never writes, and only the leader's CA is ever in the caBundle.
+TEST(WebhookCaSync, TwoReplicasWithDifferentCasConvergeOnTheSecretAndOnlyTheLeaderWrites) {
+  FakeKube api;
+  api.Put(kConfig, WebhookConfig(""));
+  CertificateBootstrap boot(api, Options());
+  auto a = boot.LoadOrCreate();  // replica 1 started with A
+  ASSERT_TRUE(a.ok());
+  auto b = GenerateServingCertificate(boot.DnsNames(), {}, std::chrono::hours(24 * 365));  // replica 2's, stored
+  ASSERT_TRUE(b.ok());
+  json secret = *api.Get(kSecret);
+  secret["data"] = {{"ca.crt", Base64Encode(b.value().ca_pem)}, {"tls.crt", Base64Encode(b.value().cert_pem)},
+                    {"tls.key", Base64Encode(b.value().key_pem)}};
+  api.Put(kSecret, secret);
+
+  struct Replica {
+    ServingCertificate serving;
+    bool leading = false;
+    int reloads = 0;
+  } r1{a.value(), true}, r2{b.value(), false};
+  auto sync_for = [&boot](Replica& r) {
+    return WebhookCaSync(boot, {[&r] { return r.leading; }, [&r] { return r.serving; },
+                                [&r](const ServingCertificate& t) {
+                                  r.serving = t;
+                                  ++r.reloads;
+                                  return Status::Ok();
+                                }});
+  };
+  const size_t before = api.Writes();
+  ASSERT_TRUE(sync_for(r2).Once().ok());  // the follower: reads only
+  EXPECT_EQ(api.Writes(), before);
+  EXPECT_EQ(r2.reloads, 0);
+  ASSERT_TRUE(sync_for(r1).Once().ok());  // the leader: reloads B, writes B's CA
+  EXPECT_EQ(r1.serving.cert_pem, b.value().cert_pem);
+  EXPECT_EQ(r1.reloads, 1);
+  for (const auto& hook : (*api.Get(kConfig))["webhooks"]) {
+    EXPECT_EQ(Base64Decode(hook["clientConfig"]["caBundle"].get<std::string>()), b.value().ca_pem);
+  }
+  // Rounds after that change nothing, on either replica, whoever leads.
+  const size_t settled = api.Writes();
+  for (int i = 0; i < 3; ++i) {
+    std::swap(r1.leading, r2.leading);
+    ASSERT_TRUE(sync_for(r1).Once().ok());
+    ASSERT_TRUE(sync_for(r2).Once().ok());
+  }
+  EXPECT_EQ(api.Writes(), settled);
+  EXPECT_EQ(r1.reloads + r2.reloads, 1);
+
+  // A follower never repairs a missing Secret (it keeps serving); the leader recreates it and both follow.
+  api.intercept = [](const testing::Call& c) -> std::optional<kube::ApiResponse> {
+    if (c.method == "GET" && c.path == kSecret) return FakeKube::Answer(404, "not found");
+    return std::nullopt;
+  };
+  r1.leading = false;
+  r2.leading = true;
+  EXPECT_FALSE(sync_for(r1).Once().ok());
+  EXPECT_EQ(r1.serving.cert_pem, b.value().cert_pem);
+  api.intercept = nullptr;
 }
 
 TEST(CertificateBootstrap, ConcurrentChangeOfTheConfigurationIsRetried) {

@@ -40,10 +40,11 @@ class WebhookServerTest : public ::testing::Test {
   }
   void TearDown() override { server_->Stop(); }
 
-  // An HTTPS client that trusts only the generated CA and checks the host name, as the apiserver does.
-  httplib::Result Post(const std::string& body) {
+  // An HTTPS client that trusts only the generated CA (or `ca_pem`) and checks the host name, as the apiserver does.
+  httplib::Result Post(const std::string& body, const std::string& ca_pem = "") {
+    const std::string& ca_text = ca_pem.empty() ? tls_.ca_pem : ca_pem;
     httplib::SSLClient client("127.0.0.1", server_->port());
-    BIO* bio = BIO_new_mem_buf(tls_.ca_pem.data(), static_cast<int>(tls_.ca_pem.size()));
+    BIO* bio = BIO_new_mem_buf(ca_text.data(), static_cast<int>(ca_text.size()));
     X509* ca = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
     BIO_free(bio);
     X509_STORE* store = X509_STORE_new();
@@ -80,6 +81,23 @@ TEST_F(WebhookServerTest, InjectsOverTlsWithTheProjectedTokenAndNoSecret) {
             json({{"audience", "memha"}, {"expirationSeconds", 600}, {"path", "token"}}));
   EXPECT_EQ(patched.dump().find("secret"), std::string::npos) << patched.dump();
   EXPECT_EQ(observed_, std::vector<Decision>{Decision::kInjected});
+}
+
+TEST_F(WebhookServerTest, AReloadedCertificateServesTheNextHandshakeWithoutARestart) {
+  ASSERT_TRUE(Post(Testdata("opt_out.json")));
+  auto next = GenerateServingCertificate({"localhost"}, {"127.0.0.1"}, std::chrono::hours(24));
+  ASSERT_TRUE(next.ok());
+  ASSERT_TRUE(server_->Reload(next.value()).ok());
+  auto with_new_ca = Post(Testdata("opt_out.json"), next.value().ca_pem);
+  ASSERT_TRUE(with_new_ca) << httplib::to_string(with_new_ca.error());
+  EXPECT_EQ(with_new_ca->status, 200);
+  EXPECT_FALSE(Post(Testdata("opt_out.json")));  // the old CA no longer verifies what is served
+  EXPECT_EQ(server_->Serving().cert_pem, next.value().cert_pem);
+  // A certificate whose key does not match is refused, and the served one stays.
+  ServingCertificate broken = next.value();
+  broken.key_pem = tls_.key_pem;
+  EXPECT_FALSE(server_->Reload(broken).ok());
+  EXPECT_TRUE(Post(Testdata("opt_out.json"), next.value().ca_pem));
 }
 
 TEST_F(WebhookServerTest, DryRunGetsTheSamePatch) {
