@@ -10,7 +10,8 @@ with the chart's PrometheusRule loaded, every alert's expression evaluated again
   D. the backup member killed: MemhaBackupDown
   R. a member restarted empty whose refill source refuses metadump: five failed attempts, MemhaRefillFailed
   E. the controller stopped: MemhaNoLeader
-Each induced alert must also show in the server's /api/v1/alerts (pending or firing). MemhaRefillStuck is
+Each induced alert must also show in the server's /api/v1/alerts (pending or firing). Every query of the Grafana
+dashboard (charts/memha/dashboards/memha.json) runs on the server and returns series. MemhaRefillStuck is
 evaluated (no error, no result: no refill hangs here) but not induced; tests/monitoring/alerts_test.yaml fires it
 with promtool.
 Prints PASS/FAIL lines and "prometheus_e2e: N passed, N failed"; exits 1 on any failure.
@@ -297,6 +298,23 @@ class E2E:
         self.memcached("cache-a-0")
         self.expect_alert("MemhaRefillFailed", "cache-a-0 restarted empty, its refill source refuses metadump",
                           timeout=120)
+
+        # The Grafana dashboard's queries against what was scraped so far (a minute of both binaries, pushes that
+        # failed, a refill that failed, reads): all valid, and each returns series.
+        with open(os.path.join(REPO, "charts/memha/dashboards/memha.json")) as f:
+            panels = json.load(f)["panels"]
+        empty, errors, n = [], [], 0
+        for p in panels:
+            for t in p.get("targets", []):
+                n += 1
+                expr = t["expr"].replace("$__rate_interval", "1m").replace("$pool", ".*")
+                try:
+                    if not self.query(expr):
+                        empty.append(f"{p['title']}: {expr}")
+                except Exception as e:  # noqa: BLE001 - reported below
+                    errors.append(f"{p['title']}: {e}")
+        (ok if not errors else bad)(f"dashboard: all {n} queries run on the server", "\n".join(errors))
+        (ok if not empty else bad)(f"dashboard: every query returns series from the running binaries", "\n".join(empty))
 
         # C. the primary member dies: the controller sees cache-a without a member up; the sidecar's reads fail
         # over to the backup
