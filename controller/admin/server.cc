@@ -1,6 +1,5 @@
 #include "controller/admin/server.h"
 
-#include "common/constant_time.h"
 #include "common/http_serving.h"
 
 namespace memha::admin {

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/crypto/ed25519.h"
 #include "controller/kube/yaml.h"
 
 namespace memha::kube {
@@ -81,30 +82,18 @@ const char* kUnsupportedAuth[] = {"exec", "auth-provider", "username", "password
 }  // namespace
 
 Result<std::string> DecodeBase64(std::string_view in) {
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  size_t padding = 0;
+  // kubeconfig data fields: whitespace (wrapped lines) is ignored and missing padding tolerated, as kubectl does;
+  // the decoding itself is OpenSSL's (common/crypto).
+  std::string text;
+  text.reserve(in.size() + 2);
   for (char c : in) {
-    int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '+') v = 62;
-    else if (c == '/') v = 63;
-    else if (c == '=') { ++padding; continue; }
-    else if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
-    else return Status::InvalidArgument("invalid base64 character");
-    if (padding > 0) return Status::InvalidArgument("base64 data after padding");
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
-    }
+    if (c != ' ' && c != '\n' && c != '\r' && c != '\t') text.push_back(c);
   }
-  if (bits >= 6) return Status::InvalidArgument("truncated base64");
-  return out;
+  if (text.size() % 4 == 1) return Status::InvalidArgument("truncated base64");
+  while (text.size() % 4 != 0) text.push_back('=');
+  auto out = crypto::Base64Decode(text);
+  if (!out) return Status::InvalidArgument("invalid base64 data");
+  return *out;
 }
 
 Result<std::string> ReadFile(const std::string& path) {
