@@ -107,6 +107,11 @@ Result<Topology> ParseTopology(std::string_view json_text) {
       if (!p.contains("listen") || !p["listen"].is_string()) return Err(at + ".listen", "required string");
       spec.name = p["name"].get<std::string>();
       spec.listen = p["listen"].get<std::string>();
+      if (p.contains("listen_unix")) {
+        if (!p["listen_unix"].is_string()) return Err(at + ".listen_unix", "must be a string");
+        spec.listen_unix = p["listen_unix"].get<std::string>();
+        if (spec.listen_unix.empty()) return Err(at + ".listen_unix", "must be an absolute path");  // or absent
+      }
       if (p.contains("write_policy")) {
         if (!p["write_policy"].is_string() ||
             !ParseWritePolicy(p["write_policy"].get<std::string>(), &spec.write_policy)) {
@@ -135,6 +140,16 @@ Result<Topology> ParseTopology(std::string_view json_text) {
   }
 }
 
+Status ValidateUnixSocketPath(const std::string& path) {
+  if (path.empty() || path[0] != '/') return Status::InvalidArgument("must be an absolute path");
+  if (path.size() > kMaxUnixSocketPath) {
+    return Status::InvalidArgument("longer than " + std::to_string(kMaxUnixSocketPath) + " bytes (sun_path)");
+  }
+  if (path.find('\0') != std::string::npos) return Status::InvalidArgument("contains a NUL byte");
+  if (path.back() == '/') return Status::InvalidArgument("names a directory");
+  return Status::Ok();
+}
+
 Status ValidateTopology(const Topology& topo) {
   std::set<std::string> pool_names, listens;
   for (size_t i = 0; i < topo.pools.size(); ++i) {
@@ -146,6 +161,12 @@ Status ValidateTopology(const Topology& topo) {
     if (!listen.ok()) return Err(at + ".listen", listen.status().message());
     if (!listens.insert(listen.value().ToString()).second) {
       return Err(at + ".listen", "duplicate listen address " + pool.listen);
+    }
+    if (!pool.listen_unix.empty()) {
+      if (Status s = ValidateUnixSocketPath(pool.listen_unix); !s.ok()) return Err(at + ".listen_unix", s.message());
+      if (!listens.insert("unix:" + pool.listen_unix).second) {
+        return Err(at + ".listen_unix", "duplicate unix socket " + pool.listen_unix);
+      }
     }
     if (pool.primary.empty()) return Err(at + ".primary", "must list at least one member");
     for (const auto& [field, list] : {std::pair{"primary", &pool.primary}, std::pair{"backup", &pool.backup}}) {
@@ -173,6 +194,7 @@ std::string TopologyToJson(const Topology& topo, int indent) {
               {"warmup", pool.warmup},
               {"primary", json::array()},
               {"backup", json::array()}};
+    if (!pool.listen_unix.empty()) p["listen_unix"] = pool.listen_unix;
     for (const auto& [field, list] : {std::pair{"primary", &pool.primary}, std::pair{"backup", &pool.backup}}) {
       for (const MemberSpec& m : *list) {
         json member = {{"name", m.name}, {"address", m.address}, {"state", std::string(ToString(m.state))}};

@@ -38,6 +38,8 @@ struct PoolSpec {
   std::string name;
   std::string listen;
   HostPort listen_endpoint;
+  // Optional: also accept clients on this unix socket (an absolute path; docs/ARCHITECTURE.md "Unix socket").
+  std::string listen_unix;
   WritePolicy write_policy = WritePolicy::kAsync;
   bool warmup = true;
   std::vector<MemberSpec> primary;
@@ -60,6 +62,9 @@ struct Topology {
 // Parses and validates; the error says which field is wrong. Unknown fields are ignored (forward compatible).
 Result<Topology> ParseTopology(std::string_view json_text);
 Status ValidateTopology(const Topology& topology);
+// A unix socket path a pool may listen on: absolute, at most kMaxUnixSocketPath bytes (sockaddr_un's sun_path).
+inline constexpr size_t kMaxUnixSocketPath = 107;
+Status ValidateUnixSocketPath(const std::string& path);
 std::string TopologyToJson(const Topology& topology, int indent = -1);
 
 }  // namespace memha

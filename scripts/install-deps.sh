@@ -5,6 +5,7 @@ pkgs=(build-essential cmake ninja-build pkg-config
       libevent-dev libcpp-httplib-dev nlohmann-json3-dev prometheus-cpp-dev googletest libgtest-dev libssl-dev
       libyaml-cpp-dev
       memcached nutcracker libmemcached-tools python3 python3-pymemcache python3-pylibmc procps
+      libcache-memcached-fast-perl php-cli php-memcached
       openssl curl util-linux)
 missing=()
 for p in "${pkgs[@]}"; do

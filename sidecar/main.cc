@@ -126,6 +126,9 @@ int main(int argc, char** argv) {
   for (const auto& [pool, addr] : proxy.BoundListeners()) {
     MEMHA_LOG(kInfo, "proxy", "pool " << pool << " listening on " << addr);
   }
+  for (const auto& [pool, path] : proxy.UnixListeners()) {
+    MEMHA_LOG(kInfo, "proxy", "pool " << pool << " listening on unix socket " << path);
+  }
   proxy.Run();
   if (bootstrap) bootstrap->Stop();
   if (admin) admin->Stop();

@@ -39,6 +39,8 @@ over to the backup, a recovered primary warmed from the backup.
 Static mode (magent-compatible):
   -p, --port PORT              listen port (default 11211)
   -l, --listen ADDR            listen address (default 127.0.0.1)
+      --listen-unix PATH       also accept clients on this unix socket (mode 0666; a stale socket file is
+                               replaced, a live one refused; removed at exit)
   -s, --server HOST:PORT[,...] primary member(s); repeatable; IPv6 as [addr]:port; port defaults to 11211
   -b, --backup HOST:PORT[,...] backup member(s); repeatable
       --write-policy POLICY    async (default) | sync | primary-only
@@ -105,6 +107,7 @@ Result<SidecarOptions> ParseSidecarOptions(const std::vector<std::string>& args)
   std::map<std::string, Setter> with_value = {
       {"--port", int_opt(1, 65535, [&](long long n) { o.port = static_cast<uint16_t>(n); })},
       {"--listen", [&](const std::string& v) { o.listen_address = v; return Status::Ok(); }},
+      {"--listen-unix", [&](const std::string& v) { o.listen_unix = v; return Status::Ok(); }},
       {"--server", [&](const std::string& v) { SplitInto(v, &o.primary); return Status::Ok(); }},
       {"--backup", [&](const std::string& v) { SplitInto(v, &o.backup); return Status::Ok(); }},
       {"--write-policy", [&](const std::string& v) {
@@ -236,6 +239,12 @@ Result<Topology> StaticTopology(const SidecarOptions& o) {
   auto parsed = ParseHostPort(listen.ToString());
   if (!parsed.ok()) return Status::InvalidArgument("-l: " + parsed.status().message());
   pool.listen = listen.ToString();
+  if (!o.listen_unix.empty()) {
+    if (Status s = ValidateUnixSocketPath(o.listen_unix); !s.ok()) {
+      return Status::InvalidArgument("--listen-unix: " + s.message());
+    }
+  }
+  pool.listen_unix = o.listen_unix;
   pool.write_policy = o.write_policy;
   pool.warmup = o.warmup;
   for (const auto& [flag, in, out] : {std::tuple{"-s", &o.primary, &pool.primary},

@@ -16,6 +16,7 @@ struct SidecarOptions {
   // Static mode.
   uint16_t port = 11211;
   std::string listen_address = "127.0.0.1";
+  std::string listen_unix;  // also accept clients on this unix socket (static mode)
   std::vector<std::string> primary;
   std::vector<std::string> backup;
   WritePolicy write_policy = WritePolicy::kAsync;

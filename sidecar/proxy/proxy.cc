@@ -7,6 +7,8 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -40,6 +42,43 @@ Result<ListenerPtr> Bind(event_base* base, const HostPort& hp, evconnlistener_cb
   int err = errno;
   freeaddrinfo(res);
   if (!l) return Status::Unavailable("listen " + hp.ToString() + ": " + std::strerror(err));
+  return l;
+}
+
+// A listening unix socket at `path`. A socket file left by a process that is gone is replaced; one that a live
+// process still accepts on, or a file that is not a socket, is refused. Mode 0666: the socket is as reachable as
+// a loopback port is (who may connect is decided by the directory it is in: in a pod, an emptyDir only the pod's
+// containers mount).
+Result<ListenerPtr> BindUnix(event_base* base, const std::string& path, evconnlistener_cb cb, void* arg) {
+  const std::string what = "listen unix " + path + ": ";
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(sa.sun_path)) return Status::InvalidArgument(what + "path too long");
+  std::memcpy(sa.sun_path, path.data(), path.size());
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) return Status::InvalidArgument(what + "exists and is not a socket");
+    int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool live = probe >= 0 && ::connect(probe, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
+    if (probe >= 0) ::close(probe);
+    if (live) return Status::Unavailable(what + "another process is listening on it");
+    ::unlink(path.c_str());  // stale: its process is gone
+  }
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return Status::Unavailable(what + std::strerror(errno));
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    int err = errno;
+    ::close(fd);
+    return Status::Unavailable(what + std::strerror(err));
+  }
+  ::chmod(path.c_str(), 0666);
+  ListenerPtr l(evconnlistener_new(base, cb, arg, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 1024, fd));
+  if (!l) {
+    int err = errno;
+    ::close(fd);
+    ::unlink(path.c_str());
+    return Status::Unavailable(what + std::strerror(err));
+  }
   return l;
 }
 
@@ -77,6 +116,7 @@ Proxy::~Proxy() {
   for (auto& [address, member] : members_) member->DropPending();
   for (auto& member : retiring_) member->DropPending();
   listeners_.clear();
+  CloseUnixListeners({});
   pools_.clear();
   members_.clear();
   retiring_.clear();
@@ -165,6 +205,21 @@ Status Proxy::ApplyTopology(const Topology& topology) {
     }
     fresh[addr] = std::move(bound).value();
   }
+  std::map<std::string, ListenerPtr> fresh_unix;  // by path
+  for (const PoolSpec& pool : topology.pools) {
+    const std::string& path = pool.listen_unix;
+    if (path.empty() || fresh_unix.count(path)) continue;
+    bool bound_now = std::any_of(unix_listeners_.begin(), unix_listeners_.end(),
+                                 [&](const auto& kv) { return kv.second.address == path; });
+    if (bound_now) continue;
+    auto bound = BindUnix(base_.get(), path, &AcceptCb, nullptr);
+    if (!bound.ok()) {
+      for (auto& [p, l] : fresh_unix) ::unlink(p.c_str());
+      metrics_->topology_updates(false).Increment();
+      return bound.status();
+    }
+    fresh_unix[path] = std::move(bound).value();
+  }
   std::map<std::string, Listener> next_listeners;  // by pool name; a kept address keeps its socket
   for (const PoolSpec& pool : topology.pools) {
     std::string addr = pool.listen_endpoint.ToString();
@@ -180,6 +235,27 @@ Status Proxy::ApplyTopology(const Topology& topology) {
   }
   listeners_ = std::move(next_listeners);
   for (auto& [name, l] : listeners_) {
+    l.proxy = this;
+    evconnlistener_set_cb(l.listener.get(), &AcceptCb, &l);
+  }
+  std::map<std::string, Listener> next_unix;
+  std::set<std::string> unix_paths;
+  for (const PoolSpec& pool : topology.pools) {
+    if (pool.listen_unix.empty()) continue;
+    ListenerPtr socket;
+    if (auto it = fresh_unix.find(pool.listen_unix); it != fresh_unix.end()) {
+      socket = std::move(it->second);
+    } else {
+      for (auto& [name, l] : unix_listeners_) {
+        if (l.address == pool.listen_unix && l.listener) socket = std::move(l.listener);
+      }
+    }
+    unix_paths.insert(pool.listen_unix);
+    next_unix[pool.name] = Listener{pool.name, pool.listen_unix, std::move(socket)};
+  }
+  CloseUnixListeners(unix_paths);  // the ones no pool listens on any more (their sockets were not moved)
+  unix_listeners_ = std::move(next_unix);
+  for (auto& [name, l] : unix_listeners_) {
     l.proxy = this;
     evconnlistener_set_cb(l.listener.get(), &AcceptCb, &l);
   }
@@ -293,6 +369,7 @@ void Proxy::BeginDrain() {
   draining_ = true;
   drain_deadline_ = Clock::now() + kDrainTimeout;
   listeners_.clear();  // stop accepting
+  CloseUnixListeners({});
   std::vector<ClientConn*> clients;
   for (auto& [ptr, c] : clients_) clients.push_back(ptr);
   for (ClientConn* c : clients) c->CloseWhenIdle();
@@ -372,6 +449,27 @@ std::map<std::string, std::string> Proxy::BoundListeners() const {
     out[name] = hp.ToString();
   }
   return out;
+}
+
+std::map<std::string, std::string> Proxy::UnixListeners() const {
+  std::map<std::string, std::string> out;
+  for (const auto& [name, l] : unix_listeners_) out[name] = l.address;
+  return out;
+}
+
+void Proxy::CloseUnixListeners(const std::set<std::string>& keep) {
+  for (auto it = unix_listeners_.begin(); it != unix_listeners_.end();) {
+    Listener& l = it->second;
+    if (keep.count(l.address) > 0 && !l.listener) {
+      ++it;  // moved to the next set (ApplyTopology): the socket lives on
+      continue;
+    }
+    if (l.listener) {
+      l.listener.reset();
+      if (keep.count(l.address) == 0) ::unlink(l.address.c_str());
+    }
+    it = unix_listeners_.erase(it);
+  }
 }
 
 std::string Proxy::StatsText(const std::string& pool_name) const {

@@ -4,6 +4,7 @@
 // without dropping connections or in-flight requests.
 #include <future>
 #include <map>
+#include <set>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -60,6 +61,8 @@ class Proxy {
   bool has_topology() const { return has_topology_; }
   // Bound listen addresses, for tests that listen on port 0 ("pool name" -> "host:port").
   std::map<std::string, std::string> BoundListeners() const;
+  // Unix sockets listened on ("pool name" -> path).
+  std::map<std::string, std::string> UnixListeners() const;
 
  private:
   struct Listener {
@@ -80,6 +83,8 @@ class Proxy {
   void Tick();
   void Wake();
   void BeginDrain();
+  // Closes every unix listener not in `keep` (by path) and removes its socket file.
+  void CloseUnixListeners(const std::set<std::string>& keep);
   std::vector<RingChangePtr> RingChanges(const PoolSpec& spec, const std::vector<std::shared_ptr<Member>>& primary,
                                          std::vector<std::pair<RingChangePtr, std::shared_ptr<Member>>>* fences);
   static void ReadFence(const RingChangePtr& change, const std::shared_ptr<Member>& member);
@@ -105,6 +110,7 @@ class Proxy {
   std::unordered_map<std::string, std::shared_ptr<Member>> members_;  // by address
   std::vector<std::shared_ptr<Member>> retiring_;  // out of the topology, ticked until idle
   std::map<std::string, Listener> listeners_;       // by pool name
+  std::map<std::string, Listener> unix_listeners_;  // by pool name; address = the socket path
   std::unordered_map<ClientConn*, std::unique_ptr<ClientConn>> clients_;
   std::vector<std::unique_ptr<ClientConn>> closed_clients_;
   bool has_topology_ = false;

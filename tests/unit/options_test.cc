@@ -192,6 +192,11 @@ TEST(Options, StaticTopologyCarriesPolicyAndListen) {
   EXPECT_EQ(t.pools[0].listen_endpoint, (HostPort{"::1", 11211}));
   EXPECT_EQ(t.pools[0].write_policy, WritePolicy::kPrimaryOnly);
   EXPECT_FALSE(t.pools[0].warmup);
+  EXPECT_EQ(t.pools[0].listen_unix, "");
+  EXPECT_EQ(Static({"-s", "a:1", "--listen-unix", "/run/memha/m.sock"}).pools[0].listen_unix, "/run/memha/m.sock");
+  Result<Topology> bad = StaticTopology(Ok({"-s", "a:1", "--listen-unix", "m.sock"}));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(), "--listen-unix: must be an absolute path");
 }
 
 TEST(Options, StaticTopologyRejectsBadMembers) {

@@ -218,6 +218,34 @@ TEST(Topology, MessagesExplainTheProblem) {
             "pools[0].write_policy: must be one of async, sync, primary-only");
 }
 
+TEST(Topology, ListenUnix) {
+  json doc = Example();
+  doc["pools"][0]["listen_unix"] = "/run/memha/cache-a.sock";
+  Result<Topology> ok = ParseTopology(doc.dump());
+  ASSERT_TRUE(ok.ok()) << ok.status().message();
+  EXPECT_EQ(ok.value().pools[0].listen_unix, "/run/memha/cache-a.sock");
+  EXPECT_EQ(ParseTopology(kDesignExample).value().pools[0].listen_unix, "");  // optional
+  for (const json& bad : {json("relative.sock"), json(""), json("/run/memha/"), json(7),
+                          json("/" + std::string(107, 'x'))}) {
+    SCOPED_TRACE(bad.dump());
+    doc = Example();
+    doc["pools"][0]["listen_unix"] = bad;
+    ExpectRejected(doc, "pools[0].listen_unix");
+  }
+  // Two pools on one socket.
+  doc = Example();
+  doc["pools"][0]["listen_unix"] = "/run/memha/a.sock";
+  json second = doc["pools"][0];
+  second["name"] = "shop/cache-b";
+  second["listen"] = "127.0.0.1:11212";
+  doc["pools"].push_back(second);
+  ExpectRejected(doc, "pools[1].listen_unix");
+  // 107 bytes is the most sun_path holds with its NUL.
+  doc = Example();
+  doc["pools"][0]["listen_unix"] = "/" + std::string(106, 'x');
+  EXPECT_TRUE(ParseTopology(doc.dump()).ok());
+}
+
 TEST(Topology, JsonRoundTrip) {
   Result<Topology> first = ParseTopology(kDesignExample);
   ASSERT_TRUE(first.ok());
@@ -230,6 +258,7 @@ TEST(Topology, JsonRoundTrip) {
   second.listen = "[::1]:11300";
   second.listen_endpoint = HostPort{"::1", 11300};
   second.write_policy = WritePolicy::kSync;
+  second.listen_unix = "/tmp/other.sock";
   second.backup.clear();
   t.pools.push_back(second);
   for (int indent : {-1, 2}) {
