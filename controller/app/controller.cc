@@ -210,6 +210,17 @@ Status Controller::StartWebhook() {
   if (!tls.ok()) return Status::Unavailable("webhook certificate: " + tls.status().message());
   webhook_ = std::make_unique<webhook::WebhookServer>(flags_.webhook.server, tls.value(), flags_.webhook.inject);
   if (signer_) webhook_->SetPushPublicKeys([this] { return signing_keys_.PublicKeys(); });
+  // A selected pod created without the sidecar: a Warning Event on its owner (a ReplicaSet: the pod has no name
+  // yet), else on the pod by name, besides the admission warning kubectl prints.
+  webhook_->SetNotInjectedSink([this](const webhook::AdmissionResult& r) {
+    kube::ObjectRef ref = r.owner_name.empty()
+                              ? kube::ObjectRef{"Pod", r.pod_namespace, r.pod_name, ""}
+                              : kube::ObjectRef{r.owner_kind, r.pod_namespace, r.owner_name, "", r.owner_api_version};
+    if (ref.name.empty()) return;
+    if (Status s = events_->Record(ref, kube::EventType::kWarning, "SidecarNotInjected", r.reason); !s.ok()) {
+      MEMHA_LOG(kWarn, "controller", "cannot record Event on " << ref.kind << " " << ref.name << ": " << s.message());
+    }
+  });
   if (Status s = webhook_->Start(); !s.ok()) return s;
   // One writer of the CA: every 15 s the leader reconciles the Secret and the caBundle (a re-applied manifest
   // blanks it; a missing configuration is not fatal), and every replica serves what the Secret holds.

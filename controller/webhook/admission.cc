@@ -263,6 +263,17 @@ AdmissionResult ReviewPod(std::string_view body, const InjectConfig& config) {
   if (r.pod_name.empty()) {
     if (const json* meta = Member(*object, "metadata")) r.pod_name = StringAt(*meta, "name");
   }
+  if (const json* meta = Member(*object, "metadata")) {
+    if (const json* owners = Member(*meta, "ownerReferences"); owners != nullptr && owners->is_array()) {
+      for (const json& o : *owners) {
+        if (!o.is_object() || !o.value("controller", false)) continue;
+        r.owner_kind = StringAt(o, "kind");
+        r.owner_name = StringAt(o, "name");
+        r.owner_api_version = StringAt(o, "apiVersion");
+        break;
+      }
+    }
+  }
   ReviewPodObject(&r, *object, config);
   return r;
 }

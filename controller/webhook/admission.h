@@ -49,7 +49,16 @@ struct AdmissionResult {
   std::string api_version;
   std::string pod_namespace;
   std::string pod_name;        // may be empty (generateName)
+  std::string owner_kind;      // the pod's controller (ownerReferences, controller: true), e.g. ReplicaSet
+  std::string owner_name;
+  std::string owner_api_version;
   bool dry_run = false;
+  // Selected for injection but not injected, for a reason its owner should hear of (an Event): no or a malformed
+  // memha.io/pools, a port or volume the sidecar needs, hostNetwork, a bad memha.io/inject label.
+  bool WorthAnEvent() const {
+    return decision == Decision::kNoPools || decision == Decision::kBadPools ||
+           decision == Decision::kUnsupportedPod || decision == Decision::kBadInjectLabel;
+  }
   bool patched() const { return decision == Decision::kInjected; }
 };
 

@@ -110,6 +110,11 @@ Status WebhookServer::Start() {
                             << " decision=" << DecisionName(result.decision) << " dry_run=" << result.dry_run
                             << (result.reason.empty() ? "" : " reason=\"" + result.reason + "\""));
     if (observer_) observer_(result);
+    if (not_injected_sink_ && result.WorthAnEvent() && !result.dry_run) {
+      std::lock_guard lock(sink_mu_);
+      if (sink_queue_.size() < 256) sink_queue_.push_back(result);
+      sink_cv_.notify_one();
+    }
   });
   server_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
   if (options_.port == 0) {
@@ -121,6 +126,20 @@ Status WebhookServer::Start() {
     server_.reset();
     return Status::Unavailable("webhook: cannot listen on " + options_.address + ":" + std::to_string(options_.port));
   }
+  if (not_injected_sink_) {
+    sink_thread_ = std::thread([this] {
+      std::unique_lock lock(sink_mu_);
+      for (;;) {
+        sink_cv_.wait(lock, [this] { return sink_stop_ || !sink_queue_.empty(); });
+        if (sink_stop_) return;
+        AdmissionResult r = std::move(sink_queue_.front());
+        sink_queue_.pop_front();
+        lock.unlock();
+        not_injected_sink_(r);
+        lock.lock();
+      }
+    });
+  }
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   MEMHA_LOG(kInfo, "webhook", "listening on https://" << options_.address << ":" << port_ << "/mutate");
   return Status::Ok();
@@ -130,6 +149,12 @@ void WebhookServer::Stop() {
   if (!server_) return;
   server_->stop();
   if (thread_.joinable()) thread_.join();
+  {
+    std::lock_guard lock(sink_mu_);
+    sink_stop_ = true;
+  }
+  sink_cv_.notify_all();
+  if (sink_thread_.joinable()) sink_thread_.join();
   server_.reset();
 }
 

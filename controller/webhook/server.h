@@ -2,6 +2,8 @@
 // The admission webhook over HTTPS: POST /mutate runs ReviewPod with the current push-verification keys. No side
 // effects: nothing is created in the pod's namespace (the sidecar's identity is the pod's own projected
 // ServiceAccount token). Exceptions stop at this edge.
+#include <condition_variable>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -53,6 +55,11 @@ class WebhookServer {
   // The controller's push-verification public keys, asked at every review (they rotate); call before Start().
   void SetPushPublicKeys(std::function<std::vector<std::string>()> keys) { push_public_keys_ = std::move(keys); }
 
+  // Called, off the admission path (one thread, at most 256 waiting; more are dropped), with every review of a
+  // selected pod that was not injected for a reason worth an Event (AdmissionResult::WorthAnEvent), dry runs
+  // excepted. Call before Start().
+  void SetNotInjectedSink(std::function<void(const AdmissionResult&)> sink) { not_injected_sink_ = std::move(sink); }
+
   struct KeyPair {
     std::unique_ptr<X509, decltype(&X509_free)> cert{nullptr, &X509_free};
     std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key{nullptr, &EVP_PKEY_free};
@@ -68,6 +75,12 @@ class WebhookServer {
   InjectConfig config_;
   Observer observer_;
   std::function<std::vector<std::string>()> push_public_keys_;
+  std::function<void(const AdmissionResult&)> not_injected_sink_;
+  std::mutex sink_mu_;
+  std::condition_variable sink_cv_;
+  std::deque<AdmissionResult> sink_queue_;  // sink_mu_
+  bool sink_stop_ = false;                  // sink_mu_
+  std::thread sink_thread_;
   std::unique_ptr<httplib::SSLServer> server_;
   std::thread thread_;
   int port_ = 0;

@@ -177,6 +177,21 @@ TEST(Admission, TheProjectedTokenIsThePodsOwnServiceAccount) {
   }
 }
 
+TEST(Admission, ThePodsControllerIsNamedForTheEvent) {
+  json review = json::parse(ReadFile(kTestdata / "port_collision.json"));
+  review["request"]["object"]["metadata"]["ownerReferences"] = {
+      {{"apiVersion", "v1"}, {"kind", "Node"}, {"name", "not-the-controller"}},
+      {{"apiVersion", "apps/v1"}, {"kind", "ReplicaSet"}, {"name", "web-5d9c"}, {"controller", true}}};
+  const AdmissionResult r = ReviewPod(review.dump(), TestConfig());
+  EXPECT_EQ(r.decision, Decision::kUnsupportedPod);
+  EXPECT_TRUE(r.WorthAnEvent());
+  EXPECT_EQ(r.owner_kind, "ReplicaSet");
+  EXPECT_EQ(r.owner_name, "web-5d9c");
+  EXPECT_EQ(r.owner_api_version, "apps/v1");
+  EXPECT_FALSE(ReviewPod(ReadFile(kTestdata / "opt_out.json"), TestConfig()).WorthAnEvent());
+  EXPECT_FALSE(ReviewPod(ReadFile(kTestdata / "inject_label_true.json"), TestConfig()).WorthAnEvent());
+}
+
 TEST(Admission, DryRunIsAnsweredTheSameAndFlagged) {
   const AdmissionResult r = ReviewPod(ReadFile(kTestdata / "dry_run.json"), TestConfig());
   EXPECT_TRUE(r.patched());

@@ -5,6 +5,8 @@
 #include <openssl/pem.h>
 
 #include <filesystem>
+#include <mutex>
+#include <thread>
 #include <fstream>
 #include <sstream>
 
@@ -34,6 +36,10 @@ class WebhookServerTest : public ::testing::Test {
     config.image = "registry.example/memha:test";
     server_ = std::make_unique<WebhookServer>(WebhookServer::Options{"127.0.0.1", 0}, tls_, config,
                                               [this](const AdmissionResult& r) { observed_.push_back(r.decision); });
+    server_->SetNotInjectedSink([this](const AdmissionResult& r) {
+      std::lock_guard lock(sink_mu_);
+      not_injected_.push_back(r.pod_name + ":" + std::string(DecisionName(r.decision)));
+    });
     Status s = server_->Start();
     ASSERT_TRUE(s.ok()) << s.message();
     ASSERT_GT(server_->port(), 0);
@@ -58,6 +64,8 @@ class WebhookServerTest : public ::testing::Test {
   }
 
   ServingCertificate tls_;
+  std::mutex sink_mu_;
+  std::vector<std::string> not_injected_;  // sink_mu_
   std::unique_ptr<WebhookServer> server_;
   std::vector<Decision> observed_;
 };
@@ -98,6 +106,28 @@ TEST_F(WebhookServerTest, AReloadedCertificateServesTheNextHandshakeWithoutARest
   broken.key_pem = tls_.key_pem;
   EXPECT_FALSE(server_->Reload(broken).ok());
   EXPECT_TRUE(Post(Testdata("opt_out.json"), next.value().ca_pem));
+}
+
+TEST_F(WebhookServerTest, PodsNotInjectedForACauseReachTheEventSinkDryRunsDoNot) {
+  for (const char* f : {"port_collision.json", "opt_out.json", "inject_label_true.json", "dry_run.json"}) {
+    ASSERT_TRUE(Post(Testdata(f))) << f;
+  }
+  json dry = json::parse(Testdata("port_collision.json"));
+  dry["request"]["dryRun"] = true;
+  ASSERT_TRUE(Post(dry.dump()));
+  std::vector<std::string> got;
+  for (int i = 0; i < 200; ++i) {
+    {
+      std::lock_guard lock(sink_mu_);
+      got = not_injected_;
+    }
+    if (!got.empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // nothing else arrives
+  std::lock_guard lock(sink_mu_);
+  ASSERT_EQ(not_injected_.size(), 1u);
+  EXPECT_NE(not_injected_[0].find("unsupported_pod"), std::string::npos) << not_injected_[0];
 }
 
 TEST_F(WebhookServerTest, DryRunGetsTheSamePatch) {
