@@ -11,6 +11,7 @@
 #include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -184,6 +185,8 @@ class Loadgen {
   std::unique_ptr<event_base, BaseDeleter> base_;
   std::vector<std::unique_ptr<Conn>> conns_;
   addrinfo* addr_ = nullptr;
+  sockaddr_storage target_{};  // what Connect connects to: addr_'s first address, or the unix socket
+  socklen_t target_len_ = 0;
   Phase phase_ = Phase::kConnecting;
   uint64_t start_ns_ = 0, start_unix_ms_ = 0, end_ns_ = 0;
   double cpu_start_ = 0, cpu_main_ = 0;  // this process's CPU seconds during the main phase
@@ -204,14 +207,14 @@ class Loadgen {
 
 void Loadgen::Connect(Conn& c) {
   c.last_connect_ns = NowNs();
-  c.fd = socket(addr_->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  c.fd = socket(target_.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (c.fd < 0) {
     std::perror("memha-loadgen: socket");
     std::exit(1);
   }
   int one = 1;
-  setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  int rc = connect(c.fd, addr_->ai_addr, addr_->ai_addrlen);
+  if (target_.ss_family != AF_UNIX) setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  int rc = connect(c.fd, reinterpret_cast<sockaddr*>(&target_), target_len_);
   if (rc < 0 && errno != EINPROGRESS) {
     Fail(c, false);
     return;
@@ -757,10 +760,24 @@ std::string Loadgen::Json() const {
 int Loadgen::Run() {
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
-  int rc = getaddrinfo(o_.host.c_str(), o_.port.c_str(), &hints, &addr_);
-  if (rc != 0) {
-    std::fprintf(stderr, "memha-loadgen: %s:%s: %s\n", o_.host.c_str(), o_.port.c_str(), gai_strerror(rc));
-    return 1;
+  if (!o_.unix_path.empty()) {
+    sockaddr_un un{};
+    un.sun_family = AF_UNIX;
+    if (o_.unix_path.size() >= sizeof(un.sun_path)) {
+      std::fprintf(stderr, "memha-loadgen: %s: path too long\n", o_.unix_path.c_str());
+      return 1;
+    }
+    std::memcpy(un.sun_path, o_.unix_path.data(), o_.unix_path.size());
+    std::memcpy(&target_, &un, sizeof un);
+    target_len_ = sizeof un;
+  } else {
+    int rc = getaddrinfo(o_.host.c_str(), o_.port.c_str(), &hints, &addr_);
+    if (rc != 0) {
+      std::fprintf(stderr, "memha-loadgen: %s:%s: %s\n", o_.host.c_str(), o_.port.c_str(), gai_strerror(rc));
+      return 1;
+    }
+    std::memcpy(&target_, addr_->ai_addr, addr_->ai_addrlen);
+    target_len_ = addr_->ai_addrlen;
   }
   event_config* cfg = event_config_new();
   event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
@@ -821,7 +838,7 @@ int Loadgen::Run() {
   tick_.reset();
   end_.reset();
   start_anyway.reset();
-  freeaddrinfo(addr_);
+  if (addr_ != nullptr) freeaddrinfo(addr_);
   return 0;
 }
 

@@ -6,7 +6,7 @@
 namespace memha::bench {
 
 const char kUsage[] =
-    "Usage: memha-loadgen --server HOST:PORT [options]\n"
+    "Usage: memha-loadgen --server HOST:PORT|unix:PATH [options]\n"
     "  --connections N      connections (default 1)\n"
     "  --pipeline D         closed loop: requests in flight per connection (default 1)\n"
     "  --rate R             open loop: total requests/s at fixed intervals per connection (default 0 = closed)\n"
@@ -39,6 +39,11 @@ bool ParseOptions(int argc, char** argv, Options* o) {
       std::exit(0);
     } else if (a == "--server") {
       std::string s = need("--server");
+      if (s.rfind("unix:", 0) == 0) s = s.substr(5);
+      if (!s.empty() && s.front() == '/') {
+        o->unix_path = s;
+        continue;
+      }
       size_t colon = s.rfind(':');
       if (colon == std::string::npos) return false;
       o->host = s.substr(0, colon);

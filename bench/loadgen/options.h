@@ -11,6 +11,7 @@ constexpr int kMaxMulti = 16;  // keys per multi-get at most
 struct Options {
   std::string host = "127.0.0.1";
   std::string port = "11211";
+  std::string unix_path;  // --server unix:/path or /path: connect to a unix socket instead
   int connections = 1;
   int pipeline = 1;
   double rate = 0;  // total ops/s; 0 = closed loop
