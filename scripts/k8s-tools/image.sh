@@ -90,14 +90,17 @@ context_key() { # context_key DIR DOCKERFILE: hash of what the build reads
     (
         cd "$1"
         {
-            sha256sum "$2"
-            [ -f .dockerignore ] && sha256sum .dockerignore
+            # Contents only: the same sources in another directory (a snapshot of HEAD) give the same key.
+            sha256sum <"$2"
+            [ -f .dockerignore ] && sha256sum <.dockerignore
             if git -C "$1" rev-parse >/dev/null 2>&1; then
-                git ls-files -z -- . ':!docs' ':!charts' ':!manifests' ':!scripts' ':!Dockerfile' ':!.dockerignore' |
+                # tests/node is in the build context but no build step reads it (not a CMake subdirectory unless
+                # MEMHA_NODE_TESTS=ON): editing the node tier does not rebuild the image.
+                git ls-files -z -- . ':!docs' ':!charts' ':!manifests' ':!scripts' ':!Dockerfile' ':!.dockerignore' ':!tests/node' |
                     xargs -0 -r sha256sum 2>/dev/null
             else
                 find . -type f -not -path './.git/*' -not -path './docs/*' -not -path './charts/*' \
-                    -not -path './manifests/*' -not -path './scripts/*' -print0 | sort -z | xargs -0 -r sha256sum
+                    -not -path './manifests/*' -not -path './scripts/*' -not -path './tests/node/*' -print0 | sort -z | xargs -0 -r sha256sum
             fi
             cat "$cache/base.stamp"
         } | sha256sum | cut -c1-16
@@ -110,6 +113,16 @@ build() { # build NAME CONTEXT DOCKERFILE: buildah bud -> docker-archive tarball
     key="$(context_key "$ctx" "$file")"
     tar="$cache/$name-$key.tar"
     if [ "$force" = 1 ] || [ ! -s "$tar" ]; then
+        # buildah keeps every build's layers (the build stage is ~1 GB a build): past the cap, start afresh.
+        local cap_gb="${MEMHA_IMAGE_STORAGE_MAX_GB:-8}"
+        if [ -d "$cache/buildah/storage" ] && [ "$(du -s -BG "$cache/buildah/storage" | cut -f1 | tr -d G)" -gt "$cap_gb" ]; then
+            log "buildah storage over $cap_gb GB: removing every image in it (the next builds start cold)"
+            bah rmi --all --force >/dev/null 2>&1 || true
+            rm -f "$cache/base.stamp"
+            base
+            key="$(context_key "$ctx" "$file")"
+            tar="$cache/$name-$key.tar"
+        fi
         t0=$(date +%s)
         log "building $name from $file (context $ctx, key $key)"
         bah bud --layers --isolation chroot --network host -f "$file" -t "localhost/$name:$key" "$ctx" >&2 ||

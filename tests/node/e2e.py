@@ -221,9 +221,25 @@ class Run:
              "--set", "image.pullPolicy=Never")
         self.check("helm install", True, "controller Deployment available in %.1f s (image %s:%s)" % (
             time.time() - t0, a.memha_repo, a.memha_tag))
+        t_helm = time.time()
         kubectl("create", "namespace", NS)
         kubectl("label", "namespace", NS, "memha.io/inject=enabled")
         wait("the default ServiceAccount of shop", lambda: kubectl("-n", NS, "get", "sa", "default", check=False))
+        # A user deploys right after `helm install --wait`: the webhook must inject by then. A server-side dry run
+        # calls it without creating anything; the wait goes on (so the steps still run) and its length is the figure.
+        probe = json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe", "namespace": NS,
+                            "annotations": {"memha.io/pools": "cache-a"}},
+                            "spec": {"containers": [{"name": "c", "image": a.app_image}]}})
+
+        def injected():
+            p = json.loads(kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", input=probe))
+            return any(c["name"] == "memha-sidecar" for c in p["spec"].get("initContainers", []))
+        first = injected()
+        t_inj = 0.0 if first else wait("the webhook injects", injected, timeout=120, interval=0.5)
+        self.check("webhook ready with helm install --wait", first,
+                   "a dry-run pod %s (%.1f s after helm returned)" % (
+                       "was injected at once" if first else "was injected only %.1f s later" % t_inj,
+                       time.time() - t_helm))
         for name, n in (("cache-a", 2), ("cache-b", 1), ("cache-c", 1)):
             kubectl("apply", "-f", "-", input=STATEFULSET % {"name": name, "replicas": n, "image": a.memcached_image})
         kubectl("-n", NS, "annotate", "service", "cache-a", "memha.io/backup-pool=cache-b")
