@@ -205,8 +205,7 @@ Status Controller::StartWebhook() {
   auto certificates = std::make_shared<webhook::CertificateBootstrap>(*api_, flags_.webhook.certificates);
   // What the Secret holds; only a missing or unusable one is made here (any replica: none leads yet, and the API
   // server cannot call a webhook without it). Renewal and the caBundle are the leader's (WebhookCaSync).
-  auto tls = certificates->Load();
-  if (!tls.ok() && tls.status().code() == Status::Code::kNotFound) tls = certificates->LoadOrCreate();
+  auto tls = certificates->LoadAtStart();
   if (!tls.ok()) return Status::Unavailable("webhook certificate: " + tls.status().message());
   webhook_ = std::make_unique<webhook::WebhookServer>(flags_.webhook.server, tls.value(), flags_.webhook.inject);
   if (signer_) webhook_->SetPushPublicKeys([this] { return signing_keys_.PublicKeys(); });

@@ -5,7 +5,7 @@
 namespace memha::webhook {
 
 Status WebhookCaSync::Once() {
-  const bool leading = hooks_.leading();
+  const bool leading = hooks_.leading() && !certificates_.external();  // cert-manager's: nobody here writes
   auto stored = leading ? certificates_.LoadOrCreate() : certificates_.Load();
   if (!stored.ok()) return stored.status();  // a follower keeps serving what it has until the leader fixes the Secret
   const ServingCertificate& tls = stored.value();

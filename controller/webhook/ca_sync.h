@@ -3,7 +3,7 @@
 // start, so two replicas holding different CAs overwrote each other, and under failurePolicy Ignore pods silently
 // got no sidecar). Each round (every minute):
 //  - the leader reconciles the Secret (creates or renews it: CertificateBootstrap::LoadOrCreate) and sets caBundle
-//    to the Secret's CA;
+//    to the Secret's CA (not with an external, cert-manager, Secret: cert-manager writes both);
 //  - every replica serves what the Secret holds, reloading its serving certificate when it changed (no restart);
 //    a replica that does not lead never writes either.
 // Hooks keep it free of the webhook server and of leader election, so it is tested with two of it on one fake API.

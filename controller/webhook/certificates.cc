@@ -327,6 +327,12 @@ Status CertificateBootstrap::EnsureCaBundle(const std::string& ca_pem) {
   return Status::Unavailable("webhook configuration: still conflicting after retries");
 }
 
+Result<ServingCertificate> CertificateBootstrap::LoadAtStart() {
+  auto tls = Load();
+  if (!tls.ok() && tls.status().code() == Status::Code::kNotFound && !options_.external) return LoadOrCreate();
+  return tls;
+}
+
 Result<ServingCertificate> CertificateBootstrap::Run() {
   auto cert = LoadOrCreate();
   if (!cert.ok()) return cert;

@@ -43,6 +43,8 @@ struct CertificateOptions {
   std::string webhook_configuration = "memha-sidecar-injector";  // MutatingWebhookConfiguration; empty: none
   std::chrono::hours validity{24 * 3650};
   std::chrono::hours renew_before{24 * 30};
+  // cert-manager owns the Secret and the caBundle (cert-manager.io/inject-ca-from): read only, never written.
+  bool external = false;
 };
 
 class CertificateBootstrap {
@@ -59,6 +61,10 @@ class CertificateBootstrap {
   Status EnsureCaBundle(const std::string& ca_pem);
   // Both, in order.
   Result<ServingCertificate> Run();
+  // At start, before any replica leads: Load(); a missing or unusable Secret is made (LoadOrCreate) unless it is
+  // external, since the API server cannot call a webhook without one.
+  Result<ServingCertificate> LoadAtStart();
+  bool external() const { return options_.external; }
 
   std::vector<std::string> DnsNames() const;
 

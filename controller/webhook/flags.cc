@@ -27,6 +27,16 @@ const cli::FlagTable<WebhookSettings>& Flags() {
       {"--webhook-configuration",
        Str("NAME  MutatingWebhookConfiguration whose caBundle the controller sets (default memha-sidecar-injector)", [](WebhookSettings* s) { return &s->certificates.webhook_configuration; })},
       {"--webhook-service", Str("NAME  Service in front of the webhook: the certificate's DNS names (default memha-controller)", [](WebhookSettings* s) { return &s->certificates.service_name; })},
+      {"--webhook-cert-manager",
+       {"on|off  the webhook Secret and caBundle are cert-manager's (cert-manager.io/inject-ca-from): read, never "
+        "written (default off: the controller makes and renews them)",
+        [](std::string_view n, std::string_view v, WebhookSettings* s) {
+          if (v != "on" && v != "off") {
+            return Status::InvalidArgument(std::string(n) + ": expected on or off, got \"" + std::string(v) + "\"");
+          }
+          s->certificates.external = v == "on";
+          return Status::Ok();
+        }}},
       {"--webhook-secret", Str("NAME  Secret holding the webhook CA and serving certificate (default memha-webhook-tls)", [](WebhookSettings* s) { return &s->certificates.secret_name; })},
       {"--webhook-cert-ip",
        {"IP  extra IP address in the serving certificate (repeatable)",

@@ -79,6 +79,27 @@ sync)
     else
         bad "rendering is deterministic"
     fi
+    # webhook.certManager (issue 12): cert-manager owns the certificate and the caBundle, the controller reads.
+    check "helm lint --strict (webhook.certManager.enabled)" helm lint --strict "$chart" --set webhook.certManager.enabled=true
+    if helm template memha "$chart" -n memha-system --set webhook.certManager.enabled=true >"$work/cm.yaml" 2>>"$work/cmd.log"; then
+        expect_eq "certManager: the Certificate the annotation names covers the Service; the controller only reads" \
+            "memha-system/memha-webhook memha-webhook-tls svc=yes on patch=no tls-update=no ca=memha-webhook-ca" \
+            "$(python3 -c 'import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+by = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+mwc = by[("MutatingWebhookConfiguration", "memha-sidecar-injector")]
+ref = mwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
+cert = by[("Certificate", ref.split("/")[1])]["spec"]
+args = by[("Deployment", "memha-controller")]["spec"]["template"]["spec"]["containers"][0]["args"]
+rules = [r for d in docs if d["kind"] in ("ClusterRole", "Role") for r in d["rules"]]
+patch = any("mutatingwebhookconfigurations" in r["resources"] for r in rules)
+tls_update = any("memha-webhook-tls" in r.get("resourceNames", []) and "update" in r["verbs"] for r in rules)
+print(ref, cert["secretName"], "svc=" + ("yes" if "memha-controller.memha-system.svc" in cert["dnsNames"] else "no"),
+      "on" if "--webhook-cert-manager=on" in args else "off", "patch=" + ("yes" if patch else "no"),
+      "tls-update=" + ("yes" if tls_update else "no"), "ca=" + cert["issuerRef"]["name"])' "$work/cm.yaml")"
+    else
+        bad "render the chart with webhook.certManager.enabled"
+    fi
     ;;
 
 install)

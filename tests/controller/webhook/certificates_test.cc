@@ -226,7 +226,8 @@ TEST(WebhookCaSync, TwoReplicasWithDifferentCasConvergeOnTheSecretAndOnlyTheLead
   ASSERT_TRUE(sync_for(r1).Once().ok());  // the leader: reloads B, writes B's CA
   EXPECT_EQ(r1.serving.cert_pem, b.value().cert_pem);
   EXPECT_EQ(r1.reloads, 1);
-  for (const auto& hook : (*api.Get(kConfig))["webhooks"]) {
+  const json config = *api.Get(kConfig);
+  for (const auto& hook : config["webhooks"]) {
     EXPECT_EQ(Base64Decode(hook["clientConfig"]["caBundle"].get<std::string>()), b.value().ca_pem);
   }
   // Rounds after that change nothing, on either replica, whoever leads.
@@ -249,6 +250,32 @@ TEST(WebhookCaSync, TwoReplicasWithDifferentCasConvergeOnTheSecretAndOnlyTheLead
   EXPECT_FALSE(sync_for(r1).Once().ok());
   EXPECT_EQ(r1.serving.cert_pem, b.value().cert_pem);
   api.intercept = nullptr;
+}
+
+TEST(WebhookCaSync, CertManagerModeNeverWritesEvenWhenLeading) {
+  FakeKube api;
+  api.Put(kConfig, WebhookConfig(""));
+  CertificateOptions external = Options();
+  external.external = true;
+  CertificateBootstrap boot(api, external);
+  auto missing = boot.LoadAtStart();  // cert-manager has not issued yet: wait for it, do not make one
+  EXPECT_EQ(missing.status().code(), Status::Code::kNotFound);
+  EXPECT_EQ(api.Writes(), 0u);
+  // cert-manager stored one (here: as the controller would have): served, and still nothing written.
+  ASSERT_TRUE(CertificateBootstrap(api, Options()).LoadOrCreate().ok());
+  const size_t writes = api.Writes();
+  auto tls = boot.LoadAtStart();
+  ASSERT_TRUE(tls.ok()) << tls.status().message();
+  ServingCertificate serving{};
+  WebhookCaSync sync(boot, {[] { return true; }, [&serving] { return serving; },
+                            [&serving](const ServingCertificate& t) {
+                              serving = t;
+                              return Status::Ok();
+                            }});
+  ASSERT_TRUE(sync.Once().ok());
+  EXPECT_EQ(serving.cert_pem, tls.value().cert_pem);
+  EXPECT_EQ(api.Writes(), writes);
+  EXPECT_FALSE((*api.Get(kConfig))["webhooks"][0]["clientConfig"].contains("caBundle"));
 }
 
 TEST(CertificateBootstrap, ConcurrentChangeOfTheConfigurationIsRetried) {

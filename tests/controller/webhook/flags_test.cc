@@ -47,6 +47,14 @@ TEST(WebhookFlags, UnknownIsNotMineAndBadValuesAreErrors) {
   EXPECT_NE(WebhookFlagsHelp().find("--sidecar-image "), std::string::npos);
 }
 
+TEST(WebhookFlags, CertManagerMode) {
+  WebhookSettings s;
+  EXPECT_FALSE(s.certificates.external);
+  ASSERT_TRUE(ApplyWebhookFlag("--webhook-cert-manager", "on", &s).ok());
+  EXPECT_TRUE(s.certificates.external);
+  EXPECT_FALSE(ApplyWebhookFlag("--webhook-cert-manager", "yes", &s).ok());
+}
+
 TEST(WebhookFlags, UnsignedPushesAreNotAnOption) {
   // Sidecars take only signed pushes (there is no shared token any more): a controller without keys is refused.
   WebhookSettings s;
