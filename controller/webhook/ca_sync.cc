@@ -14,8 +14,10 @@ Status WebhookCaSync::Once() {
     if (Status s = hooks_.reload(tls); !s.ok()) return s;
     MEMHA_LOG(kInfo, "webhook", "serving certificate reloaded from the Secret");
   }
-  if (leading) return certificates_.EnsureCaBundle(tls.ca_pem);
-  return Status::Ok();
+  if (certificates_.external()) return Status::Ok();
+  // A fresh install (or a re-applied manifest) has no caBundle: every replica fills it with the Secret's CA at once,
+  // so the webhook is callable as soon as a replica is ready, before any election. Only the leader replaces one.
+  return certificates_.EnsureCaBundle(tls.ca_pem, /*only_where_empty=*/!leading);
 }
 
 }  // namespace memha::webhook

@@ -5,7 +5,8 @@
 //  - the leader reconciles the Secret (creates or renews it: CertificateBootstrap::LoadOrCreate) and sets caBundle
 //    to the Secret's CA (not with an external, cert-manager, Secret: cert-manager writes both);
 //  - every replica serves what the Secret holds, reloading its serving certificate when it changed (no restart);
-//    a replica that does not lead never writes either.
+//    a replica that does not lead never replaces the Secret or a caBundle, but fills a missing caBundle with the
+//    Secret's CA (a fresh install is callable before any election: `helm install --wait` means injecting).
 // Hooks keep it free of the webhook server and of leader election, so it is tested with two of it on one fake API.
 #include <functional>
 

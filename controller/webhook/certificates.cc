@@ -288,7 +288,7 @@ Result<ServingCertificate> CertificateBootstrap::LoadOrCreate() {
   return Status::Unavailable("webhook TLS secret: still conflicting after retries");
 }
 
-Status CertificateBootstrap::EnsureCaBundle(const std::string& ca_pem) {
+Status CertificateBootstrap::EnsureCaBundle(const std::string& ca_pem, bool only_where_empty) {
   if (options_.webhook_configuration.empty()) return Status::Ok();
   const std::string path =
       "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/" + options_.webhook_configuration;
@@ -308,7 +308,8 @@ Status CertificateBootstrap::EnsureCaBundle(const std::string& ca_pem) {
       const json webhooks = config.value("webhooks", json::array());
       for (size_t i = 0; i < webhooks.size(); ++i) {
         const json client = webhooks[i].value("clientConfig", json::object());
-        if (client.value("caBundle", "") == bundle) continue;
+        const std::string held = client.value("caBundle", "");
+        if (held == bundle || (only_where_empty && !held.empty())) continue;
         patch.push_back({{"op", "add"},
                          {"path", "/webhooks/" + std::to_string(i) + "/clientConfig/caBundle"},
                          {"value", bundle}});

@@ -58,7 +58,8 @@ class CertificateBootstrap {
   Result<ServingCertificate> Load();
   // Sets caBundle of every webhook in the configuration to this CA, if it differs (no write otherwise).
   // Cheap when nothing changed; call it at start and periodically (a re-applied manifest may blank it).
-  Status EnsureCaBundle(const std::string& ca_pem);
+  // `only_where_empty`: fill a missing caBundle but never replace one (what a replica that does not lead may do).
+  Status EnsureCaBundle(const std::string& ca_pem, bool only_where_empty = false);
   // Both, in order.
   Result<ServingCertificate> Run();
   // At start, before any replica leads: Load(); a missing or unusable Secret is made (LoadOrCreate) unless it is

@@ -219,10 +219,22 @@ TEST(WebhookCaSync, TwoReplicasWithDifferentCasConvergeOnTheSecretAndOnlyTheLead
                                   return Status::Ok();
                                 }});
   };
-  const size_t before = api.Writes();
-  ASSERT_TRUE(sync_for(r2).Once().ok());  // the follower: reads only
-  EXPECT_EQ(api.Writes(), before);
+  // The follower fills the empty caBundle with the Secret's CA (B, what it serves), nothing else.
+  ASSERT_TRUE(sync_for(r2).Once().ok());
   EXPECT_EQ(r2.reloads, 0);
+  {
+    const json filled = *api.Get(kConfig);
+    for (const auto& hook : filled["webhooks"]) {
+      EXPECT_EQ(Base64Decode(hook["clientConfig"]["caBundle"].get<std::string>()), b.value().ca_pem);
+    }
+  }
+  // A caBundle with another CA (A, replica 1's at start, as the old code wrote it): the follower leaves it.
+  json stale = *api.Get(kConfig);
+  for (auto& hook : stale["webhooks"]) hook["clientConfig"]["caBundle"] = Base64Encode(a.value().ca_pem);
+  api.Put(kConfig, stale);
+  const size_t before = api.Writes();
+  ASSERT_TRUE(sync_for(r2).Once().ok());
+  EXPECT_EQ(api.Writes(), before);
   ASSERT_TRUE(sync_for(r1).Once().ok());  // the leader: reloads B, writes B's CA
   EXPECT_EQ(r1.serving.cert_pem, b.value().cert_pem);
   EXPECT_EQ(r1.reloads, 1);
