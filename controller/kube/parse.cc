@@ -71,6 +71,11 @@ Result<model::PodInfo> ParsePod(const json& object) {
       if (Str(c, "name") == model::kSidecarContainer) pod.has_sidecar = true;
     }
   }
+  if (const json& volumes = Child(spec, "volumes"); volumes.is_array()) {
+    for (const json& v : volumes) {
+      if (Str(v, "name") == model::kSocketVolume) pod.has_socket_volume = true;
+    }
+  }
   const json& containers = Child(spec, "containers");
   if (containers.is_array()) {
     for (const json& c : containers) {

@@ -17,6 +17,7 @@ inline constexpr std::string_view kPoolsAnnotation = "memha.io/pools";
 // The container the webhook injects (an initContainers entry: a native sidecar). A pod is pushed only if it has
 // a container or initContainer of this name; one added by hand must use the same name.
 inline constexpr std::string_view kSidecarContainer = "memha-sidecar";
+inline constexpr std::string_view kSocketVolume = "memha-sockets";  // the webhook's, for memha.io/socket
 
 struct ObjectMeta {
   std::string ns;
@@ -47,9 +48,10 @@ struct PodInfo {
   bool ready = false;     // condition Ready == True
   std::vector<ContainerPort> ports;  // all containers' declared ports (for named targetPorts)
   bool has_sidecar = false;          // a container or initContainer named kSidecarContainer
+  bool has_socket_volume = false;    // a volume named kSocketVolume (memha.io/socket was on at injection)
   bool SameContent(const PodInfo& o) const {
     return meta.SameContent(o.meta) && pod_ip == o.pod_ip && phase == o.phase && ready == o.ready &&
-           ports == o.ports && has_sidecar == o.has_sidecar;
+           ports == o.ports && has_sidecar == o.has_sidecar && has_socket_volume == o.has_socket_volume;
   }
 };
 

@@ -111,6 +111,14 @@ Result<bool> ParseWarmupAnnotation(std::string_view text) {
   return Status::InvalidArgument("\"" + std::string(text) + "\": must be on or off");
 }
 
+Result<bool> ParseSocketAnnotation(std::string_view text) { return ParseWarmupAnnotation(text); }
+
+std::string SocketPath(const std::string& service_key, std::string_view pod_namespace) {
+  size_t slash = service_key.find('/');
+  std::string ns = service_key.substr(0, slash), name = service_key.substr(slash + 1);
+  return std::string(kSocketDir) + "/" + (ns == pod_namespace ? name : ns + "." + name) + ".sock";
+}
+
 bool AllowsNamespace(const model::ServiceInfo& service, std::string_view ns) {
   if (service.meta.ns == ns) return true;
   auto it = service.meta.annotations.find(std::string(kAllowFromAnnotation));

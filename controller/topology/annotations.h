@@ -4,6 +4,7 @@
 //   Service: memha.io/backup-pool   "cache-b" or "ns/cache-b"
 //            memha.io/write-policy  async | sync | primary-only
 //            memha.io/warmup        on | off   (also true/false)
+//   Pod:     memha.io/socket        on | off   (also true/false): unix sockets in a shared emptyDir as well
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -22,6 +23,10 @@ inline constexpr std::string_view kWarmupAnnotation = "memha.io/warmup";
 // On a pool Service: the other namespaces whose pods (memha.io/pools) and Services (memha.io/backup-pool) may use
 // it: "ns1,ns2" or "*". Its own namespace always may.
 inline constexpr std::string_view kAllowFromAnnotation = "memha.io/allow-from";
+// On an application pod: serve each pool on a unix socket as well, in an emptyDir the webhook mounts at kSocketDir
+// into the sidecar and every application container (env MEMHA_SOCKET_DIR). docs/ARCHITECTURE.md "Unix socket".
+inline constexpr std::string_view kSocketAnnotation = "memha.io/socket";
+inline constexpr std::string_view kSocketDir = "/var/run/memha/sockets";
 
 inline constexpr uint16_t kDefaultLocalPort = 11211;   // a pool without ":port" in memha.io/pools
 inline constexpr uint16_t kDefaultSidecarAdminPort = 11299;
@@ -58,5 +63,10 @@ Result<WritePolicy> ParseWritePolicyAnnotation(std::string_view text);
 // Whether `service` may be used from namespace `ns`: its own, or one memha.io/allow-from lists ("*": any).
 bool AllowsNamespace(const model::ServiceInfo& service, std::string_view ns);
 Result<bool> ParseWarmupAnnotation(std::string_view text);
+// memha.io/socket: on | off (also true/false).
+Result<bool> ParseSocketAnnotation(std::string_view text);
+// A pool's socket in kSocketDir: "<service>.sock" for a Service in the pod's namespace, "<namespace>.<service>.sock"
+// for one in another (neither part can hold a dot, so names never collide).
+std::string SocketPath(const std::string& service_key, std::string_view pod_namespace);
 
 }  // namespace memha::topology

@@ -220,8 +220,10 @@ class Pass {
     return bases;
   }
 
+  // `socket_namespace`: the pod's namespace when it asked for unix sockets (memha.io/socket), else empty.
   std::vector<PoolSpec> BuildPools(const std::vector<PoolRef>& refs,
-                                   const std::vector<std::shared_ptr<const PoolBase>>& bases) const {
+                                   const std::vector<std::shared_ptr<const PoolBase>>& bases,
+                                   std::string_view socket_namespace = {}) const {
     std::vector<PoolSpec> pools;
     pools.reserve(refs.size());
     for (size_t i = 0; i < refs.size(); ++i) {
@@ -229,6 +231,7 @@ class Pass {
       p.name = refs[i].service;
       p.listen_endpoint = HostPort{options_.listen_host, refs[i].local_port};
       p.listen = p.listen_endpoint.ToString();
+      if (!socket_namespace.empty()) p.listen_unix = SocketPath(refs[i].service, socket_namespace);
       p.write_policy = bases[i]->write_policy;
       p.warmup = bases[i]->warmup;
       p.primary = bases[i]->primary;
@@ -317,9 +320,22 @@ ComputeResult ComputeTopologies(const model::StoreView& view, const Options& opt
       b.sidecar.refs = prev->refs;  // keep following the last good pools' members
     }
 
+    // Unix sockets where the pod asks for them and has the volume the webhook mounts for them (annotated after
+    // its creation, it has none: its sidecar could not bind there, so it stays on TCP alone).
+    if (const std::string* socket = Annotation(pod.meta, kSocketAnnotation)) {
+      auto on = ParseSocketAnnotation(*socket);
+      if (!on.ok()) {
+        pass.Error("Pod", key, ErrorReason::kBadSocket, std::string(kSocketAnnotation) + ": " +
+                                                             on.status().message() + "; " +
+                                                             (pod.has_socket_volume ? "on" : "off") +
+                                                             " as the pod's volumes say");
+      }
+      b.sidecar.socket = on.ok() ? on.value() && pod.has_socket_volume : pod.has_socket_volume;
+    }
+
     auto bases = pass.Bases(pod, b.sidecar.refs);
     if (bases && prev != nullptr && !prev->stale && prev->topology->epoch == epoch && prev->refs == b.sidecar.refs &&
-        prev->bases == *bases) {
+        prev->bases == *bases && prev->socket == b.sidecar.socket) {
       // Same pools from the same (pointer-identical) bases: nothing to build, same generation.
       b.sidecar.bases = std::move(*bases);
       b.sidecar.topology = prev->topology;
@@ -331,7 +347,8 @@ ComputeResult ComputeTopologies(const model::StoreView& view, const Options& opt
     std::optional<std::vector<PoolSpec>> pools;
     if (bases) {
       Topology candidate;
-      candidate.pools = pass.BuildPools(b.sidecar.refs, *bases);
+      candidate.pools = pass.BuildPools(b.sidecar.refs, *bases, b.sidecar.socket ? std::string_view(pod.meta.ns)
+                                                                                  : std::string_view());
       if (Status s = ValidateTopology(candidate); !s.ok()) {
         pass.Error("Pod", key, ErrorReason::kInvalidTopology, s.message());
       } else {
@@ -343,6 +360,7 @@ ComputeResult ComputeTopologies(const model::StoreView& view, const Options& opt
       if (prev == nullptr) continue;  // never had a good topology: nothing to serve
       b.sidecar.stale = true;
       b.sidecar.refs = prev->refs;
+      b.sidecar.socket = prev->socket;
       b.sidecar.bases.clear();
       pools = prev->topology->pools;  // the last good topology, unchanged
     }
@@ -382,6 +400,7 @@ std::string_view ToString(ErrorReason reason) {
     case ErrorReason::kNoMemcachedPort: return "NoMemcachedPort";
     case ErrorReason::kBadWritePolicy: return "BadWritePolicy";
     case ErrorReason::kBadWarmup: return "BadWarmup";
+    case ErrorReason::kBadSocket: return "BadSocketAnnotation";
     case ErrorReason::kBadBackupPool: return "BadBackupPool";
     case ErrorReason::kUnknownBackupPool: return "UnknownBackupPool";
     case ErrorReason::kPoolNotAllowed: return "PoolNotAllowed";

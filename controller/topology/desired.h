@@ -53,6 +53,7 @@ struct SidecarTopology {
   bool stale = false;                         // an error kept the last good topology unchanged
   std::vector<std::shared_ptr<const PoolBase>> bases;  // what `topology` was built from (empty when stale)
   bool has_sidecar = true;  // the pod has a memha-sidecar container: pushed; otherwise only served on GET
+  bool socket = false;      // memha.io/socket: each pool also on a unix socket (listen_unix)
 };
 
 // The last good value of each Service annotation (a bad value keeps the previous one).

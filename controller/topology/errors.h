@@ -20,6 +20,7 @@ enum class ErrorReason : uint8_t {
   kUnknownBackupPool,     // memha.io/backup-pool names a Service that does not exist
   kPoolNotAllowed,        // a pool (or backup pool) in another namespace whose Service's memha.io/allow-from
                           // does not name the referring namespace
+  kBadSocket,             // memha.io/socket is not on|off
   kInvalidTopology,       // the result fails the push contract's validation (should not happen)
   kCount
 };

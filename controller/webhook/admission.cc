@@ -139,11 +139,21 @@ void ReviewPodObject(AdmissionResult* r, const json& pod, const InjectConfig& co
     return Decide(r, Decision::kBadPools,
                   std::string(kPoolsAnnotation) + ": " + parsed.status().message() + "; sidecar not injected");
   }
+  bool socket = false;
+  if (const std::string text = MetaString(pod, "annotations", topology::kSocketAnnotation.data(), &found);
+      found) {
+    auto on = topology::ParseSocketAnnotation(text);
+    if (!on.ok()) {
+      return Decide(r, Decision::kBadSocket,
+                    std::string(topology::kSocketAnnotation) + ": " + on.status().message() + "; sidecar not injected");
+    }
+    socket = on.value();
+  }
   if (const json* host = Member(*spec, "hostNetwork"); host != nullptr && host->is_boolean() && host->get<bool>()) {
     return Decide(r, Decision::kUnsupportedPod,
                   "hostNetwork pods are not injected (the sidecar would listen on the node's loopback)");
   }
-  for (const char* volume : {kTokenVolumeName, kStateVolumeName}) {
+  for (const char* volume : {kTokenVolumeName, kStateVolumeName, kSocketVolumeName}) {
     if (HasVolumeNamed(*spec, volume)) {
       return Decide(r, Decision::kUnsupportedPod,
                     std::string("the pod already has a volume named ") + volume + "; sidecar not injected");
@@ -156,7 +166,7 @@ void ReviewPodObject(AdmissionResult* r, const json& pod, const InjectConfig& co
   }
   r->decision = Decision::kInjected;
   r->reason = "";
-  const json patch = InjectionPatch(pod, config);
+  const json patch = InjectionPatch(pod, config, socket);
   Respond(r, &patch, "");
 }
 
@@ -171,6 +181,7 @@ std::string_view DecisionName(Decision decision) {
     case Decision::kNoPools: return "no_pools";
     case Decision::kBadPools: return "bad_pools";
     case Decision::kBadInjectLabel: return "bad_inject_label";
+    case Decision::kBadSocket: return "bad_socket";
     case Decision::kUnsupportedPod: return "unsupported_pod";
     case Decision::kNotPod: return "not_pod";
     case Decision::kBadObject: return "bad_object";
@@ -179,21 +190,44 @@ std::string_view DecisionName(Decision decision) {
   return "unknown";
 }
 
-json InjectionPatch(const json& pod, const InjectConfig& config) {
+json InjectionPatch(const json& pod, const InjectConfig& config, bool socket) {
   json patch = json::array();
   const json& spec = pod.at("spec");
   const json* init = Member(spec, "initContainers");
   // First, so that other init containers (and then the application) already have a working cache.
   if (init == nullptr || !init->is_array() || init->empty()) {
-    patch.push_back({{"op", "add"}, {"path", "/spec/initContainers"}, {"value", json::array({SidecarContainer(config)})}});
+    patch.push_back({{"op", "add"},
+                     {"path", "/spec/initContainers"},
+                     {"value", json::array({SidecarContainer(config, socket)})}});
   } else {
-    patch.push_back({{"op", "add"}, {"path", "/spec/initContainers/0"}, {"value", SidecarContainer(config)}});
+    patch.push_back({{"op", "add"}, {"path", "/spec/initContainers/0"}, {"value", SidecarContainer(config, socket)}});
+  }
+  if (socket) {
+    // Every application container sees the sockets at the same path, and is told where (MEMHA_SOCKET_DIR).
+    const json* containers = Member(spec, "containers");
+    const json mount = {{"name", kSocketVolumeName}, {"mountPath", std::string(topology::kSocketDir)}};
+    const json env = {{"name", kSocketDirEnv}, {"value", std::string(topology::kSocketDir)}};
+    for (size_t i = 0; containers != nullptr && containers->is_array() && i < containers->size(); ++i) {
+      const json& c = (*containers)[i];
+      if (!c.is_object()) continue;
+      const std::string at = "/spec/containers/" + std::to_string(i);
+      for (const auto& [field, item] : {std::pair{"volumeMounts", &mount}, std::pair{"env", &env}}) {
+        const json* list = Member(c, field);
+        if (list == nullptr || !list->is_array()) {
+          patch.push_back({{"op", "add"}, {"path", at + "/" + field}, {"value", json::array({*item})}});
+        } else {
+          patch.push_back({{"op", "add"}, {"path", at + "/" + field + "/-"}, {"value", *item}});
+        }
+      }
+    }
   }
   const json* volumes = Member(spec, "volumes");
   if (volumes == nullptr || !volumes->is_array()) {
-    patch.push_back({{"op", "add"}, {"path", "/spec/volumes"}, {"value", SidecarVolumes(config)}});
+    patch.push_back({{"op", "add"}, {"path", "/spec/volumes"}, {"value", SidecarVolumes(config, socket)}});
   } else {
-    for (const json& v : SidecarVolumes(config)) patch.push_back({{"op", "add"}, {"path", "/spec/volumes/-"}, {"value", v}});
+    for (const json& v : SidecarVolumes(config, socket)) {
+      patch.push_back({{"op", "add"}, {"path", "/spec/volumes/-"}, {"value", v}});
+    }
   }
   // The projected token needs the pod's ServiceAccount named: the ServiceAccount admission plugin (before any
   // webhook) sets "default"; where it is off, the API server would refuse the injected pod, so do what it does.

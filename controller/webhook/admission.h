@@ -31,6 +31,7 @@ enum class Decision {
   kNoPools,           // no memha.io/pools annotation
   kBadPools,          // memha.io/pools does not parse
   kBadInjectLabel,    // memha.io/inject is neither "true" nor "false"
+  kBadSocket,         // memha.io/socket is neither on nor off
   kUnsupportedPod,    // hostNetwork, or a volume name memha needs is taken
   kNotPod,            // the webhook was sent another kind (misconfigured rules)
   kBadObject,         // request.object missing or not a pod spec
@@ -68,6 +69,8 @@ AdmissionResult ReviewPod(std::string_view body, const InjectConfig& config);
 AdmissionResult AllowUnchanged(const AdmissionResult& result, Decision decision, const std::string& warning);
 
 // The JSONPatch (as JSON) that injects the sidecar into `pod`; exposed for tests.
-nlohmann::json InjectionPatch(const nlohmann::json& pod, const InjectConfig& config);
+// `socket`: memha.io/socket is on: the socket volume, mounted at topology::kSocketDir with MEMHA_SOCKET_DIR set in
+// the sidecar and in every application container.
+nlohmann::json InjectionPatch(const nlohmann::json& pod, const InjectConfig& config, bool socket = false);
 
 }  // namespace memha::webhook

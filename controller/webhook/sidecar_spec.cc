@@ -1,5 +1,7 @@
 #include "controller/webhook/sidecar_spec.h"
 
+#include "controller/topology/annotations.h"
+
 #include <string_view>
 
 namespace memha::webhook {
@@ -47,7 +49,7 @@ Status InjectConfig::Validate() const {
   return Status::Ok();
 }
 
-json SidecarContainer(const InjectConfig& c) {
+json SidecarContainer(const InjectConfig& c, bool socket) {
   const std::string port = std::to_string(c.admin_port);
   json container = {
       {"name", kSidecarContainerName},
@@ -87,6 +89,10 @@ json SidecarContainer(const InjectConfig& c) {
         {{"name", kStateVolumeName}, {"mountPath", kStateMountPath}}}},
       {"terminationMessagePolicy", "FallbackToLogsOnError"},
   };
+  if (socket) {
+    container["volumeMounts"].push_back(
+        {{"name", kSocketVolumeName}, {"mountPath", std::string(topology::kSocketDir)}});
+  }
   if (!c.push_public_keys.empty()) {
     std::string keys;
     for (const std::string& k : c.push_public_keys) keys += (keys.empty() ? "" : ",") + k;
@@ -98,8 +104,8 @@ json SidecarContainer(const InjectConfig& c) {
   return container;
 }
 
-json SidecarVolumes(const InjectConfig& c) {
-  return json::array({
+json SidecarVolumes(const InjectConfig& c, bool socket) {
+  json volumes = json::array({
       // The pod's own identity for the controller (GET /v1/topology): bound to this pod, for audience memha only
       // (useless against the API server), short-lived; the kubelet rewrites the file before it expires.
       {{"name", kTokenVolumeName},
@@ -110,6 +116,11 @@ json SidecarVolumes(const InjectConfig& c) {
       // The last good topology survives a sidecar restart (not a pod restart: that asks the controller again).
       {{"name", kStateVolumeName}, {"emptyDir", {{"sizeLimit", "16Mi"}}}},
   });
+  // The pools' unix sockets (memha.io/socket): the kubelet creates an emptyDir world-writable, so the sidecar (its
+  // own uid) can create sockets there and an application container of any uid can connect; only this pod's
+  // containers mount it.
+  if (socket) volumes.push_back({{"name", kSocketVolumeName}, {"emptyDir", {{"sizeLimit", "1Mi"}}}});
+  return volumes;
 }
 
 }  // namespace memha::webhook

@@ -19,6 +19,9 @@ inline constexpr const char* kStateVolumeName = "memha-sidecar-state";
 inline constexpr const char* kTokenMountPath = "/var/run/memha/token";
 inline constexpr const char* kStateMountPath = "/var/run/memha/state";
 inline constexpr const char* kTokenFileName = "token";  // the projected token's path in its volume
+// memha.io/socket: the pools' unix sockets, in an emptyDir shared by the sidecar and the application containers.
+inline constexpr const char* kSocketVolumeName = model::kSocketVolume.data();
+inline constexpr const char* kSocketDirEnv = "MEMHA_SOCKET_DIR";
 inline constexpr const char* kTokenAudience = "memha";  // what the controller's TokenReview asks for
 
 // Kubernetes quantities as strings ("50m", "64Mi"); an empty one is left out of the container spec.
@@ -53,8 +56,9 @@ struct InjectConfig {
 };
 
 // The initContainers entry.
-nlohmann::json SidecarContainer(const InjectConfig& config);
+// `socket`: the pod asked for unix sockets (memha.io/socket): the socket volume is mounted too.
+nlohmann::json SidecarContainer(const InjectConfig& config, bool socket = false);
 // The projected ServiceAccount token volume and the state-file emptyDir.
-nlohmann::json SidecarVolumes(const InjectConfig& config);
+nlohmann::json SidecarVolumes(const InjectConfig& config, bool socket = false);
 
 }  // namespace memha::webhook

@@ -172,6 +172,24 @@ fi
 pod_yaml web-d '{"memha.io/inject":"true"}' '{"memha.io/pools":"cache-a:99999"}' | k -n "$app" create -f - >/dev/null 2>&1
 expect_eq "pod with a malformed memha.io/pools is created unchanged" "" "$(injected "$app" web-d)"
 
+# memha.io/socket: the API server stores the socket emptyDir, mounted in the sidecar and the app container at the
+# same path, with MEMHA_SOCKET_DIR set for the app (issue 14).
+pod_yaml web-s '{"memha.io/inject":"true"}' '{"memha.io/pools":"cache-a","memha.io/socket":"on"}' |
+    k -n "$app" create -f - >/dev/null 2>&1
+expect_eq "pod with memha.io/socket=on gets the socket volume in the sidecar and the app, and MEMHA_SOCKET_DIR" \
+    "memha-sidecar emptyDir /var/run/memha/sockets /var/run/memha/sockets /var/run/memha/sockets" \
+    "$(k -n "$app" get pod web-s -o json | python3 -c 'import json,sys
+s = json.load(sys.stdin)["spec"]
+v = [x for x in s["volumes"] if x["name"] == "memha-sockets"][0]
+mount = lambda c: [m["mountPath"] for m in c.get("volumeMounts", []) if m["name"] == "memha-sockets"][0]
+env = [e["value"] for e in s["containers"][0]["env"] if e["name"] == "MEMHA_SOCKET_DIR"][0]
+print(s["initContainers"][0]["name"], "emptyDir" if "emptyDir" in v else "?", mount(s["initContainers"][0]),
+      mount(s["containers"][0]), env)' 2>&1)"
+pod_yaml web-t '{"memha.io/inject":"true"}' '{"memha.io/pools":"cache-a","memha.io/socket":"yes"}' |
+    k -n "$app" create -f - >"$work/t.out" 2>&1
+expect_eq "pod with a bad memha.io/socket is created unchanged, with the webhook's warning" "yes" \
+    "$([ -z "$(injected "$app" web-t)" ] && grep -q 'Warning: memha: memha.io/socket' "$work/t.out" && echo yes)"
+
 pod_yaml web-e '{"app":"web"}' '{"memha.io/pools":"cache-a,sessions:11212"}' | k -n "$nsel" create -f - >/dev/null 2>&1
 expect_eq "pod in a namespace labelled memha.io/inject=enabled gets the sidecar" memha-sidecar "$(injected "$nsel" web-e)"
 pod_yaml web-f '{"memha.io/inject":"false"}' '{"memha.io/pools":"cache-a"}' | k -n "$nsel" create -f - >/dev/null 2>&1

@@ -35,6 +35,15 @@ TEST(ParsePod, KeepsOnlyWhatTheControllerNeeds) {
   EXPECT_TRUE(pod.ready);
   EXPECT_EQ(pod.ports, (std::vector<model::ContainerPort>{{"memcache", 11211}, {"", 9150}}));
   EXPECT_FALSE(pod.has_sidecar);
+  EXPECT_FALSE(pod.has_socket_volume);
+}
+
+TEST(ParsePod, HasSocketVolumeWhenTheWebhookMountedIt) {
+  json pod = json::parse(kPod);
+  pod["spec"]["volumes"] = json::array({{{"name", "data"}}, {{"name", "memha-sockets"}, {"emptyDir", json::object()}}});
+  EXPECT_TRUE(ParsePod(pod).value().has_socket_volume);
+  pod["spec"]["volumes"] = json::array({{{"name", "memha-sockets-old"}}, {{"name", 7}}});
+  EXPECT_FALSE(ParsePod(pod).value().has_socket_volume);
 }
 
 TEST(ParsePod, HasSidecarWhenAContainerOrInitContainerIsNamedMemhaSidecar) {

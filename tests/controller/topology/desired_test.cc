@@ -176,6 +176,44 @@ TEST_F(DesiredTest, PoolInAnotherNamespaceNeedsItsConsent) {
   EXPECT_EQ(Names(For("shop/web-2")->pools[0].backup), (std::vector<std::string>{"cache-0@10.0.0.1:11211=up"}));
 }
 
+TEST_F(DesiredTest, SocketAnnotationServesEachPoolOnAUnixSocket) {
+  Add(PoolService("shop", "cache-a"));
+  Add(MemcachedPod("shop", "cache-a-0", "10.0.0.1"));
+  Add(PoolService("other", "cache-a", "cache-a"));
+  Add(MemcachedPod("other", "cache-a-0", "10.0.9.1"));
+  Service("other/cache-a").meta.annotations["memha.io/allow-from"] = "shop";
+  Add(AppPod("shop", "web-1", "10.1.0.1", "cache-a:11211,other/cache-a:11212"));
+  Compute();
+  const Topology* t = For("shop/web-1");
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->pools[0].listen_unix, "");  // off unless asked for
+  const uint64_t before = t->version;
+  Pod("shop/web-1").meta.annotations["memha.io/socket"] = "on";
+  Compute();  // annotated after its creation: no socket volume, so its sidecar could not bind one
+  EXPECT_EQ(For("shop/web-1")->pools[0].listen_unix, "");
+  Pod("shop/web-1").has_socket_volume = true;  // as the webhook injects it
+  Compute();
+  t = For("shop/web-1");
+  ASSERT_NE(t, nullptr);
+  ASSERT_EQ(t->pools.size(), 2u);
+  // Same name in two namespaces: the other namespace's pool is named with its namespace.
+  EXPECT_EQ(t->pools[0].listen_unix, "/var/run/memha/sockets/cache-a.sock");
+  EXPECT_EQ(t->pools[1].listen_unix, "/var/run/memha/sockets/other.cache-a.sock");
+  EXPECT_GT(t->version, before);  // a new topology, not the previous one reused
+  auto parsed = ParseTopology(TopologyToJson(*t));
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(parsed.value().pools, t->pools);
+  // A bad value follows the pod's volumes (mounted, or not, when it was created) and says why.
+  Pod("shop/web-1").meta.annotations["memha.io/socket"] = "yes";
+  Compute();
+  EXPECT_TRUE(HasError("shop/web-1", ErrorReason::kBadSocket));
+  EXPECT_EQ(For("shop/web-1")->pools[0].listen_unix, "/var/run/memha/sockets/cache-a.sock");
+  Pod("shop/web-1").meta.annotations["memha.io/socket"] = "off";
+  Compute();
+  EXPECT_FALSE(HasError("shop/web-1", ErrorReason::kBadSocket));
+  EXPECT_EQ(For("shop/web-1")->pools[0].listen_unix, "");
+}
+
 struct StateCase {
   const char* what;
   std::string phase;
