@@ -265,6 +265,14 @@ void RefillManager::UpdatePools(std::vector<PoolPair> pools) {
         it = active || pool_gone || member_gone ? targets_.erase(it) : std::next(it);
         continue;
       }
+      const bool active = t.state == TargetState::kPending || t.state == TargetState::kRunning;
+      if (!active && job->target.address != t.job.target.address) {
+        // A finished (or failed) refill of the member's previous pod: its "done" must not mark the new, empty
+        // pod (detection finds the new address and refills it).
+        it = targets_.erase(it);
+        marks_changed = true;
+        continue;
+      }
       if (t.job.handover() && job->target.address == t.job.target.address) {
         // Still a handover (a new address is a new, empty pod: then the whole share is copied).
         job->old_ring = t.job.old_ring;

@@ -282,7 +282,10 @@ void Member::SetControllerState(MemberState state) {
 void Member::SetRefill(MemberRefill refill) {
   MemberRefill before = refill_;
   refill_ = refill;
-  if (refill != MemberRefill::kDone || before == MemberRefill::kDone) return;
+  // Only a refill this member was seen running ends its warm-up. A "done" it never saw running may belong to an
+  // earlier incarnation: a pod recreated at a new address is a new member here, and the first topology naming it
+  // can still carry the old pod's mark (found by the node tier: a rolling restart served empty members as warm).
+  if (refill != MemberRefill::kDone || before != MemberRefill::kRunning) return;
   if (health_ == MemberHealth::kWarming) {
     MEMHA_LOG(kInfo, "member", name_ << " refilled by the controller: warm");
     SetHealth(MemberHealth::kUp);

@@ -483,6 +483,44 @@ class RefillDoneTest(unittest.TestCase):
         self.assertEqual(code, 0, "sidecar exit code (a sanitizer report makes it nonzero)")
 
 
+class RefillOfAnEarlierPodTest(unittest.TestCase):
+    """A member recreated at a new address (a StatefulSet pod in a rolling restart) is a new, empty member. The
+    first topology naming its new address may still carry the old pod's "refill": "done": that must not make it
+    warm (found by the node tier: 73-79% hits after a rolling restart). Only a refill it was seen running ends its
+    warm-up."""
+
+    def test_a_done_mark_never_seen_running_does_not_end_warm_up(self):
+        old, x = Memcached(), Memcached()
+        port = free_port()
+
+        def cfg(version, member_address, refill=None):
+            member = {"name": "p1", "address": member_address, "state": "up"}
+            if refill:
+                member["refill"] = refill
+            t = topology(0, version, [pool("pool", f"127.0.0.1:{port}", [], [("x", x.address, "up")])])
+            t["pools"][0]["primary"] = [member]
+            return t
+
+        s = Sidecar(config=cfg(1, old.address, "done"))  # the old pod, refilled long ago
+        new = Memcached()  # the recreated pod: empty, at another address
+        try:
+            c = Client(port)
+            self.assertEqual(c.set("k", "v"), b"STORED")
+            settle([s])
+            reload_topology(s, cfg(2, new.address, "done"))  # its first topology still has the old mark
+            self.assertEqual(s.metric("memha_member_state", address=new.address), 2, "a new member warms")
+            self.assertEqual(c.get("k"), b"v", "read through from the backup, not a miss on the empty member")
+            for version, refill, want in ((3, "running", 2), (4, "done", 1)):  # its own refill
+                reload_topology(s, cfg(version, new.address, refill))
+                self.assertEqual(s.metric("memha_member_state", address=new.address), want, refill)
+            c.close()
+        finally:
+            code = s.stop()
+            for m in (old, new, x):
+                m.stop()
+        self.assertEqual(code, 0, "sidecar exit code (a sanitizer report makes it nonzero)")
+
+
 class ScaleTest(unittest.TestCase):
     """Primary pool 2 -> 3 -> 2 members (ketama moves a third of the keys to the new member and back). Every key is
     rewritten while the pool has 3 members, so the 2 original members still hold the older value of every key that

@@ -265,6 +265,36 @@ TEST_F(ManagerTest, RefillsBothEmptyPrimariesAndMarksThemDone) {
   EXPECT_EQ(std::count(events.begin(), events.end(), "shop/cache-a RefillCompleted"), 2);
 }
 
+// A rolling restart: cache-a-1 was refilled ("done"), then its pod is recreated at a new address, empty. The old
+// pod's "done" must leave the marks at once (else the sidecars take the new, empty member for warm), and the new
+// pod is refilled as a new address.
+TEST_F(ManagerTest, ADoneRefillOfThePreviousPodDoesNotMarkTheNewOne) {
+  ManagerOptions options;
+  options.probe_interval = std::chrono::milliseconds(200);
+  options.limits.verify_delay = std::chrono::milliseconds(50);
+  RefillManager manager(options);
+  manager.UpdatePools({pair_});
+  manager.SetLeading(true);
+  manager.Start();
+  ASSERT_TRUE(WaitFor([&] { return manager.Targets(TargetState::kDone) == 2; }));
+  EXPECT_EQ(manager.Marks()["shop/cache-a"]["cache-a-1"], MemberRefill::kDone);
+  pair_.primary[1].address = primaries_[2]->address();  // the recreated pod, empty
+  manager.UpdatePools({pair_});
+  auto marks = manager.Marks();
+  EXPECT_NE(marks["shop/cache-a"]["cache-a-1"], MemberRefill::kDone) << "the old pod's mark on the new pod";
+  ASSERT_TRUE(WaitFor([&] {
+    for (const auto& s : manager.Status()) {
+      if (s.member == "cache-a-1" && s.reason == "new address" && s.state == TargetState::kDone) return true;
+    }
+    return false;
+  }));
+  manager.Stop();
+  std::vector<std::string> ring = {"cache-a-0", "cache-a-1"};
+  size_t owned = 0;
+  for (int i = 0; i < 3000; ++i) owned += KetamaRing(ring).MemberFor("k" + std::to_string(i)) == 1;
+  EXPECT_EQ(Holding(*primaries_[2], ring, 1, nullptr), owned);
+}
+
 TEST_F(ManagerTest, ARingChangeAbandonsTheRunAndStartsOver) {
   ManagerOptions options;
   options.probe_interval = std::chrono::seconds(60);  // one detection, at start
