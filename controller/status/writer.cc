@@ -143,7 +143,7 @@ void StatusWriter::RunOnce(std::chrono::system_clock::time_point now) {
     for (auto& [service, w] : written_) w.dirty = false;
     return;
   }
-  Status s = Store(changes, written_);
+  Status s = Store(changes);
   if (!s.ok()) {
     ++failures_;
     MEMHA_LOG(kWarn, "status", "cannot write ConfigMap " << options_.ns << "/" << options_.config_map << ": "
@@ -157,8 +157,7 @@ void StatusWriter::RunOnce(std::chrono::system_clock::time_point now) {
   }
 }
 
-Status StatusWriter::Store(const std::map<std::string, std::optional<std::string>>& changes,
-                           const std::map<std::string, Written>& all) {
+Status StatusWriter::Store(const std::map<std::string, std::optional<std::string>>& changes) {
   const std::string path = "/api/v1/namespaces/" + options_.ns + "/configmaps/" + options_.config_map;
   nlohmann::json data = nlohmann::json::object();
   for (const auto& [key, value] : changes) data[key] = value ? nlohmann::json(*value) : nlohmann::json(nullptr);
@@ -166,19 +165,8 @@ Status StatusWriter::Store(const std::map<std::string, std::optional<std::string
   auto r = api_.Request("PATCH", path, patch.dump(), "application/merge-patch+json");
   if (!r.ok()) return r.status();
   if (r.value().status == 404) {
-    // First use: create it with every pool's status.
-    nlohmann::json full = nlohmann::json::object();
-    for (const auto& [service, w] : all) full[StatusKey(service)] = ToJson(w.status, w.last_change);
-    nlohmann::json cm = {{"apiVersion", "v1"},
-                         {"kind", "ConfigMap"},
-                         {"metadata",
-                          {{"name", options_.config_map},
-                           {"namespace", options_.ns},
-                           {"labels", {{"app.kubernetes.io/managed-by", "memha-controller"}}}}},
-                         {"data", full}};
-    r = api_.Request("POST", "/api/v1/namespaces/" + options_.ns + "/configmaps", cm.dump());
-    if (!r.ok()) return r.status();
-    if (r.value().status == 409) return Status::Unavailable("created meanwhile: written next round");
+    return Status::NotFound("ConfigMap " + options_.ns + "/" + options_.config_map +
+                            " does not exist: the chart (or manifests/memha.yaml) creates it");
   }
   if (r.value().status / 100 != 2) {
     return Status::Unavailable("HTTP " + std::to_string(r.value().status) + ": " + r.value().body.substr(0, 200));

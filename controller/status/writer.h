@@ -1,15 +1,15 @@
 #pragma once
 // The leader's pool status writer (docs/OPERATIONS.md "Pool status"): every `interval`, and after every reconcile
 // pass, it computes each pool's status (pool_status.h) and stores what changed in one ConfigMap of the
-// controller's namespace (`memha-status`, one key per pool: "<namespace>.<service>"), with a merge PATCH (the
-// ConfigMap is created on first use). Written only on change: members, phase or sidecars at once, refill progress
+// controller's namespace (`memha-status`, one key per pool: "<namespace>.<service>"), with a merge PATCH (the chart
+// creates the ConfigMap, so that helm uninstall removes it; the controller cannot create it). Written only on change: members, phase or sidecars at once, refill progress
 // at most every `progress_interval`. It also records Events on the pool Service for transitions: MemberDown,
 // MemberUp (Normal), PoolUnavailable / PoolAvailable, SidecarsBehind (Warning, once per episode, after
 // `behind_warning`). A new leader takes its first round as the baseline: it writes, but records no Event.
 //
 // Why a ConfigMap and not an annotation on each Service: writing an annotation needs `patch` on every Service in the
 // cluster, which RBAC cannot narrow to one annotation: it would let the controller's identity rewrite any
-// Service's selector. The ConfigMap needs get/patch on one named object in the controller's own namespace.
+// Service's selector. The ConfigMap needs patch on one named object in the controller's own namespace.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -68,8 +68,7 @@ class StatusWriter {
   };
   void Loop();
   void Events(const PoolStatus& before, const PoolStatus& now);
-  Status Store(const std::map<std::string, std::optional<std::string>>& changes,
-               const std::map<std::string, Written>& all);
+  Status Store(const std::map<std::string, std::optional<std::string>>& changes);
 
   kube::KubeApi& api_;
   const WriterOptions options_;

@@ -217,6 +217,7 @@ class ControllerE2E(unittest.TestCase):
         cls.procs = []
         k("create", "namespace", cls.ns)
         k("create", "namespace", cls.ctl_ns)
+        k("-n", cls.ctl_ns, "create", "configmap", "memha-status")  # as the chart does (the leader only patches it)
         # No controller-manager here to make the namespace's default ServiceAccount.
         k("-n", cls.ns, "create", "serviceaccount", "default", check=False)
         # The push-signing keys (issue 12), made here so the sidecars can be started with the public keys the webhook

@@ -184,19 +184,19 @@ class WriterTest : public ::testing::Test {
   std::unique_ptr<StatusWriter> writer_;
 };
 
-TEST_F(WriterTest, CreatesTheConfigMapThenWritesOnlyChanges) {
-  api_.next = {404};  // first PATCH: no ConfigMap yet
+TEST_F(WriterTest, WritesEveryPoolThenOnlyChanges) {
+  api_.next = {404};  // the chart's ConfigMap is missing: an error, never a create (no such permission)
   Round();
+  ASSERT_EQ(api_.calls.size(), 1u);
+  EXPECT_EQ(writer_->Failures(), 1u);
+  Round();  // retried: both pools, still unwritten
   ASSERT_EQ(api_.calls.size(), 2u);
-  EXPECT_EQ(api_.calls[0].method, "PATCH");
-  EXPECT_EQ(api_.calls[0].path, "/api/v1/namespaces/memha-system/configmaps/memha-status");
-  EXPECT_EQ(api_.calls[0].content_type, "application/merge-patch+json");
-  EXPECT_EQ(api_.calls[1].method, "POST");
-  EXPECT_EQ(api_.calls[1].path, "/api/v1/namespaces/memha-system/configmaps");
-  json created = json::parse(api_.calls[1].body);
-  EXPECT_EQ(created["metadata"]["name"], "memha-status");
-  EXPECT_EQ(json::parse(created["data"]["shop.cache-a"].get<std::string>())["phase"], "Healthy");
-  EXPECT_TRUE(created["data"].contains("shop.cache-b"));
+  EXPECT_EQ(api_.calls[1].method, "PATCH");
+  EXPECT_EQ(api_.calls[1].path, "/api/v1/namespaces/memha-system/configmaps/memha-status");
+  EXPECT_EQ(api_.calls[1].content_type, "application/merge-patch+json");
+  for (const auto& c : api_.calls) EXPECT_NE(c.method, "POST");
+  EXPECT_EQ(json::parse(Data(1)["shop.cache-a"].get<std::string>())["phase"], "Healthy");
+  EXPECT_TRUE(Data(1).contains("shop.cache-b"));
   EXPECT_TRUE(events_.empty());  // the first round is the baseline
   EXPECT_EQ(writer_->Writes(), 1u);
 
