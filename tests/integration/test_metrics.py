@@ -133,9 +133,14 @@ class MetricsTest(unittest.TestCase):
         does not depend on it), and what each extra member adds. Stated in docs/OPERATIONS.md "Metrics"."""
         counts = {}
         for n in (1, 3, 10):
-            port = free_port()
-            primary = [(f"p-{i}", f"127.0.0.1:{free_port()}", "up") for i in range(n)]
-            backup = [(f"b-{i}", f"127.0.0.1:{free_port()}", "up") for i in range(n)]
+            # Distinct addresses (members are keyed by address; free_port() can hand out the same port twice, and
+            # two members on one address are one member: CI under ASan once counted 19 for 20).
+            ports = set()
+            while len(ports) < 2 * n + 1:
+                ports.add(free_port())
+            port, *members = sorted(ports)
+            primary = [(f"p-{i}", f"127.0.0.1:{members[i]}", "up") for i in range(n)]
+            backup = [(f"b-{i}", f"127.0.0.1:{members[n + i]}", "up") for i in range(n)]
             s = self.start(config=topology(1, 1, [pool("shop/cache", f"127.0.0.1:{port}", primary, backup)]))
             _, text = s.http("GET", "/metrics")
             all_samples = samples(text)
