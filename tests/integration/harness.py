@@ -104,30 +104,60 @@ class Memcached:
 class Sidecar:
     def __init__(self, primary=(), backup=(), config=None, signed=False, extra=(), port=None, state_file=None):
         """signed: the sidecar takes pushes signed by self.signer (http(..., sign=True)); True or a PushSigner."""
-        self.port = port or free_port()
-        self.admin_port = free_port()
         self.tmp = tempfile.mkdtemp(prefix="memha-test-")
         self.log_path = os.path.join(self.tmp, "sidecar.log")
         self.signer = signed if isinstance(signed, PushSigner) else (PushSigner() if signed else None)
-        cmd = [SIDECAR, "--admin-port", str(self.admin_port)]
-        if primary:
-            cmd += ["-p", str(self.port), "-s", ",".join(primary)]
-            if backup:
-                cmd += ["-b", ",".join(backup)]
         if config is not None:
-            path = os.path.join(self.tmp, "topology.json")
-            with open(path, "w") as f:
+            self.config_path = os.path.join(self.tmp, "topology.json")
+            with open(self.config_path, "w") as f:
                 json.dump(config, f)
-            cmd += ["--config", path]
-            self.config_path = path
-        if self.signer:
-            cmd += self.signer.args()
-        if state_file:
-            cmd += ["--state-file", state_file]
-        cmd += list(extra)
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_port(self.admin_port)
+        # A port from free_port() can be taken before the sidecar binds it (as another connection's ephemeral
+        # port, under a parallel test run): then the sidecar exits, and it is started again on new ports.
+        for attempt in range(3):
+            self.port = port or free_port()
+            self.admin_port = free_port()
+            cmd = [SIDECAR, "--admin-port", str(self.admin_port)]
+            if primary:
+                cmd += ["-p", str(self.port), "-s", ",".join(primary)]
+                if backup:
+                    cmd += ["-b", ",".join(backup)]
+            if config is not None:
+                cmd += ["--config", self.config_path]
+            if self.signer:
+                cmd += self.signer.args()
+            if state_file:
+                cmd += ["--state-file", state_file]
+            cmd += list(extra)
+            self.log = open(self.log_path, "w")
+            self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+            exited = self._wait_ready(cmd)
+            if exited is None:
+                return
+            if attempt < 2 and "in use" in exited:
+                self.log.close()
+                continue
+            raise RuntimeError(exited)
+
+    def _wait_ready(self, cmd):
+        """None once every port it was given answers (the admin port, and the health port, bound just after it, so
+        a test must not race it); else why not: the exit and the log's tail."""
+        ports = [self.admin_port]
+        if "--health-port" in cmd:
+            ports.append(int(cmd[cmd.index("--health-port") + 1]))
+        for p in ports:
+            deadline = time.time() + 10
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", p), timeout=0.2).close()
+                    break
+                except OSError:
+                    if self.proc.poll() is not None:
+                        return (f"memha-sidecar exited with {self.proc.returncode} before listening on {p}: "
+                                f"{self.logs()[-1500:]}")
+                    if time.time() > deadline:
+                        return f"nothing listening on 127.0.0.1:{p} after 10s: {self.logs()[-1500:]}"
+                    time.sleep(0.02)
+        return None
 
     def http(self, method, path, body=None, sign=False):
         req = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", method=method,
